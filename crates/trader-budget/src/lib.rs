@@ -1,0 +1,51 @@
+//! The startup budgeter: predicts what a trader process will hold in RAM and
+//! VRAM, adds the machine's co-tenants, compares the sum with the envelope and
+//! says "fits" or "refused", with the cheapest changes that would fit.
+//!
+//! # The budget model
+//! Demand of one trader process, each term a row of `trader budget`:
+//! - **runtime base** ([`RUNTIME_BASE_RSS`]): peak RSS of the `trader` binary
+//!   with everything initialised but no model loaded; measured by
+//!   `scripts/measure_runtime_base.sh` (numbers in BENCHMARKS.md).
+//! - **weights**, **load transient**, **activations**: reported by
+//!   trader-ensemble from the safetensors headers (parameters x bytes of the
+//!   profile's dtype; the largest member file while members load one at a time;
+//!   one row per layer per member).
+//! - **history** ([`trader_core::HISTORY_BYTES_PER_SYMBOL_HOUR`] x symbols x
+//!   `history_hours`): the in-memory window.
+//! - **store cache** ([`STORE_CACHE_BYTES`]): SQLite's page cache (its default
+//!   `cache_size = -2000`, i.e. 2,048,000 bytes, one connection).
+//! - **threads** ([`THREAD_RSS`] each): stacks and per-thread allocator arenas,
+//!   ~1 MB per thread as measured for candle 0.11 here; the main thread plus the
+//!   profile's inference threads.
+//! - on CUDA: **CUDA context** ([`CUDA_CONTEXT_VRAM`], 300-500 MB per process
+//!   as measured for candle 0.11; the upper end is used) and **allocator slack**
+//!   ([`ALLOCATOR_SLACK_PERCENT`] of weights + activations, at least 2 MiB).
+//!
+//! The envelope is the machine total (declared in the host file, or probed: the
+//! cgroup v2 `memory.max` / v1 `memory.limit_in_bytes`, else `MemTotal`; NVML for
+//! VRAM) times the host file's allowed percent. Co-tenants are declared in the
+//! host file or, with `--measure`, measured now (RAM in use = MemTotal -
+//! MemAvailable; NVML's used VRAM).
+//!
+//! A resource is refused when the total exceeds the limit and this trader adds
+//! to it; when co-tenants alone overrun a resource this trader does not use
+//! (VRAM for a CPU trader), the report warns instead of refusing.
+//!
+//! Tests: `cargo test -p trader-budget`.
+
+mod error;
+mod gpu;
+mod model;
+mod probe;
+mod render;
+
+pub use error::BudgetError;
+pub use gpu::{GpuProbe, probe_gpu};
+pub use model::{
+    ALLOCATOR_SLACK_PERCENT, CUDA_CONTEXT_VRAM, EnsembleDemandFn, Envelope, Fix, Knobs, Limit,
+    RUNTIME_BASE_RSS, Report, ResourceLine, STORE_CACHE_BYTES, THREAD_RSS, Tenant, TenantLine,
+    TraderPlan, Verdict, WORKER_TENANT, evaluate, suggest,
+};
+pub use probe::{MemoryProbe, probe_memory};
+pub use render::render_text;

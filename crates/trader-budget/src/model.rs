@@ -1,0 +1,427 @@
+//! The verdict: demand + co-tenants against the envelope, and the fixes.
+
+use serde::Serialize;
+use trader_core::{ByteSize, ComputeDevice, DType, DemandTerm, HISTORY_BYTES_PER_SYMBOL_HOUR};
+
+use crate::BudgetError;
+
+/// Peak RSS of the release `trader` binary with everything initialised and no
+/// model loaded. Measured by `scripts/measure_runtime_base.sh` on the CI
+/// machine kind (2 vCPU, 24 GiB); see BENCHMARKS.md. Rounded up to 0.5 MB.
+pub const RUNTIME_BASE_RSS: u64 = 6_000_000;
+/// Per-thread resident cost (stack pages touched plus allocator arena), ~1 MB
+/// per thread as measured for candle 0.11 on this machine kind.
+pub const THREAD_RSS: u64 = 1_000_000;
+/// SQLite's default page cache, `cache_size = -2000` (2000 KiB), one connection.
+pub const STORE_CACHE_BYTES: u64 = 2_048_000;
+/// VRAM of one CUDA context: 300-500 MB per process measured for candle 0.11;
+/// the upper end, so the verdict errs on the side of refusing.
+pub const CUDA_CONTEXT_VRAM: u64 = 500_000_000;
+/// The CUDA allocator's rounding and fragmentation, percent of weights + activations.
+pub const ALLOCATOR_SLACK_PERCENT: u64 = 10;
+/// The co-tenant that `--workers` counts.
+pub const WORKER_TENANT: &str = "training-worker";
+
+/// The knobs a user turns; `trader budget`'s what-if flags override them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Knobs {
+    /// Count of the `training-worker` tenant (None: as the host file says).
+    pub workers: Option<u32>,
+    pub top_n: u32,
+    pub history_hours: u32,
+    pub dtype: DType,
+    pub device: ComputeDevice,
+}
+
+/// A co-tenant kind: `count` processes of `ram_each` / `vram_each`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub name: String,
+    pub count: u32,
+    pub ram_each: u64,
+    pub vram_each: u64,
+}
+
+/// One resource's limit: the machine total, where it came from, and the
+/// percent all processes together may use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limit {
+    pub machine_total: u64,
+    pub source: String,
+    pub allowed_percent: f64,
+}
+
+impl Limit {
+    /// Bytes all processes together may use.
+    #[must_use]
+    pub fn allowed(&self) -> u64 {
+        (self.machine_total as f64 * self.allowed_percent / 100.0).floor() as u64
+    }
+}
+
+/// The machine: RAM always, VRAM when known (declared or found by NVML).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Envelope {
+    pub ram: Limit,
+    pub vram: Option<Limit>,
+    /// Why VRAM is unknown, when it is.
+    pub vram_unknown_reason: Option<String>,
+}
+
+/// The ensemble's terms for (`top_n`, dtype, device): the one source of truth
+/// for weights and activations is trader-ensemble; the CLI passes it in.
+pub type EnsembleDemandFn<'a> =
+    dyn Fn(u32, DType, ComputeDevice) -> Result<Vec<DemandTerm>, String> + 'a;
+
+/// What the budgeter needs to know about the trader besides the knobs.
+pub struct TraderPlan<'a> {
+    pub symbols: u32,
+    /// Inference threads of the profile.
+    pub threads: u32,
+    /// The longest history any loaded member needs (its lookback + longest
+    /// feature window - 1): history is never suggested below it.
+    pub min_history_hours: u32,
+    /// Members available in the ensemble.
+    pub max_top_n: u32,
+    pub ensemble: &'a EnsembleDemandFn<'a>,
+}
+
+/// `fits` or `refused`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Fits,
+    Refused,
+}
+
+/// One resource's line of totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceLine {
+    pub trader: u64,
+    pub tenants: u64,
+    pub total: u64,
+    /// Bytes allowed (machine total x allowed percent); None when unknown.
+    pub allowed: Option<u64>,
+    /// Total as a percent of the machine total.
+    pub percent_of_machine: Option<f64>,
+    /// The co-tenants alone, as a percent of the machine total.
+    pub tenants_percent_of_machine: Option<f64>,
+    /// allowed - total (negative = deficit).
+    pub headroom: Option<i64>,
+}
+
+/// One co-tenant row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantLine {
+    pub name: String,
+    pub count: u32,
+    pub ram: u64,
+    pub vram: u64,
+}
+
+/// A change that would make the configuration fit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fix {
+    /// The flag, ready to paste: `--workers 7`.
+    pub flag: String,
+    /// What it gives up, in words.
+    pub effect: String,
+    pub ram_percent: f64,
+    pub vram_percent: Option<f64>,
+}
+
+/// The full budget of one configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub verdict: Verdict,
+    pub knobs: Knobs,
+    pub trader_terms: Vec<DemandTerm>,
+    pub tenants: Vec<TenantLine>,
+    pub envelope: Envelope,
+    pub ram: ResourceLine,
+    pub vram: ResourceLine,
+    /// Why it was refused, one line per resource.
+    pub reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    pub fixes: Vec<Fix>,
+}
+
+fn runtime_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Vec<DemandTerm> {
+    let threads = 1 + plan.threads;
+    let history =
+        u64::from(knobs.history_hours) * u64::from(plan.symbols) * HISTORY_BYTES_PER_SYMBOL_HOUR;
+    vec![
+        DemandTerm::new(
+            "runtime base",
+            RUNTIME_BASE_RSS,
+            0,
+            "measured peak RSS of the binary, no model (BENCHMARKS.md)",
+        ),
+        DemandTerm::new(
+            "history",
+            history,
+            0,
+            format!(
+                "{} h x {} symbols x {HISTORY_BYTES_PER_SYMBOL_HOUR} B",
+                knobs.history_hours, plan.symbols
+            ),
+        ),
+        DemandTerm::new(
+            "store cache",
+            STORE_CACHE_BYTES,
+            0,
+            "SQLite page cache, cache_size = -2000, 1 connection",
+        ),
+        DemandTerm::new(
+            "threads",
+            u64::from(threads) * THREAD_RSS,
+            0,
+            format!(
+                "{threads} threads (main + {} inference) x 1 MB",
+                plan.threads
+            ),
+        ),
+    ]
+}
+
+fn trader_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Result<Vec<DemandTerm>, BudgetError> {
+    let ensemble =
+        (plan.ensemble)(knobs.top_n, knobs.dtype, knobs.device).map_err(BudgetError::Demand)?;
+    let mut terms = runtime_terms(plan, knobs);
+    terms.splice(1..1, ensemble);
+    if knobs.device == ComputeDevice::Cuda {
+        let on_gpu: u64 = terms.iter().map(|t| t.vram_bytes).sum();
+        let slack = (on_gpu * ALLOCATOR_SLACK_PERCENT / 100).max(2 << 20);
+        terms.push(DemandTerm::new(
+            "CUDA context",
+            0,
+            CUDA_CONTEXT_VRAM,
+            "per process, upper end of 300-500 MB measured for candle 0.11",
+        ));
+        terms.push(DemandTerm::new(
+            "allocator slack",
+            0,
+            slack,
+            format!("{ALLOCATOR_SLACK_PERCENT} % of weights + activations, at least 2 MiB"),
+        ));
+    }
+    Ok(terms)
+}
+
+fn tenant_lines(tenants: &[Tenant], knobs: &Knobs) -> Vec<TenantLine> {
+    tenants
+        .iter()
+        .map(|t| {
+            let count = match knobs.workers {
+                Some(w) if t.name == WORKER_TENANT => w,
+                _ => t.count,
+            };
+            TenantLine {
+                name: t.name.clone(),
+                count,
+                ram: t.ram_each * u64::from(count),
+                vram: t.vram_each * u64::from(count),
+            }
+        })
+        .collect()
+}
+
+fn resource_line(trader: u64, tenants: u64, limit: Option<&Limit>) -> ResourceLine {
+    let total = trader + tenants;
+    let allowed = limit.map(Limit::allowed);
+    ResourceLine {
+        trader,
+        tenants,
+        total,
+        allowed,
+        percent_of_machine: limit.map(|l| total as f64 * 100.0 / l.machine_total as f64),
+        tenants_percent_of_machine: limit.map(|l| tenants as f64 * 100.0 / l.machine_total as f64),
+        headroom: allowed.map(|a| a.cast_signed() - total.cast_signed()),
+    }
+}
+
+/// Evaluates one configuration (without fixes; see [`suggest`]).
+///
+/// # Errors
+/// When the ensemble's demand cannot be computed (e.g. `top_n` too large).
+pub fn evaluate(
+    plan: &TraderPlan<'_>,
+    tenants: &[Tenant],
+    envelope: &Envelope,
+    knobs: Knobs,
+) -> Result<Report, BudgetError> {
+    let terms = trader_terms(plan, &knobs)?;
+    let lines = tenant_lines(tenants, &knobs);
+    let ram = resource_line(
+        terms.iter().map(|t| t.ram_bytes).sum(),
+        lines.iter().map(|t| t.ram).sum(),
+        Some(&envelope.ram),
+    );
+    let vram = resource_line(
+        terms.iter().map(|t| t.vram_bytes).sum(),
+        lines.iter().map(|t| t.vram).sum(),
+        envelope.vram.as_ref(),
+    );
+    let mut reasons = Vec::new();
+    let mut warnings = Vec::new();
+    if let Some(h) = ram.headroom.filter(|h| *h < 0) {
+        reasons.push(format!(
+            "RAM: needs {} but {:.0} % of {} allows {} (short by {})",
+            ByteSize(ram.total),
+            envelope.ram.allowed_percent,
+            ByteSize(envelope.ram.machine_total),
+            ByteSize(ram.allowed.unwrap_or(0)),
+            ByteSize(h.unsigned_abs())
+        ));
+    }
+    match (&envelope.vram, vram.headroom) {
+        (Some(limit), Some(h)) if h < 0 => {
+            let msg = format!(
+                "VRAM: needs {} but {:.0} % of {} allows {} (short by {})",
+                ByteSize(vram.total),
+                limit.allowed_percent,
+                ByteSize(limit.machine_total),
+                ByteSize(vram.allowed.unwrap_or(0)),
+                ByteSize(h.unsigned_abs())
+            );
+            if vram.trader > 0 {
+                reasons.push(msg);
+            } else {
+                warnings.push(format!(
+                    "{msg}; the co-tenants overrun it on their own and this {} trader adds no VRAM",
+                    knobs.device
+                ));
+            }
+        }
+        (None, _) if vram.trader > 0 => reasons.push(format!(
+            "VRAM: device {} needs {} but {}",
+            knobs.device,
+            ByteSize(vram.trader),
+            envelope
+                .vram_unknown_reason
+                .as_deref()
+                .unwrap_or("the GPU's memory is unknown")
+        )),
+        _ => {}
+    }
+    if knobs.device == ComputeDevice::Cuda {
+        warnings.push(
+            "the CUDA context and host-side CUDA libraries are estimates, not measured on this machine"
+                .to_owned(),
+        );
+    }
+    Ok(Report {
+        verdict: if reasons.is_empty() {
+            Verdict::Fits
+        } else {
+            Verdict::Refused
+        },
+        knobs,
+        trader_terms: terms,
+        tenants: lines,
+        envelope: envelope.clone(),
+        ram,
+        vram,
+        reasons,
+        warnings,
+        fixes: Vec::new(),
+    })
+}
+
+/// The cheapest single changes that make a refused configuration fit, in the
+/// order of the user's trade-offs: fewer training workers (the largest count
+/// that fits), fewer members (the largest that fits), shorter history (the
+/// longest that fits, never below what the models need), f16 weights, and for
+/// a CUDA trader, the CPU. Each candidate is evaluated with the full model.
+///
+/// # Errors
+/// As [`evaluate`].
+pub fn suggest(
+    plan: &TraderPlan<'_>,
+    tenants: &[Tenant],
+    envelope: &Envelope,
+    knobs: Knobs,
+) -> Result<Vec<Fix>, BudgetError> {
+    let fits = |k: Knobs| -> Result<Option<Report>, BudgetError> {
+        let r = evaluate(plan, tenants, envelope, k)?;
+        Ok((r.verdict == Verdict::Fits).then_some(r))
+    };
+    let fix = |flag: String, effect: String, r: &Report| Fix {
+        flag,
+        effect,
+        ram_percent: r.ram.percent_of_machine.unwrap_or(0.0),
+        vram_percent: r.vram.percent_of_machine,
+    };
+    let mut fixes = Vec::new();
+
+    let workers_now = tenants
+        .iter()
+        .find(|t| t.name == WORKER_TENANT)
+        .map(|t| knobs.workers.unwrap_or(t.count));
+    if let Some(now) = workers_now {
+        for w in (0..now).rev() {
+            if let Some(r) = fits(Knobs {
+                workers: Some(w),
+                ..knobs
+            })? {
+                fixes.push(fix(
+                    format!("--workers {w}"),
+                    format!("{} fewer training workers", now - w),
+                    &r,
+                ));
+                break;
+            }
+        }
+    }
+    for n in (1..knobs.top_n.min(plan.max_top_n + 1)).rev() {
+        if let Some(r) = fits(Knobs { top_n: n, ..knobs })? {
+            fixes.push(fix(
+                format!("--top-n {n}"),
+                format!("ensemble of {n} instead of {}", knobs.top_n),
+                &r,
+            ));
+            break;
+        }
+    }
+    for h in (plan.min_history_hours..knobs.history_hours).rev() {
+        if let Some(r) = fits(Knobs {
+            history_hours: h,
+            ..knobs
+        })? {
+            fixes.push(fix(
+                format!("--history-hours {h}"),
+                format!(
+                    "{h} h of history (the models need {})",
+                    plan.min_history_hours
+                ),
+                &r,
+            ));
+            break;
+        }
+    }
+    if knobs.dtype == DType::F32
+        && let Some(r) = fits(Knobs {
+            dtype: DType::F16,
+            ..knobs
+        })?
+    {
+        fixes.push(fix(
+            "--dtype f16".into(),
+            "half-precision weights".into(),
+            &r,
+        ));
+    }
+    if knobs.device == ComputeDevice::Cuda
+        && let Some(r) = fits(Knobs {
+            device: ComputeDevice::Cpu,
+            ..knobs
+        })?
+    {
+        fixes.push(fix(
+            "--device cpu".into(),
+            "inference on the CPU, no VRAM".into(),
+            &r,
+        ));
+    }
+    Ok(fixes)
+}

@@ -1,0 +1,195 @@
+//! RAM envelope probes: cgroup v2, cgroup v1, `/proc/meminfo`.
+//!
+//! Every probe takes a root directory so tests can point it at a fake tree.
+
+use std::path::Path;
+
+use trader_core::ByteSize;
+
+use crate::BudgetError;
+
+/// cgroup v1 reports "no limit" as a huge number near `i64::MAX` rounded to pages.
+const CGROUP_V1_UNLIMITED: u64 = 1 << 62;
+
+/// What the machine says about its memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryProbe {
+    /// The memory this process may use: the cgroup limit if lower than MemTotal.
+    pub total: ByteSize,
+    /// Where `total` came from, for the report.
+    pub source: String,
+    /// `MemAvailable`, for `--measure`.
+    pub available: ByteSize,
+    /// `MemTotal`.
+    pub mem_total: ByteSize,
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn meminfo_field(text: &str, field: &str, path: &Path) -> Result<ByteSize, BudgetError> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+        .ok_or_else(|| BudgetError::Parse {
+            path: path.to_path_buf(),
+            what: "field",
+            value: field.to_owned(),
+        })?;
+    let value = line[field.len() + 1..].trim();
+    let kib: u64 = value
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .map_err(|_| BudgetError::Parse {
+            path: path.to_path_buf(),
+            what: "kB value",
+            value: value.to_owned(),
+        })?;
+    Ok(ByteSize(kib * 1024))
+}
+
+/// Probes the memory envelope under `root` (`/` on a real machine).
+///
+/// # Errors
+/// `/proc/meminfo` missing or unparsable.
+pub fn probe_memory(root: &Path) -> Result<MemoryProbe, BudgetError> {
+    let meminfo_path = root.join("proc/meminfo");
+    let meminfo = std::fs::read_to_string(&meminfo_path).map_err(|source| BudgetError::Read {
+        path: meminfo_path.clone(),
+        source,
+    })?;
+    let mem_total = meminfo_field(&meminfo, "MemTotal", &meminfo_path)?;
+    let available = meminfo_field(&meminfo, "MemAvailable", &meminfo_path)?;
+
+    let v2 = root.join("sys/fs/cgroup/memory.max");
+    let v1 = root.join("sys/fs/cgroup/memory/memory.limit_in_bytes");
+    let (limit, cgroup_note) = if let Some(text) = read_trimmed(&v2) {
+        if text == "max" {
+            (None, "cgroup v2 memory.max = max".to_owned())
+        } else {
+            let bytes = text.parse::<u64>().map_err(|_| BudgetError::Parse {
+                path: v2.clone(),
+                what: "byte count",
+                value: text.clone(),
+            })?;
+            (
+                Some(bytes),
+                format!("cgroup v2 memory.max = {}", ByteSize(bytes)),
+            )
+        }
+    } else if let Some(text) = read_trimmed(&v1) {
+        let bytes = text.parse::<u64>().map_err(|_| BudgetError::Parse {
+            path: v1.clone(),
+            what: "byte count",
+            value: text.clone(),
+        })?;
+        if bytes >= CGROUP_V1_UNLIMITED {
+            (None, "cgroup v1 memory.limit_in_bytes unlimited".to_owned())
+        } else {
+            (
+                Some(bytes),
+                format!("cgroup v1 memory.limit_in_bytes = {}", ByteSize(bytes)),
+            )
+        }
+    } else {
+        (None, "no cgroup memory limit found".to_owned())
+    };
+    let (total, source) = match limit {
+        Some(bytes) if bytes < mem_total.0 => (ByteSize(bytes), cgroup_note),
+        _ => (mem_total, format!("/proc/meminfo MemTotal ({cgroup_note})")),
+    };
+    Ok(MemoryProbe {
+        total,
+        source,
+        available,
+        mem_total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEMINFO: &str =
+        "MemTotal:       25165824 kB\nMemFree:  100 kB\nMemAvailable:   20971520 kB\n";
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = tmp.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        tmp
+    }
+
+    #[test]
+    fn cgroup_v2_limit_below_memtotal_wins() {
+        let t = tree(&[
+            ("proc/meminfo", MEMINFO),
+            ("sys/fs/cgroup/memory.max", "4294967296\n"),
+        ]);
+        let p = probe_memory(t.path()).unwrap();
+        assert_eq!(p.total, ByteSize(4 << 30));
+        assert!(p.source.contains("cgroup v2"), "{}", p.source);
+        assert_eq!(p.available, ByteSize(20 << 30));
+    }
+
+    #[test]
+    fn cgroup_v1_limit_is_read_and_unlimited_falls_back_to_memtotal() {
+        let t = tree(&[
+            ("proc/meminfo", MEMINFO),
+            ("sys/fs/cgroup/memory/memory.limit_in_bytes", "2147483648\n"),
+        ]);
+        let p = probe_memory(t.path()).unwrap();
+        assert_eq!(p.total, ByteSize(2 << 30));
+        assert!(p.source.contains("cgroup v1"), "{}", p.source);
+
+        let t = tree(&[
+            ("proc/meminfo", MEMINFO),
+            (
+                "sys/fs/cgroup/memory/memory.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+        ]);
+        let p = probe_memory(t.path()).unwrap();
+        assert_eq!(p.total, ByteSize(24 << 30));
+        assert!(
+            p.source.contains("MemTotal") && p.source.contains("unlimited"),
+            "{}",
+            p.source
+        );
+    }
+
+    #[test]
+    fn v2_max_means_memtotal() {
+        let t = tree(&[
+            ("proc/meminfo", MEMINFO),
+            ("sys/fs/cgroup/memory.max", "max"),
+        ]);
+        let p = probe_memory(t.path()).unwrap();
+        assert_eq!(p.total, ByteSize(24 << 30));
+    }
+
+    #[test]
+    fn garbage_is_an_error_naming_the_file() {
+        let t = tree(&[
+            ("proc/meminfo", MEMINFO),
+            ("sys/fs/cgroup/memory.max", "lots"),
+        ]);
+        let err = probe_memory(t.path()).unwrap_err().to_string();
+        assert!(err.contains("memory.max") && err.contains("lots"), "{err}");
+        let t = tree(&[("proc/meminfo", "MemTotal: x kB\n")]);
+        assert!(probe_memory(t.path()).is_err());
+    }
+
+    #[test]
+    fn this_machine_probes() {
+        let p = probe_memory(Path::new("/")).unwrap();
+        assert!(p.total.0 > 0 && p.available <= p.mem_total);
+    }
+}

@@ -1,0 +1,349 @@
+//! `trader budget`: the memory table and verdict of a profile on a host.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use trader_budget::{
+    Envelope, GpuProbe, Knobs, Limit, Report, Tenant, TraderPlan, Verdict, evaluate, probe_gpu,
+    probe_memory, render_text, suggest,
+};
+use trader_config::{HostConfig, MemorySpec, Profile};
+use trader_core::{ComputeDevice, DType};
+use trader_ensemble::{ACTIVATION_BATCH_LIVE, EnsembleCatalog, MemberSummary, ensemble_demand};
+
+use crate::{Outcome, output};
+
+#[derive(Debug, Args)]
+pub(crate) struct BudgetArgs {
+    /// Profile name (configs/NAME.toml) or path to a TOML file.
+    #[arg(long)]
+    profile: String,
+    /// Host file (machine envelope and co-tenants); default CONFIG_DIR/host.toml.
+    #[arg(long)]
+    host: Option<PathBuf>,
+    /// What-if: run the ensemble on this device.
+    #[arg(long)]
+    device: Option<ComputeDevice>,
+    /// What-if: count of the "training-worker" co-tenant.
+    #[arg(long)]
+    workers: Option<u32>,
+    /// What-if: ensemble size.
+    #[arg(long)]
+    top_n: Option<u32>,
+    /// What-if: hours of history kept.
+    #[arg(long)]
+    history_hours: Option<u32>,
+    /// What-if: precision of the weights.
+    #[arg(long)]
+    dtype: Option<DType>,
+    /// Replace the declared co-tenants by what is in use on this machine now.
+    #[arg(long)]
+    measure: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The inputs of a budget, resolved from files, probes and flags.
+pub(crate) struct BudgetInputs {
+    pub(crate) profile: Profile,
+    pub(crate) knobs: Knobs,
+    pub(crate) tenants: Vec<Tenant>,
+    pub(crate) envelope: Envelope,
+    pub(crate) members: Vec<MemberSummary>,
+    pub(crate) catalog_len: u32,
+    pub(crate) warnings: Vec<String>,
+}
+
+fn default_host(config_dir: &Path) -> Option<PathBuf> {
+    let p = config_dir.join("host.toml");
+    p.is_file().then_some(p)
+}
+
+fn ram_limit(spec: MemorySpec, percent: f64, host_path: &str) -> anyhow::Result<Limit> {
+    Ok(match spec {
+        MemorySpec::Declared(size) => Limit {
+            machine_total: size.0,
+            source: format!("declared in {host_path}"),
+            allowed_percent: percent,
+        },
+        MemorySpec::Auto => {
+            let probe = probe_memory(Path::new("/")).context("probing this machine's memory")?;
+            Limit {
+                machine_total: probe.total.0,
+                source: probe.source,
+                allowed_percent: percent,
+            }
+        }
+    })
+}
+
+fn vram_limit(
+    spec: MemorySpec,
+    percent: f64,
+    host_name: &str,
+    gpu: Option<&GpuProbe>,
+) -> (Option<Limit>, Option<String>) {
+    match (spec, gpu) {
+        (MemorySpec::Declared(size), _) => (
+            Some(Limit {
+                machine_total: size.0,
+                source: format!("declared in {host_name}"),
+                allowed_percent: percent,
+            }),
+            None,
+        ),
+        (MemorySpec::Auto, Some(GpuProbe::Found { name, total, .. })) => (
+            Some(Limit {
+                machine_total: total.0,
+                source: format!("NVML: {name}"),
+                allowed_percent: percent,
+            }),
+            None,
+        ),
+        (MemorySpec::Auto, Some(GpuProbe::NotFound { reason })) => (None, Some(reason.clone())),
+        (MemorySpec::Auto, None) => (None, Some("not probed".to_owned())),
+    }
+}
+
+fn declared_tenants(host: Option<&HostConfig>) -> Vec<Tenant> {
+    host.map(|h| {
+        h.tenants
+            .iter()
+            .map(|t| Tenant {
+                name: t.name.clone(),
+                count: t.count,
+                ram_each: t.ram.map_or(0, |s| s.0),
+                vram_each: t.vram.map_or(0, |s| s.0),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// `--measure`: what is in use now replaces the declared co-tenants (VRAM stays
+/// declared when no GPU is found).
+fn measured_tenants(
+    declared: &[Tenant],
+    gpu: Option<&GpuProbe>,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Vec<Tenant>> {
+    let probe = probe_memory(Path::new("/")).context("measuring memory in use")?;
+    let ram_used = probe.mem_total.0.saturating_sub(probe.available.0);
+    let measured_vram = match gpu {
+        Some(GpuProbe::Found { used, .. }) => Some(used.0),
+        _ => None,
+    };
+    let mut measured = vec![Tenant {
+        name: "in use now (measured)".to_owned(),
+        count: 1,
+        ram_each: ram_used,
+        vram_each: measured_vram.unwrap_or(0),
+    }];
+    if measured_vram.is_none() {
+        warnings.push("--measure: no GPU found, VRAM co-tenants as declared".to_owned());
+        measured.extend(declared.iter().filter(|t| t.vram_each > 0).map(|t| Tenant {
+            ram_each: 0,
+            ..t.clone()
+        }));
+    }
+    Ok(measured)
+}
+
+/// Reads the profile, host and ensemble headers and applies the what-if flags.
+fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<BudgetInputs> {
+    let profile = Profile::load(&args.profile, config_dir)?;
+    let host = match args.host.clone().or_else(|| default_host(config_dir)) {
+        Some(path) => Some(HostConfig::from_file(&path)?),
+        None => None,
+    };
+    let host_name = host.as_ref().map_or_else(
+        || "(no host file)".to_owned(),
+        |h| h.path.display().to_string(),
+    );
+    let (ram_spec, vram_spec, ram_pct, vram_pct) = host
+        .as_ref()
+        .map_or((MemorySpec::Auto, MemorySpec::Auto, 90.0, 85.0), |h| {
+            (h.ram, h.vram, h.limits.ram_percent, h.limits.vram_percent)
+        });
+    let mut warnings = Vec::new();
+    if host.is_none() {
+        warnings.push(format!(
+            "no host file ({}/host.toml missing, no --host): probing this machine, no co-tenants, limits RAM 90 % / VRAM 85 %",
+            config_dir.display()
+        ));
+    }
+    let ram = ram_limit(ram_spec, ram_pct, &host_name)?;
+    let gpu = (vram_spec == MemorySpec::Auto || args.measure).then(probe_gpu);
+    let (vram, vram_unknown_reason) = vram_limit(vram_spec, vram_pct, &host_name, gpu.as_ref());
+    let declared = declared_tenants(host.as_ref());
+    let tenants = if args.measure {
+        measured_tenants(&declared, gpu.as_ref(), &mut warnings)?
+    } else {
+        declared
+    };
+    if args.workers.is_some()
+        && !tenants
+            .iter()
+            .any(|t| t.name == trader_budget::WORKER_TENANT)
+    {
+        bail!(
+            "--workers needs a co-tenant named {:?} in the host file{}",
+            trader_budget::WORKER_TENANT,
+            if args.measure {
+                " (and not --measure)"
+            } else {
+                ""
+            }
+        );
+    }
+
+    let knobs = Knobs {
+        workers: args.workers,
+        top_n: args.top_n.unwrap_or(profile.top_n),
+        history_hours: args.history_hours.unwrap_or(profile.history_hours),
+        dtype: args.dtype.unwrap_or(profile.dtype),
+        device: args.device.unwrap_or(profile.device),
+    };
+    if knobs.top_n == 0 || knobs.history_hours == 0 {
+        bail!("--top-n and --history-hours must be greater than zero");
+    }
+    let catalog = EnsembleCatalog::open(&profile.ensemble_dir)
+        .with_context(|| format!("reading the ensemble of profile {}", profile.path.display()))?;
+    let members = catalog
+        .select(knobs.top_n as usize)
+        .with_context(|| format!("reading the ensemble of profile {}", profile.path.display()))?;
+    check_members_fit_profile(&profile, &members, knobs.history_hours)?;
+    Ok(BudgetInputs {
+        catalog_len: catalog.len() as u32,
+        profile,
+        knobs,
+        tenants,
+        envelope: Envelope {
+            ram,
+            vram,
+            vram_unknown_reason,
+        },
+        members,
+        warnings,
+    })
+}
+
+/// The profile must trade every symbol a member trades and keep enough history
+/// for every member.
+fn check_members_fit_profile(
+    profile: &Profile,
+    members: &[MemberSummary],
+    history_hours: u32,
+) -> anyhow::Result<()> {
+    for m in members {
+        if let Some(s) = m
+            .params
+            .symbols
+            .iter()
+            .find(|s| !profile.symbols.contains(s))
+        {
+            bail!(
+                "member {} trades {s}, which profile {} does not list in `symbols`",
+                m.dir.display(),
+                profile.path.display()
+            );
+        }
+        let need = m.params.required_history_hours();
+        if history_hours < need {
+            bail!(
+                "history_hours = {history_hours} is shorter than the {need} h member {} needs (lookback {} + longest feature window - 1)",
+                m.dir.display(),
+                m.params.lookback
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates the budget and, when refused, its fixes.
+pub(crate) fn budget_report(inputs: &BudgetInputs) -> anyhow::Result<Report> {
+    let members = &inputs.members;
+    let ensemble = |top_n: u32, dtype: DType, device: ComputeDevice| {
+        let n = top_n as usize;
+        if n > members.len() {
+            return Err(format!(
+                "top_n {n} is more than the {} members read",
+                members.len()
+            ));
+        }
+        Ok(ensemble_demand(
+            &members[..n],
+            dtype,
+            device,
+            ACTIVATION_BATCH_LIVE,
+        ))
+    };
+    let plan = TraderPlan {
+        symbols: inputs.profile.symbols.len() as u32,
+        threads: inputs.profile.threads,
+        min_history_hours: members
+            .iter()
+            .map(|m| m.params.required_history_hours())
+            .max()
+            .unwrap_or(1),
+        max_top_n: inputs.catalog_len.min(members.len() as u32),
+        ensemble: &ensemble,
+    };
+    let mut report = evaluate(&plan, &inputs.tenants, &inputs.envelope, inputs.knobs)?;
+    report
+        .warnings
+        .splice(0..0, inputs.warnings.iter().cloned());
+    if report.verdict == Verdict::Refused {
+        report.fixes = suggest(&plan, &inputs.tenants, &inputs.envelope, inputs.knobs)?;
+    }
+    Ok(report)
+}
+
+pub(crate) fn run(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
+    let inputs = resolve(args, config_dir)?;
+    let report = budget_report(&inputs)?;
+    tracing::info!(
+        profile = %inputs.profile.name,
+        verdict = ?report.verdict,
+        device = %report.knobs.device,
+        dtype = %report.knobs.dtype,
+        top_n = report.knobs.top_n,
+        history_hours = report.knobs.history_hours,
+        ram_total = report.ram.total,
+        ram_allowed = report.ram.allowed,
+        vram_total = report.vram.total,
+        vram_allowed = report.vram.allowed,
+        "budget"
+    );
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            profile: &'a str,
+            profile_path: &'a Path,
+            #[serde(flatten)]
+            report: &'a Report,
+        }
+        output::print_json(&Out {
+            profile: &inputs.profile.name,
+            profile_path: &inputs.profile.path,
+            report: &report,
+        })?;
+    } else {
+        let title = format!(
+            "trader budget: profile {} ({}), device {}, dtype {}, top_n {}, history {} h",
+            inputs.profile.name,
+            inputs.profile.path.display(),
+            report.knobs.device,
+            report.knobs.dtype,
+            report.knobs.top_n,
+            report.knobs.history_hours
+        );
+        output::print(&render_text(&report, &title));
+    }
+    Ok(match report.verdict {
+        Verdict::Fits => Outcome::Ok,
+        Verdict::Refused => Outcome::Refused,
+    })
+}

@@ -1,0 +1,82 @@
+//! The `trader` binary: parses the command line, installs the tracing
+//! subscriber, wires the library crates together and maps outcomes to exit
+//! codes (0 ok, 1 error, 2 usage, 3 budget refused).
+//!
+//! Tests: `cargo test -p trader-cli` spawns the built binary
+//! (`crates/trader-cli/tests/`).
+
+mod budget_cmd;
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code of a refused budget, distinct from errors (1) and usage (2).
+pub(crate) const EXIT_REFUSED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trader",
+    version,
+    about = "Paper trader for ensembles of neural-network policies, with a RAM/VRAM budgeter"
+)]
+struct Cli {
+    /// Directory where `--profile NAME` looks for NAME.toml, and for host.toml.
+    #[arg(long, global = true, default_value = "configs")]
+    config_dir: PathBuf,
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Predict this trader's RAM/VRAM next to the machine's co-tenants; exit 3 when it would not fit.
+    Budget(budget_cmd::BudgetArgs),
+}
+
+/// What a command concluded, for the exit code.
+pub(crate) enum Outcome {
+    Ok,
+    Refused,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Pretty => builder.compact().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let result = match &cli.command {
+        Command::Budget(args) => budget_cmd::run(args, &cli.config_dir),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Refused) => ExitCode::from(EXIT_REFUSED),
+        Err(err) => {
+            output::error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Trader profiles: `configs/full.toml`, `configs/lean.toml`, or any TOML file.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use trader_core::{ComputeDevice, DType, Symbol};
+
+use crate::{ConfigError, read_toml};
+
+/// How the members' actions are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    #[default]
+    Mean,
+    Median,
+    Vote,
+}
+
+/// The `[ensemble]` table of a profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleSettings {
+    /// Ensemble directory (holds `ensemble_params.json`), relative to the profile file.
+    pub dir: PathBuf,
+    /// How many of the best-scored members to load.
+    pub top_n: NonZeroU32,
+    #[serde(default)]
+    pub aggregate: Aggregate,
+    #[serde(default = "default_dtype")]
+    pub dtype: DType,
+    #[serde(default = "default_device")]
+    pub device: ComputeDevice,
+    /// Inference threads (candle's rayon pool); 1 is fastest for one state vector.
+    #[serde(default = "default_threads")]
+    pub threads: NonZeroU32,
+}
+
+fn default_dtype() -> DType {
+    DType::F32
+}
+fn default_device() -> ComputeDevice {
+    ComputeDevice::Cpu
+}
+fn default_threads() -> NonZeroU32 {
+    NonZeroU32::MIN
+}
+
+/// The `[store]` table of a profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// SQLite file, relative to the profile file.
+    pub path: PathBuf,
+}
+
+/// A profile file as written on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    /// Symbols traded, in Alpaca's spelling.
+    pub symbols: Vec<Symbol>,
+    /// Hours of bars kept per symbol.
+    pub history_hours: NonZeroU32,
+    /// Seconds between polls for new bars.
+    pub poll_interval_secs: NonZeroU32,
+    pub ensemble: EnsembleSettings,
+    pub store: StoreSettings,
+}
+
+/// A loaded, validated profile with its paths resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    /// File stem (`lean` for `configs/lean.toml`).
+    pub name: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub symbols: Vec<Symbol>,
+    pub history_hours: u32,
+    pub poll_interval_secs: u32,
+    pub ensemble_dir: PathBuf,
+    pub top_n: u32,
+    pub aggregate: Aggregate,
+    pub dtype: DType,
+    pub device: ComputeDevice,
+    pub threads: u32,
+    pub store_path: PathBuf,
+}
+
+/// `--profile` takes a name (`configs/NAME.toml`) or a path to a TOML file.
+/// A value with a `/` or ending in `.toml` is a path; anything else is a name
+/// looked up in `config_dir`.
+#[must_use]
+pub fn resolve_profile_path(profile: &str, config_dir: &Path) -> PathBuf {
+    let is_toml = Path::new(profile)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    if profile.contains(std::path::MAIN_SEPARATOR) || is_toml {
+        PathBuf::from(profile)
+    } else {
+        config_dir.join(format!("{profile}.toml"))
+    }
+}
+
+impl Profile {
+    /// Loads `--profile` (a name in `config_dir` or a path).
+    ///
+    /// # Errors
+    /// A missing profile, unreadable or invalid TOML, or a value that fails
+    /// validation; each error names the file and the key.
+    pub fn load(profile: &str, config_dir: &Path) -> Result<Self, ConfigError> {
+        let path = resolve_profile_path(profile, config_dir);
+        if !path.is_file() {
+            return Err(ConfigError::ProfileNotFound {
+                name: profile.to_owned(),
+                searched: path,
+            });
+        }
+        Self::from_file(&path)
+    }
+
+    /// Loads a profile from a file.
+    ///
+    /// # Errors
+    /// As [`Profile::load`].
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let file: ProfileFile = read_toml(path)?;
+        let invalid = |key: &str, value: String, reason: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_owned(),
+            value,
+            reason: reason.to_owned(),
+        };
+        if file.symbols.is_empty() {
+            return Err(invalid(
+                "symbols",
+                "[]".into(),
+                "at least one symbol is needed",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for s in &file.symbols {
+            if !seen.insert(s) {
+                return Err(invalid("symbols", format!("{s:?}"), "symbol listed twice"));
+            }
+        }
+        if file.ensemble.dir.as_os_str().is_empty() {
+            return Err(invalid(
+                "ensemble.dir",
+                "\"\"".into(),
+                "must name a directory",
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_stem().map_or_else(
+            || "profile".to_owned(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        Ok(Profile {
+            name,
+            path: path.to_path_buf(),
+            symbols: file.symbols,
+            history_hours: file.history_hours.get(),
+            poll_interval_secs: file.poll_interval_secs.get(),
+            ensemble_dir: base.join(&file.ensemble.dir),
+            top_n: file.ensemble.top_n.get(),
+            aggregate: file.ensemble.aggregate,
+            dtype: file.ensemble.dtype,
+            device: file.ensemble.device,
+            threads: file.ensemble.threads.get(),
+            store_path: base.join(&file.store.path),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+symbols = ["BTC/USD", "ETH/USD"]
+history_hours = 72
+poll_interval_secs = 120
+
+[ensemble]
+dir = "../models/demo"
+top_n = 5
+
+[store]
+path = "../var/lean.sqlite"
+"#;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn loads_by_name_and_resolves_paths_against_the_profile_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "lean.toml", GOOD);
+        let p = Profile::load("lean", tmp.path()).unwrap();
+        assert_eq!(p.name, "lean");
+        assert_eq!(p.top_n, 5);
+        assert_eq!(p.dtype, DType::F32);
+        assert_eq!(p.threads, 1);
+        assert_eq!(p.ensemble_dir, tmp.path().join("../models/demo"));
+    }
+
+    #[test]
+    fn a_name_is_looked_up_and_a_path_is_taken_as_is() {
+        let dir = Path::new("configs");
+        assert_eq!(resolve_profile_path("lean", dir), dir.join("lean.toml"));
+        assert_eq!(
+            resolve_profile_path("x/y.toml", dir),
+            PathBuf::from("x/y.toml")
+        );
+        assert_eq!(resolve_profile_path("y.toml", dir), PathBuf::from("y.toml"));
+    }
+
+    #[test]
+    fn missing_profile_names_what_was_searched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = Profile::load("nope", tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("\"nope\"") && err.contains("nope.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(
+            tmp.path(),
+            "p.toml",
+            &GOOD.replace("top_n = 5", "top_n = 5\ntopn = 3"),
+        );
+        let err = Profile::from_file(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("p.toml") && err.contains("unknown field `topn`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_zero_and_negative_values_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (from, to, expect) in [
+            ("top_n = 5", "top_n = \"five\"", "top_n"),
+            ("top_n = 5", "top_n = 0", "top_n"),
+            ("history_hours = 72", "history_hours = -72", "history_hours"),
+            (
+                "dir = \"../models/demo\"",
+                "dir = \"../models/demo\"\ndtype = \"f8\"",
+                "f8",
+            ),
+            ("\"ETH/USD\"", "\"eth\"", "eth"),
+        ] {
+            let p = write(tmp.path(), "p.toml", &GOOD.replace(from, to));
+            let err = Profile::from_file(&p).unwrap_err().to_string();
+            assert!(
+                err.contains("p.toml") && err.contains(expect),
+                "{to}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_and_empty_symbols_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(
+            tmp.path(),
+            "p.toml",
+            &GOOD.replace("\"ETH/USD\"", "\"BTC/USD\""),
+        );
+        let err = Profile::from_file(&p).unwrap_err().to_string();
+        assert!(err.contains("`symbols`") && err.contains("twice"), "{err}");
+        let p = write(
+            tmp.path(),
+            "p.toml",
+            &GOOD.replace("[\"BTC/USD\", \"ETH/USD\"]", "[]"),
+        );
+        let err = Profile::from_file(&p).unwrap_err().to_string();
+        assert!(err.contains("at least one symbol"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+use std::path::PathBuf;
+
+/// Everything that can be wrong with an ensemble directory or its members.
+#[derive(Debug, thiserror::Error)]
+pub enum EnsembleError {
+    #[error("ensemble directory {0} does not exist")]
+    MissingDir(PathBuf),
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid JSON in {path}: {message}")]
+    Json { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("corrupt safetensors header in {path}: {message}")]
+    Header { path: PathBuf, message: String },
+    #[error("top_n = {top_n} but the ensemble in {dir} has only {available} members")]
+    TopNTooLarge {
+        top_n: usize,
+        available: usize,
+        dir: PathBuf,
+    },
+}
