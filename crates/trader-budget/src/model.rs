@@ -425,3 +425,146 @@ pub fn suggest(
     }
     Ok(fixes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1_000_000;
+
+    fn users_box() -> (Vec<Tenant>, Envelope) {
+        let tenants = vec![
+            Tenant {
+                name: WORKER_TENANT.into(),
+                count: 9,
+                ram_each: 1250 * MB,
+                vram_each: 850 * MB,
+            },
+            Tenant {
+                name: "monitoring".into(),
+                count: 1,
+                ram_each: 600 * MB,
+                vram_each: 0,
+            },
+        ];
+        let envelope = Envelope {
+            ram: Limit {
+                machine_total: 32_000 * MB,
+                source: "test".into(),
+                allowed_percent: 90.0,
+            },
+            vram: Some(Limit {
+                machine_total: 8200 * MB,
+                source: "test".into(),
+                allowed_percent: 85.0,
+            }),
+            vram_unknown_reason: None,
+        };
+        (tenants, envelope)
+    }
+
+    /// 100 MB of weights per member at f32.
+    #[allow(clippy::unnecessary_wraps)] // the signature of `EnsembleDemandFn`
+    fn ensemble(
+        top_n: u32,
+        dtype: DType,
+        device: ComputeDevice,
+    ) -> Result<Vec<DemandTerm>, String> {
+        let bytes = u64::from(top_n) * 25 * MB * dtype.size_in_bytes();
+        Ok(match device {
+            ComputeDevice::Cpu => vec![DemandTerm::new("weights", bytes, 0, "")],
+            ComputeDevice::Cuda => vec![DemandTerm::new("weights", 0, bytes, "")],
+        })
+    }
+
+    fn knobs(device: ComputeDevice) -> Knobs {
+        Knobs {
+            workers: None,
+            top_n: 10,
+            history_hours: 120,
+            dtype: DType::F32,
+            device,
+        }
+    }
+
+    #[test]
+    fn users_gpu_box_refuses_cuda_and_the_largest_fitting_worker_count_is_seven() {
+        let (tenants, envelope) = users_box();
+        let plan = TraderPlan {
+            symbols: 3,
+            threads: 1,
+            min_history_hours: 71,
+            max_top_n: 10,
+            ensemble: &ensemble,
+        };
+        let r = evaluate(&plan, &tenants, &envelope, knobs(ComputeDevice::Cuda)).unwrap();
+        assert_eq!(r.verdict, Verdict::Refused);
+        assert_eq!(r.vram.tenants, 7650 * MB);
+        assert_eq!(r.vram.allowed, Some(6970 * MB));
+        // 1 GB of weights + 500 MB context + 100 MB slack: 8 workers (6.8 GB) no longer fit.
+        let fixes = suggest(&plan, &tenants, &envelope, knobs(ComputeDevice::Cuda)).unwrap();
+        let flags: Vec<&str> = fixes.iter().map(|f| f.flag.as_str()).collect();
+        assert_eq!(flags, ["--workers 6", "--device cpu"]);
+    }
+
+    #[test]
+    fn cpu_trader_is_not_refused_for_vram_it_does_not_use_but_is_warned() {
+        let (tenants, envelope) = users_box();
+        let plan = TraderPlan {
+            symbols: 3,
+            threads: 1,
+            min_history_hours: 71,
+            max_top_n: 10,
+            ensemble: &ensemble,
+        };
+        let r = evaluate(&plan, &tenants, &envelope, knobs(ComputeDevice::Cpu)).unwrap();
+        assert_eq!(r.verdict, Verdict::Fits);
+        assert!(
+            r.warnings.iter().any(|w| w.starts_with("VRAM")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn fixes_follow_the_trade_off_order_and_respect_the_lookback() {
+        let (tenants, mut envelope) = users_box();
+        // RAM for 9 workers + monitoring = 11.85 GB; allow 12.6 GB: room for 0.75 GB of trader.
+        envelope.ram.machine_total = 14_000 * MB;
+        let plan = TraderPlan {
+            symbols: 3,
+            threads: 1,
+            min_history_hours: 71,
+            max_top_n: 10,
+            ensemble: &ensemble,
+        };
+        let k = knobs(ComputeDevice::Cpu);
+        let r = evaluate(&plan, &tenants, &envelope, k).unwrap();
+        assert_eq!(r.verdict, Verdict::Refused);
+        let fixes = suggest(&plan, &tenants, &envelope, k).unwrap();
+        let flags: Vec<&str> = fixes.iter().map(|f| f.flag.as_str()).collect();
+        // 10 x 100 MB weights do not fit; 7 members (700 MB + ~10 MB runtime) do;
+        // history is tiny so shortening it cannot help; f16 halves the weights.
+        assert_eq!(flags, ["--workers 8", "--top-n 7", "--dtype f16"]);
+        for f in &fixes {
+            assert!(f.ram_percent <= 90.0, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn cuda_without_a_known_gpu_is_refused_with_the_reason() {
+        let (tenants, mut envelope) = users_box();
+        envelope.vram = None;
+        envelope.vram_unknown_reason = Some("no GPU found (NVML unavailable)".into());
+        let plan = TraderPlan {
+            symbols: 3,
+            threads: 1,
+            min_history_hours: 71,
+            max_top_n: 10,
+            ensemble: &ensemble,
+        };
+        let r = evaluate(&plan, &tenants, &envelope, knobs(ComputeDevice::Cuda)).unwrap();
+        assert_eq!(r.verdict, Verdict::Refused);
+        assert!(r.reasons[0].contains("no GPU found"), "{:?}", r.reasons);
+    }
+}

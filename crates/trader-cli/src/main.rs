@@ -6,6 +6,7 @@
 //! (`crates/trader-cli/tests/`).
 
 mod budget_cmd;
+mod ensemble_cmd;
 mod output;
 
 use std::io::IsTerminal;
@@ -44,6 +45,9 @@ enum LogFormat {
 enum Command {
     /// Predict this trader's RAM/VRAM next to the machine's co-tenants; exit 3 when it would not fit.
     Budget(budget_cmd::BudgetArgs),
+    /// Inspect, run and time an ensemble directory.
+    #[command(subcommand)]
+    Ensemble(ensemble_cmd::EnsembleCommand),
 }
 
 /// What a command concluded, for the exit code.
@@ -65,11 +69,26 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// candle's matmul reads `RAYON_NUM_THREADS` on every call (and rayon's pool
+/// at its start); set it once, before any thread exists.
+#[allow(unsafe_code)]
+fn set_inference_threads(threads: usize) {
+    // SAFETY: called first thing in `main`, while the process has one thread,
+    // so no other thread can be reading the environment.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string()) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Ensemble(cmd) = &cli.command
+        && let Some(threads) = cmd.threads()
+    {
+        set_inference_threads(threads);
+    }
     init_tracing(cli.log_format);
     let result = match &cli.command {
         Command::Budget(args) => budget_cmd::run(args, &cli.config_dir),
+        Command::Ensemble(cmd) => ensemble_cmd::run(cmd),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

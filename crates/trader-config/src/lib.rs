@@ -18,9 +18,7 @@ mod secrets;
 
 pub use error::ConfigError;
 pub use host::{AlertSettings, HostConfig, LimitSettings, MemorySpec, TenantConfig};
-pub use profile::{
-    Aggregate, EnsembleSettings, Profile, ProfileFile, StoreSettings, resolve_profile_path,
-};
+pub use profile::{EnsembleSettings, Profile, ProfileFile, StoreSettings, resolve_profile_path};
 pub use secrets::{AlpacaKeys, Secret};
 
 use std::path::Path;

@@ -5,19 +5,9 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use trader_core::{ComputeDevice, DType, Symbol};
+use trader_core::{Aggregate, ComputeDevice, DType, Symbol};
 
 use crate::{ConfigError, read_toml};
-
-/// How the members' actions are combined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Aggregate {
-    #[default]
-    Mean,
-    Median,
-    Vote,
-}
 
 /// The `[ensemble]` table of a profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

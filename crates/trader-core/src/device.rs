@@ -54,6 +54,36 @@ impl ComputeDevice {
     }
 }
 
+/// How the members' actions are combined into one (DESIGN.md, "Action").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// Mean of the members' actions.
+    #[default]
+    Mean,
+    /// Median (mean of the two middle values for an even count).
+    Median,
+    /// Majority of signs; magnitude = mean of the agreeing members; a tie is 0.
+    Vote,
+}
+
+impl FromStr for Aggregate {
+    type Err = ParseChoiceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mean" => Ok(Aggregate::Mean),
+            "median" => Ok(Aggregate::Median),
+            "vote" => Ok(Aggregate::Vote),
+            _ => Err(ParseChoiceError {
+                what: "aggregate",
+                value: s.to_owned(),
+                expected: "mean, median, vote",
+            }),
+        }
+    }
+}
+
 /// A value that is not one of the allowed choices.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a valid {what} (expected one of: {expected})")]

@@ -20,7 +20,7 @@ mod symbol;
 
 pub use bar::{Bar, HISTORY_BYTES_PER_SYMBOL_HOUR};
 pub use demand::DemandTerm;
-pub use device::{ComputeDevice, DType, ParseChoiceError};
+pub use device::{Aggregate, ComputeDevice, DType, ParseChoiceError};
 pub use feature::{FeatureName, UnknownFeature, required_history_hours};
 pub use size::{ByteSize, SizeError};
 pub use symbol::{Symbol, SymbolError};

@@ -17,6 +17,12 @@ pub enum EnsembleError {
     Invalid { path: PathBuf, message: String },
     #[error("corrupt safetensors header in {path}: {message}")]
     Header { path: PathBuf, message: String },
+    #[error("device: {0}")]
+    Device(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("bad state vector: {0}")]
+    State(String),
     #[error("top_n = {top_n} but the ensemble in {dir} has only {available} members")]
     TopNTooLarge {
         top_n: usize,

@@ -1,7 +1,16 @@
 //! Ensemble directories of small MLP trading policies (DESIGN.md, "Ensemble
 //! directory"): the manifests (`ensemble_params.json`, `params.json`), the
-//! safetensors headers, the ranking by score, and this crate's own memory
-//! demand, which the budgeter adds up before anything is loaded.
+//! safetensors headers, the ranking by score, loading the best `top_n` members
+//! with candle (checked: tensors chain, input size, finite values; converted
+//! to f32/f16/bf16), the forward pass (sequential or stacked by architecture),
+//! aggregation (mean, median, vote), and this crate's own memory demand, which
+//! the budgeter adds up before anything is loaded.
+//!
+//! Members load one at a time and each file buffer is dropped before the next
+//! (candle copies the weights out of it), so loading costs at most one member
+//! file on top of the weights. Inference is deterministic on the CPU: the same
+//! state gives the same actions bit for bit. candle's matmul threads follow
+//! `RAYON_NUM_THREADS`, which the CLI sets from the profile's `threads`.
 //!
 //! What it does not do: decide whether the demand fits (trader-budget), or
 //! compute features (trader-core).
@@ -11,14 +20,22 @@
 //!
 //! Tests: `cargo test -p trader-ensemble`.
 
+mod aggregate;
 mod catalog;
 mod demand;
+mod ensemble;
 mod error;
 mod header;
 mod manifest;
+mod model;
 
+pub use aggregate::aggregate;
 pub use catalog::{EnsembleCatalog, MemberSummary};
 pub use demand::{ACTIVATION_BATCH_LIVE, ensemble_demand};
+pub use ensemble::{
+    Decision, Ensemble, ForwardMode, InputSpec, LoadOptions, STATE_CLIP, candle_device,
+};
 pub use error::EnsembleError;
 pub use header::{SafetensorsHeader, TensorEntry};
 pub use manifest::{Activation, EnsembleParams, LayerSpec, MemberParams, MemberRef, Normalize};
+pub use model::LoadedMember;

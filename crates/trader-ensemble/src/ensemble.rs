@@ -1,0 +1,337 @@
+//! A loaded ensemble: its members in rank order, optionally stacked by
+//! architecture, and the decision for a state vector.
+
+use candle_core::{DType as CandleDType, Device, Tensor};
+use serde::Serialize;
+use trader_core::{Aggregate, ComputeDevice, DType, FeatureName, Symbol};
+
+use crate::aggregate::aggregate;
+use crate::manifest::{Activation, Normalize};
+use crate::model::{LoadedMember, activate, candle_dtype, load_member};
+use crate::{EnsembleCatalog, EnsembleError};
+
+/// States are clipped to this range after normalisation (DESIGN.md).
+pub const STATE_CLIP: f32 = 10.0;
+
+/// How the members are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMode {
+    /// One member after the other (the default: see BENCHMARKS.md).
+    #[default]
+    Sequential,
+    /// Members of one architecture stacked into [N, in, out], one batched matmul per layer.
+    Stacked,
+}
+
+/// The inputs a member reads: members with equal specs share one state vector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputSpec {
+    pub symbols: Vec<Symbol>,
+    pub lookback: u32,
+    pub features: Vec<FeatureName>,
+}
+
+impl InputSpec {
+    /// `1 + S + L*S*F`.
+    #[must_use]
+    pub fn state_dim(&self) -> usize {
+        let s = self.symbols.len();
+        1 + s + self.lookback as usize * s * self.features.len()
+    }
+}
+
+/// What to load and how to run it.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    pub top_n: usize,
+    pub dtype: DType,
+    pub device: ComputeDevice,
+    pub aggregate: Aggregate,
+    pub mode: ForwardMode,
+}
+
+/// The output of one decision: every member's actions (rank order) and the aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub members: Vec<Vec<f32>>,
+    pub aggregate: Vec<f32>,
+}
+
+struct StackedGroup {
+    /// Indices into `members` (rank order).
+    member_idx: Vec<usize>,
+    spec_id: usize,
+    normalize: Option<Normalize>,
+    layers: Vec<(Tensor, Tensor, Activation)>,
+}
+
+/// A loaded ensemble.
+pub struct Ensemble {
+    members: Vec<LoadedMember>,
+    spec_of_member: Vec<usize>,
+    specs: Vec<InputSpec>,
+    groups: Vec<StackedGroup>,
+    options: LoadOptions,
+    device: Device,
+}
+
+/// The candle device for a profile's device setting.
+///
+/// # Errors
+/// `cuda` asked of a build without the `cuda` feature, or no usable GPU.
+pub fn candle_device(device: ComputeDevice) -> Result<Device, EnsembleError> {
+    match device {
+        ComputeDevice::Cpu => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        ComputeDevice::Cuda => {
+            Device::new_cuda(0).map_err(|e| EnsembleError::Device(e.to_string()))
+        }
+        #[cfg(not(feature = "cuda"))]
+        ComputeDevice::Cuda => Err(EnsembleError::Device(
+            "device = \"cuda\" but this trader was built without the `cuda` feature \
+             (rebuild with `--features cuda`, or use device = \"cpu\")"
+                .to_owned(),
+        )),
+    }
+}
+
+/// Normalises the market part of a state (per feature) and clips it.
+fn prepare(state: &[f32], spec: &InputSpec, normalize: Option<&Normalize>) -> Vec<f32> {
+    let portfolio = 1 + spec.symbols.len();
+    let features = spec.features.len();
+    state
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let v = match normalize {
+                Some(n) if i >= portfolio => {
+                    let f = (i - portfolio) % features;
+                    (v - n.mean[f]) / n.std[f]
+                }
+                _ => *v,
+            };
+            v.clamp(-STATE_CLIP, STATE_CLIP)
+        })
+        .collect()
+}
+
+fn run_err(e: &candle_core::Error) -> EnsembleError {
+    EnsembleError::Inference(e.to_string())
+}
+
+impl Ensemble {
+    /// Loads the best `top_n` members of `catalog`, one at a time (each file
+    /// buffer is dropped before the next is read).
+    ///
+    /// # Errors
+    /// Any member error (naming the member and the tensor or key), members that
+    /// trade different symbols, or an unusable device.
+    pub fn load(catalog: &EnsembleCatalog, options: LoadOptions) -> Result<Self, EnsembleError> {
+        let device = candle_device(options.device)?;
+        let summaries = catalog.select(options.top_n)?;
+        let mut members = Vec::with_capacity(summaries.len());
+        let mut specs: Vec<InputSpec> = Vec::new();
+        let mut spec_of_member = Vec::with_capacity(summaries.len());
+        for summary in &summaries {
+            if let Some(first) = summaries.first()
+                && summary.params.symbols != first.params.symbols
+            {
+                return Err(EnsembleError::Invalid {
+                    path: summary.dir.join("params.json"),
+                    message: format!(
+                        "member trades {:?} but {} trades {:?}; an ensemble's members must trade the same symbols in the same order",
+                        summary.params.symbols, first.name, first.params.symbols
+                    ),
+                });
+            }
+            let spec = InputSpec {
+                symbols: summary.params.symbols.clone(),
+                lookback: summary.params.lookback,
+                features: summary.params.features.clone(),
+            };
+            let id = specs.iter().position(|s| *s == spec).unwrap_or_else(|| {
+                specs.push(spec);
+                specs.len() - 1
+            });
+            spec_of_member.push(id);
+            members.push(load_member(summary, options.dtype, &device)?);
+            tracing::debug!(member = %summary.name, params = summary.parameter_count(), "member loaded");
+        }
+        let groups = if options.mode == ForwardMode::Stacked {
+            stack_groups(&members, &spec_of_member)?
+        } else {
+            Vec::new()
+        };
+        Ok(Ensemble {
+            members,
+            spec_of_member,
+            specs,
+            groups,
+            options,
+            device,
+        })
+    }
+
+    /// The members in rank order.
+    #[must_use]
+    pub fn members(&self) -> &[LoadedMember] {
+        &self.members
+    }
+
+    /// The distinct input specs; `infer` takes one state per spec, in this order.
+    #[must_use]
+    pub fn specs(&self) -> &[InputSpec] {
+        &self.specs
+    }
+
+    /// The symbols every member trades, in output order.
+    #[must_use]
+    pub fn symbols(&self) -> &[Symbol] {
+        self.specs.first().map_or(&[], |s| s.symbols.as_slice())
+    }
+
+    /// The options it was loaded with.
+    #[must_use]
+    pub fn options(&self) -> LoadOptions {
+        self.options
+    }
+
+    /// Runs every member on its state and aggregates. `states[i]` is the state
+    /// vector for `specs()[i]`.
+    ///
+    /// # Errors
+    /// A wrong number of states, a state of the wrong length or with a
+    /// non-finite value, or a device error.
+    pub fn infer(&self, states: &[Vec<f32>]) -> Result<Decision, EnsembleError> {
+        if states.len() != self.specs.len() {
+            return Err(EnsembleError::State(format!(
+                "{} state vectors given for {} distinct member inputs",
+                states.len(),
+                self.specs.len()
+            )));
+        }
+        for (state, spec) in states.iter().zip(&self.specs) {
+            if state.len() != spec.state_dim() {
+                return Err(EnsembleError::State(format!(
+                    "state vector has {} values but the members expect 1 + S + L*S*F = 1 + {s} + {l}*{s}*{f} = {}",
+                    state.len(),
+                    spec.state_dim(),
+                    s = spec.symbols.len(),
+                    l = spec.lookback,
+                    f = spec.features.len()
+                )));
+            }
+            if let Some(pos) = state.iter().position(|v| !v.is_finite()) {
+                return Err(EnsembleError::State(format!(
+                    "state vector has a non-finite value ({}) at index {pos}",
+                    state[pos]
+                )));
+            }
+        }
+        let rows = match self.options.mode {
+            ForwardMode::Sequential => self.forward_sequential(states)?,
+            ForwardMode::Stacked => self.forward_stacked(states)?,
+        };
+        let aggregate = aggregate(&rows, self.options.aggregate);
+        Ok(Decision {
+            members: rows,
+            aggregate,
+        })
+    }
+
+    fn input(
+        &self,
+        state: &[f32],
+        spec_id: usize,
+        normalize: Option<&Normalize>,
+    ) -> Result<Tensor, EnsembleError> {
+        let prepared = prepare(state, &self.specs[spec_id], normalize);
+        Tensor::from_vec(prepared, (1, state.len()), &self.device)
+            .and_then(|t| t.to_dtype(candle_dtype(self.options.dtype)))
+            .map_err(|e| run_err(&e))
+    }
+
+    fn forward_sequential(&self, states: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, EnsembleError> {
+        self.members
+            .iter()
+            .zip(&self.spec_of_member)
+            .map(|(m, &spec_id)| {
+                let x = self.input(&states[spec_id], spec_id, m.params.normalize.as_ref())?;
+                m.forward(&x)
+                    .and_then(|y| y.to_dtype(CandleDType::F32))
+                    .and_then(|y| y.flatten_all())
+                    .and_then(|y| y.to_vec1::<f32>())
+                    .map_err(|e| run_err(&e))
+            })
+            .collect()
+    }
+
+    fn forward_stacked(&self, states: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, EnsembleError> {
+        let mut rows = vec![Vec::new(); self.members.len()];
+        for g in &self.groups {
+            let n = g.member_idx.len();
+            let x = self.input(&states[g.spec_id], g.spec_id, g.normalize.as_ref())?;
+            let out = (|| {
+                let dim = x.dim(1)?;
+                let mut x = x.unsqueeze(0)?.broadcast_as((n, 1, dim))?.contiguous()?;
+                for (w, b, act) in &g.layers {
+                    x = activate(&x.matmul(w)?.broadcast_add(b)?, *act)?;
+                }
+                x.to_dtype(CandleDType::F32)?.squeeze(1)?.to_vec2::<f32>()
+            })()
+            .map_err(|e| run_err(&e))?;
+            for (idx, row) in g.member_idx.iter().zip(out) {
+                rows[*idx] = row;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// Groups members by (input spec, normalisation, architecture) and stacks each
+/// group's weights into [N, in, out] and biases into [N, 1, out].
+fn stack_groups(
+    members: &[LoadedMember],
+    spec_of_member: &[usize],
+) -> Result<Vec<StackedGroup>, EnsembleError> {
+    let mut groups: Vec<StackedGroup> = Vec::new();
+    let mut keys = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let key = (
+            spec_of_member[i],
+            m.architecture(),
+            m.params.normalize.clone(),
+        );
+        if let Some(g) = keys.iter().position(|k| *k == key) {
+            groups[g].member_idx.push(i);
+        } else {
+            keys.push(key);
+            groups.push(StackedGroup {
+                member_idx: vec![i],
+                spec_id: spec_of_member[i],
+                normalize: m.params.normalize.clone(),
+                layers: Vec::new(),
+            });
+        }
+    }
+    for g in &mut groups {
+        let first = &members[g.member_idx[0]];
+        for (l, layer) in first.layers.iter().enumerate() {
+            let ws: Vec<&Tensor> = g
+                .member_idx
+                .iter()
+                .map(|&i| &members[i].layers[l].weight_t)
+                .collect();
+            let bs: Vec<&Tensor> = g
+                .member_idx
+                .iter()
+                .map(|&i| &members[i].layers[l].bias)
+                .collect();
+            let w = Tensor::stack(&ws, 0).map_err(|e| run_err(&e))?;
+            let b = Tensor::stack(&bs, 0).map_err(|e| run_err(&e))?;
+            g.layers.push((w, b, layer.activation));
+        }
+    }
+    Ok(groups)
+}

@@ -1,0 +1,152 @@
+//! Loaded members and the forward pass, on candle.
+
+use std::path::Path;
+
+use candle_core::{DType as CandleDType, Device, Tensor};
+use trader_core::DType;
+
+use crate::manifest::{Activation, MemberParams};
+use crate::{EnsembleError, MemberSummary};
+
+/// One linear layer, its weight held transposed ([in, out], contiguous) so the
+/// forward pass is one plain matmul.
+#[derive(Debug, Clone)]
+pub(crate) struct Layer {
+    pub(crate) weight_t: Tensor,
+    pub(crate) bias: Tensor,
+    pub(crate) activation: Activation,
+}
+
+/// A member with its weights on the device.
+#[derive(Debug, Clone)]
+pub struct LoadedMember {
+    pub name: String,
+    pub score: f64,
+    pub params: MemberParams,
+    pub parameter_count: u64,
+    pub file_bytes: u64,
+    pub(crate) layers: Vec<Layer>,
+}
+
+pub(crate) fn candle_dtype(dtype: DType) -> CandleDType {
+    match dtype {
+        DType::F32 => CandleDType::F32,
+        DType::F16 => CandleDType::F16,
+        DType::Bf16 => CandleDType::BF16,
+    }
+}
+
+fn tensor_err(path: &Path, tensor: &str, e: &candle_core::Error) -> EnsembleError {
+    EnsembleError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("tensor {tensor}: {e}"),
+    }
+}
+
+/// Loads one member: reads the file, copies the tensors out (candle copies
+/// them), drops the file buffer, checks every value is finite, converts to
+/// `dtype` and moves to `device`.
+pub(crate) fn load_member(
+    summary: &MemberSummary,
+    dtype: DType,
+    device: &Device,
+) -> Result<LoadedMember, EnsembleError> {
+    let path = &summary.header.path;
+    let mut tensors = {
+        let bytes = std::fs::read(path).map_err(|source| EnsembleError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+            EnsembleError::Header {
+                path: path.clone(),
+                message: e.to_string(),
+            }
+        })?
+        // `bytes` is dropped here, before the next member is read.
+    };
+    let mut layers = Vec::with_capacity(summary.params.layers.len());
+    for (i, spec) in summary.params.layers.iter().enumerate() {
+        let mut take = |suffix: &str| -> Result<Tensor, EnsembleError> {
+            let name = format!("net.{}.{suffix}", 2 * i);
+            let t = tensors
+                .remove(&name)
+                .ok_or_else(|| EnsembleError::Invalid {
+                    path: path.clone(),
+                    message: format!("tensor {name} is missing"),
+                })?;
+            let values = t
+                .to_dtype(CandleDType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| tensor_err(path, &name, &e))?;
+            if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+                return Err(EnsembleError::Invalid {
+                    path: path.clone(),
+                    message: format!(
+                        "tensor {name} has a non-finite value ({}) at flat index {pos}",
+                        values[pos]
+                    ),
+                });
+            }
+            Ok(t)
+        };
+        let weight = take("weight")?;
+        let bias = take("bias")?;
+        let name = format!("net.{}", 2 * i);
+        let convert = |t: Tensor| {
+            t.to_dtype(candle_dtype(dtype))
+                .and_then(|t| t.contiguous())
+                .and_then(|t| t.to_device(device))
+                .map_err(|e| tensor_err(path, &name, &e))
+        };
+        let weight_t = weight.t().map_err(|e| tensor_err(path, &name, &e))?;
+        layers.push(Layer {
+            weight_t: convert(weight_t)?,
+            bias: convert(
+                bias.reshape((1, spec.outputs))
+                    .map_err(|e| tensor_err(path, &name, &e))?,
+            )?,
+            activation: spec.activation,
+        });
+    }
+    Ok(LoadedMember {
+        name: summary.name.clone(),
+        score: summary.score,
+        params: summary.params.clone(),
+        parameter_count: summary.parameter_count(),
+        file_bytes: summary.header.file_bytes,
+        layers,
+    })
+}
+
+pub(crate) fn activate(x: &Tensor, activation: Activation) -> candle_core::Result<Tensor> {
+    match activation {
+        Activation::Relu => x.relu(),
+        Activation::Tanh => x.tanh(),
+        Activation::None => Ok(x.clone()),
+    }
+}
+
+impl LoadedMember {
+    /// Runs the layers on `x` ([rows, in], already in the weights' dtype).
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = x.clone();
+        for layer in &self.layers {
+            x = activate(
+                &x.matmul(&layer.weight_t)?.broadcast_add(&layer.bias)?,
+                layer.activation,
+            )?;
+        }
+        Ok(x)
+    }
+
+    /// Architecture key: members with equal keys can be stacked.
+    pub(crate) fn architecture(&self) -> Vec<(usize, usize, Activation)> {
+        self.params
+            .layers
+            .iter()
+            .map(|l| (l.inputs, l.outputs, l.activation))
+            .collect()
+    }
+}
