@@ -5,10 +5,13 @@ use trader_core::{ByteSize, ComputeDevice, DType, DemandTerm, HISTORY_BYTES_PER_
 
 use crate::BudgetError;
 
-/// Peak RSS of the release `trader` binary with everything initialised and no
-/// model loaded. Measured by `scripts/measure_runtime_base.sh` on the CI
-/// machine kind (2 vCPU, 24 GiB); see BENCHMARKS.md. Rounded up to 0.5 MB.
-pub const RUNTIME_BASE_RSS: u64 = 6_000_000;
+/// Peak RSS of the release `trader` binary running inference, less the terms
+/// this model adds for the model itself: `scripts/measure_runtime_base.sh`
+/// runs `trader ensemble infer` on one 25,539-parameter fixture member
+/// (median peak 5.47 MB) and subtracts its weights, load transient and threads
+/// (0.20 + 2.0 MB). On the CI machine kind (2 vCPU, 24 GiB); see BENCHMARKS.md.
+/// `trader run` links more (tokio, sqlx, HTTP) and re-measures it.
+pub const RUNTIME_BASE_RSS: u64 = 3_300_000;
 /// Per-thread resident cost (stack pages touched plus allocator arena), ~1 MB
 /// per thread as measured for candle 0.11 on this machine kind.
 pub const THREAD_RSS: u64 = 1_000_000;

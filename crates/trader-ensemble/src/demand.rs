@@ -11,11 +11,13 @@ pub const ACTIVATION_BATCH_LIVE: u64 = 1;
 /// The demand of running `members` at `dtype` on `device`:
 /// - **weights**: one copy, parameters (from the headers) x bytes of `dtype`;
 ///   in RAM on the CPU, in VRAM on CUDA.
-/// - **load transient**: members are loaded one at a time and each file buffer
-///   is dropped before the next, so loading adds at most the largest member
-///   file (it always passes through host RAM).
-/// - **activations**: per member, the input row and every layer's output, at
-///   f32, for `batch` rows; tiny for live trading, but honest for batches.
+/// - **load transient**: members load one at a time and each file buffer is
+///   dropped before the next, so loading adds one member file on top of the
+///   weights loaded so far; when the stored dtype differs from `dtype`, the
+///   member's tensors also exist once in the stored dtype before conversion.
+///   The largest such member counts. (Measured: BENCHMARKS.md.)
+/// - **activations**: per member, the input column and every layer's output,
+///   at f32, for `batch` rows; tiny for live trading, but honest for batches.
 #[must_use]
 pub fn ensemble_demand(
     members: &[MemberSummary],
@@ -25,9 +27,9 @@ pub fn ensemble_demand(
 ) -> Vec<DemandTerm> {
     let params: u64 = members.iter().map(MemberSummary::parameter_count).sum();
     let weight_bytes = params * dtype.size_in_bytes();
-    let largest = members
+    let transient = members
         .iter()
-        .map(|m| m.header.file_bytes)
+        .map(|m| load_transient(m, dtype))
         .max()
         .unwrap_or(0);
     let floats_per_row: u64 = members
@@ -60,9 +62,9 @@ pub fn ensemble_demand(
         ),
         DemandTerm::new(
             "load transient",
-            largest,
+            transient,
             0,
-            "largest member file, held while it loads".to_owned(),
+            "largest member file (+ its tensors before dtype conversion)".to_owned(),
         ),
         DemandTerm::new(
             "activations",
@@ -74,6 +76,29 @@ pub fn ensemble_demand(
             ),
         ),
     ]
+}
+
+/// Extra bytes held while one member loads: its file, plus its tensors in the
+/// stored dtype when they must be converted to `dtype`.
+fn load_transient(member: &MemberSummary, dtype: DType) -> u64 {
+    let stored = member
+        .header
+        .tensors
+        .iter()
+        .map(|t| {
+            let bytes = match t.dtype.as_str() {
+                "F16" | "BF16" => 2,
+                "F64" => 8,
+                _ => 4,
+            };
+            let converts = !matches!(
+                (t.dtype.as_str(), dtype),
+                ("F32", DType::F32) | ("F16", DType::F16) | ("BF16", DType::Bf16)
+            );
+            if converts { t.elements() * bytes } else { 0 }
+        })
+        .sum::<u64>();
+    member.header.file_bytes + stored
 }
 
 /// `1234567` -> `1,234,567`.

@@ -20,7 +20,7 @@ pub enum ForwardMode {
     /// One member after the other (the default: see BENCHMARKS.md).
     #[default]
     Sequential,
-    /// Members of one architecture stacked into [N, in, out], one batched matmul per layer.
+    /// Members of one architecture stacked into [N, out, in], one batched matmul per layer.
     Stacked,
 }
 
@@ -159,7 +159,12 @@ impl Ensemble {
             tracing::debug!(member = %summary.name, params = summary.parameter_count(), "member loaded");
         }
         let groups = if options.mode == ForwardMode::Stacked {
-            stack_groups(&members, &spec_of_member)?
+            let groups = stack_groups(&members, &spec_of_member)?;
+            // The stacked copies replace the members' own: keep one copy of the weights.
+            for m in &mut members {
+                m.layers = Vec::new();
+            }
+            groups
         } else {
             Vec::new()
         };
@@ -247,7 +252,7 @@ impl Ensemble {
         normalize: Option<&Normalize>,
     ) -> Result<Tensor, EnsembleError> {
         let prepared = prepare(state, &self.specs[spec_id], normalize);
-        Tensor::from_vec(prepared, (1, state.len()), &self.device)
+        Tensor::from_vec(prepared, (state.len(), 1), &self.device)
             .and_then(|t| t.to_dtype(candle_dtype(self.options.dtype)))
             .map_err(|e| run_err(&e))
     }
@@ -273,12 +278,12 @@ impl Ensemble {
             let n = g.member_idx.len();
             let x = self.input(&states[g.spec_id], g.spec_id, g.normalize.as_ref())?;
             let out = (|| {
-                let dim = x.dim(1)?;
-                let mut x = x.unsqueeze(0)?.broadcast_as((n, 1, dim))?.contiguous()?;
+                let dim = x.dim(0)?;
+                let mut x = x.unsqueeze(0)?.broadcast_as((n, dim, 1))?.contiguous()?;
                 for (w, b, act) in &g.layers {
-                    x = activate(&x.matmul(w)?.broadcast_add(b)?, *act)?;
+                    x = activate(&w.matmul(&x)?.broadcast_add(b)?, *act)?;
                 }
-                x.to_dtype(CandleDType::F32)?.squeeze(1)?.to_vec2::<f32>()
+                x.to_dtype(CandleDType::F32)?.squeeze(2)?.to_vec2::<f32>()
             })()
             .map_err(|e| run_err(&e))?;
             for (idx, row) in g.member_idx.iter().zip(out) {
@@ -290,7 +295,7 @@ impl Ensemble {
 }
 
 /// Groups members by (input spec, normalisation, architecture) and stacks each
-/// group's weights into [N, in, out] and biases into [N, 1, out].
+/// group's weights into [N, out, in] and biases into [N, out, 1].
 fn stack_groups(
     members: &[LoadedMember],
     spec_of_member: &[usize],
@@ -321,7 +326,7 @@ fn stack_groups(
             let ws: Vec<&Tensor> = g
                 .member_idx
                 .iter()
-                .map(|&i| &members[i].layers[l].weight_t)
+                .map(|&i| &members[i].layers[l].weight)
                 .collect();
             let bs: Vec<&Tensor> = g
                 .member_idx

@@ -8,11 +8,12 @@ use trader_core::DType;
 use crate::manifest::{Activation, MemberParams};
 use crate::{EnsembleError, MemberSummary};
 
-/// One linear layer, its weight held transposed ([in, out], contiguous) so the
-/// forward pass is one plain matmul.
+/// One linear layer, its weight held as stored ([out, in]): the forward pass
+/// computes `W x` on a column, so an f32 weight is used in place, without a
+/// transposed copy (which would add one member's size to the loading peak).
 #[derive(Debug, Clone)]
 pub(crate) struct Layer {
-    pub(crate) weight_t: Tensor,
+    pub(crate) weight: Tensor,
     pub(crate) bias: Tensor,
     pub(crate) activation: Activation,
 }
@@ -100,11 +101,10 @@ pub(crate) fn load_member(
                 .and_then(|t| t.to_device(device))
                 .map_err(|e| tensor_err(path, &name, &e))
         };
-        let weight_t = weight.t().map_err(|e| tensor_err(path, &name, &e))?;
         layers.push(Layer {
-            weight_t: convert(weight_t)?,
+            weight: convert(weight)?,
             bias: convert(
-                bias.reshape((1, spec.outputs))
+                bias.reshape((spec.outputs, 1))
                     .map_err(|e| tensor_err(path, &name, &e))?,
             )?,
             activation: spec.activation,
@@ -129,12 +129,13 @@ pub(crate) fn activate(x: &Tensor, activation: Activation) -> candle_core::Resul
 }
 
 impl LoadedMember {
-    /// Runs the layers on `x` ([rows, in], already in the weights' dtype).
+    /// Runs the layers on `x` ([in, rows]: one column per state, already in
+    /// the weights' dtype); returns [outputs, rows].
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
             x = activate(
-                &x.matmul(&layer.weight_t)?.broadcast_add(&layer.bias)?,
+                &layer.weight.matmul(&x)?.broadcast_add(&layer.bias)?,
                 layer.activation,
             )?;
         }
