@@ -380,3 +380,46 @@ fn bad_flag_value_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("f8"));
 }
+
+#[test]
+fn measure_replaces_declared_tenants_with_what_is_in_use() {
+    let o = trader(&[
+        "budget",
+        "--profile",
+        "lean",
+        "--config-dir",
+        &cfg(),
+        "--measure",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    let tenants = v["tenants"].as_array().unwrap();
+    assert_eq!(tenants[0]["name"], "in use now (measured)");
+    let used = tenants[0]["ram"].as_u64().unwrap();
+    let total = v["envelope"]["ram"]["machine_total"].as_u64().unwrap();
+    assert!(used > 0 && used < total, "{used} of {total}");
+    // No GPU here: the declared VRAM tenants stay, with their RAM now measured.
+    assert!(
+        tenants
+            .iter()
+            .any(|t| t["name"] == "training-worker" && t["ram"] == 0)
+    );
+    assert!(
+        v["warnings"].to_string().contains("no GPU found"),
+        "{}",
+        v["warnings"]
+    );
+}
+
+#[test]
+fn workers_flag_without_a_worker_tenant_is_an_error() {
+    let sb = sandbox();
+    let host = sb.path().join("configs/host.toml");
+    let text = std::fs::read_to_string(&host).unwrap();
+    std::fs::write(&host, text.replace("training-worker", "trainer")).unwrap();
+    let args = budget_in(&sb, "lean");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--workers", "3"]);
+    expect_error(&args, &["--workers", "\"training-worker\""]);
+}
