@@ -264,3 +264,40 @@ fn cuda_on_a_cpu_build_is_a_clear_error() {
         &["built without the `cuda` feature"],
     );
 }
+
+#[test]
+fn infer_agrees_with_the_independent_numpy_implementation() {
+    let parity = repo().join("crates/trader-ensemble/tests/fixtures/parity");
+    let states: Vec<Vec<f64>> =
+        serde_json::from_str(&std::fs::read_to_string(parity.join("states.json")).unwrap())
+            .unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(parity.join("expected_numpy.json")).unwrap())
+            .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, state) in states.iter().enumerate() {
+        let f = tmp.path().join(format!("state{i}.json"));
+        std::fs::write(&f, serde_json::to_string(state).unwrap()).unwrap();
+        let o = trader(&[
+            "ensemble",
+            "infer",
+            &s(&parity.join("ensemble")),
+            "--state",
+            &s(&f),
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v = json(&o);
+        assert_eq!(v["names"], expected["names"]);
+        for (m, row) in v["members"].as_array().unwrap().iter().enumerate() {
+            for (k, got) in row.as_array().unwrap().iter().enumerate() {
+                let got = got.as_f64().unwrap();
+                let want = expected["outputs"][i][m][k].as_f64().unwrap();
+                assert!(
+                    (got - want).abs() <= 1e-5 * want.abs(),
+                    "state {i} member {m} out {k}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
