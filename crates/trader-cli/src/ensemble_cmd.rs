@@ -49,7 +49,7 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "mean")]
     aggregate: Aggregate,
     /// sequential: one member after the other; stacked: one batched matmul per layer.
-    #[arg(long, value_enum, default_value_t = Mode::Sequential)]
+    #[arg(long, value_enum, default_value_t = Mode::Stacked)]
     mode: Mode,
     /// Inference threads (candle's matmul pool).
     #[arg(long, default_value_t = 1)]

@@ -141,13 +141,4 @@ impl LoadedMember {
         }
         Ok(x)
     }
-
-    /// Architecture key: members with equal keys can be stacked.
-    pub(crate) fn architecture(&self) -> Vec<(usize, usize, Activation)> {
-        self.params
-            .layers
-            .iter()
-            .map(|l| (l.inputs, l.outputs, l.activation))
-            .collect()
-    }
 }
