@@ -48,9 +48,10 @@ pub(crate) struct RunArgs {
     device: ComputeDevice,
     #[arg(long, default_value = "mean")]
     aggregate: Aggregate,
-    /// sequential: one member after the other; stacked: one batched matmul per layer.
-    #[arg(long, value_enum, default_value_t = Mode::Stacked)]
-    mode: Mode,
+    /// sequential: one member after the other; stacked: one batched matmul per
+    /// layer. Default: the faster one for the dtype (stacked; sequential for bf16).
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
     /// Inference threads (candle's matmul pool).
     #[arg(long, default_value_t = 1)]
     pub(crate) threads: usize,
@@ -204,8 +205,9 @@ fn load(run: &RunArgs) -> anyhow::Result<Ensemble> {
         device: run.device,
         aggregate: run.aggregate,
         mode: match run.mode {
-            Mode::Sequential => ForwardMode::Sequential,
-            Mode::Stacked => ForwardMode::Stacked,
+            None => ForwardMode::default_for(run.dtype),
+            Some(Mode::Sequential) => ForwardMode::Sequential,
+            Some(Mode::Stacked) => ForwardMode::Stacked,
         },
     };
     Ok(Ensemble::load(&catalog, options)?)
@@ -341,7 +343,7 @@ fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         members: ensemble.members().len(),
         parameters: ensemble.members().iter().map(|m| m.parameter_count).sum(),
         dtype: a.run.dtype,
-        mode: format!("{:?}", a.run.mode).to_lowercase(),
+        mode: format!("{:?}", ensemble.options().mode).to_lowercase(),
         threads: a.run.threads,
         iters: micros.len(),
         load_ms,

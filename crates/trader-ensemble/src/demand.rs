@@ -13,9 +13,10 @@ pub const ACTIVATION_BATCH_LIVE: u64 = 1;
 ///   in RAM on the CPU, in VRAM on CUDA.
 /// - **load transient**: members load one at a time and each file buffer is
 ///   dropped before the next, so loading adds one member file on top of the
-///   weights loaded so far; when the stored dtype differs from `dtype`, the
-///   member's tensors also exist once in the stored dtype before conversion.
-///   The largest such member counts. (Measured: BENCHMARKS.md.)
+///   weights loaded so far, plus that member's tensors as stored (candle copies
+///   them out of the buffer; they are then converted to `dtype` or copied into
+///   the stacked weights, and freed). The largest member counts. (Measured:
+///   BENCHMARKS.md.)
 /// - **activations**: per member, the input column and every layer's output,
 ///   at f32, for `batch` rows; tiny for live trading, but honest for batches.
 #[must_use]
@@ -27,11 +28,7 @@ pub fn ensemble_demand(
 ) -> Vec<DemandTerm> {
     let params: u64 = members.iter().map(MemberSummary::parameter_count).sum();
     let weight_bytes = params * dtype.size_in_bytes();
-    let transient = members
-        .iter()
-        .map(|m| load_transient(m, dtype))
-        .max()
-        .unwrap_or(0);
+    let transient = members.iter().map(load_transient).max().unwrap_or(0);
     let floats_per_row: u64 = members
         .iter()
         .map(|m| {
@@ -64,7 +61,7 @@ pub fn ensemble_demand(
             "load transient",
             transient,
             0,
-            "largest member file (+ its tensors before dtype conversion)".to_owned(),
+            "largest member: its file + its tensors as stored".to_owned(),
         ),
         DemandTerm::new(
             "activations",
@@ -78,9 +75,8 @@ pub fn ensemble_demand(
     ]
 }
 
-/// Extra bytes held while one member loads: its file, plus its tensors in the
-/// stored dtype when they must be converted to `dtype`.
-fn load_transient(member: &MemberSummary, dtype: DType) -> u64 {
+/// Extra bytes held while one member loads: its file, plus its tensors as stored.
+fn load_transient(member: &MemberSummary) -> u64 {
     let stored = member
         .header
         .tensors
@@ -91,11 +87,7 @@ fn load_transient(member: &MemberSummary, dtype: DType) -> u64 {
                 "F64" => 8,
                 _ => 4,
             };
-            let converts = !matches!(
-                (t.dtype.as_str(), dtype),
-                ("F32", DType::F32) | ("F16", DType::F16) | ("BF16", DType::Bf16)
-            );
-            if converts { t.elements() * bytes } else { 0 }
+            t.elements() * bytes
         })
         .sum::<u64>();
     member.header.file_bytes + stored

@@ -20,10 +20,23 @@ pub enum ForwardMode {
     /// One member after the other.
     Sequential,
     /// Members of one architecture stacked into [N, out, in], one batched
-    /// matmul per layer. The default: 6-8 % faster median and a lower p99 at
-    /// 5-10 members of the reference size, for +4 % peak RSS (BENCHMARKS.md).
+    /// matmul per layer.
     #[default]
     Stacked,
+}
+
+impl ForwardMode {
+    /// The faster mode for `dtype`, as measured (BENCHMARKS.md): stacked for
+    /// f32 and f16 (faster median and p99 at 5-10 members of the reference
+    /// size); sequential for bf16, whose CPU matmul in candle 0.11 goes through
+    /// f32 copies of the weights, so a stacked group would copy all of them.
+    #[must_use]
+    pub fn default_for(dtype: DType) -> Self {
+        match dtype {
+            DType::F32 | DType::F16 => ForwardMode::Stacked,
+            DType::Bf16 => ForwardMode::Sequential,
+        }
+    }
 }
 
 /// The inputs a member reads: members with equal specs share one state vector.
