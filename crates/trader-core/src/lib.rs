@@ -2,9 +2,10 @@
 //!
 //! What lives here: byte sizes parsed once ([`ByteSize`]), market symbols
 //! ([`Symbol`]), numeric precision and compute device ([`DType`], [`ComputeDevice`]),
-//! the feature catalog's names and window lengths ([`FeatureName`]), the compact
-//! in-memory bar ([`Bar`]), and the resource-demand terms that each crate reports
-//! to the budgeter ([`DemandTerm`]).
+//! the feature catalog ([`FeatureName`], [`feature_value`], [`market_state`]:
+//! pure functions over a window of bars), the compact in-memory bar and its
+//! validation ([`Bar`]), the injected [`Clock`], and the resource-demand terms
+//! that each crate reports to the budgeter ([`DemandTerm`]).
 //!
 //! What does not: I/O of any kind, configuration files, candle, SQL. This crate
 //! depends on nothing of ours so that every other crate can depend on it.
@@ -12,15 +13,19 @@
 //! Tests: `cargo test -p trader-core`.
 
 mod bar;
+mod clock;
 mod demand;
 mod device;
 mod feature;
+mod features;
 mod size;
 mod symbol;
 
-pub use bar::{Bar, HISTORY_BYTES_PER_SYMBOL_HOUR};
+pub use bar::{Bar, BarError, HISTORY_BYTES_PER_SYMBOL_HOUR, HOUR_SECS, format_time};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use demand::DemandTerm;
 pub use device::{Aggregate, ComputeDevice, DType, ParseChoiceError};
 pub use feature::{FeatureName, UnknownFeature, required_history_hours};
+pub use features::{Unavailable, feature_value, feature_values, market_state};
 pub use size::{ByteSize, SizeError};
 pub use symbol::{Symbol, SymbolError};

@@ -1,0 +1,35 @@
+use std::path::PathBuf;
+
+use trader_core::{BarError, Symbol};
+
+/// Errors of the history store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("opening store {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating store {path}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("store {path}: {what}")]
+    Query {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{symbol}: {source}; nothing of this batch was stored")]
+    BadBar {
+        symbol: Symbol,
+        #[source]
+        source: BarError,
+    },
+    #[error("store {path}: symbol {value:?} in the bars table is not a valid symbol")]
+    BadSymbol { path: PathBuf, value: String },
+}

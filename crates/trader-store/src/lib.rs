@@ -1,0 +1,26 @@
+//! The trader's memory of the market and the record of its runs: a real SQLite
+//! file through sqlx (WAL, foreign keys on, the migrations of the top-level
+//! `migrations/` embedded), bars pruned to `history_hours` per symbol on every
+//! insert batch, and the capped in-memory [`HistoryWindow`] loaded from it at
+//! start (a restarted trader does not re-fetch what it has).
+//!
+//! Bars in are validated ([`trader_core::Bar::validate`]) before anything is
+//! written: a batch with one bad bar is refused whole, naming the symbol, the
+//! hour, the field and the value, and nothing already stored is lost. The same
+//! bar twice changes nothing; a corrected bar for the same hour replaces the
+//! old one and is logged.
+//!
+//! The `runs`, `decisions`, `orders`, `fills` and `equity` tables are created
+//! by the migrations now; the run loop fills them. They are never pruned.
+//!
+//! What it does not do: compute features (trader-core) or fetch bars
+//! (trader-alpaca). Tests: `cargo test -p trader-store` (real SQLite files in
+//! temp dirs, through the real migrations).
+
+mod error;
+mod store;
+mod window;
+
+pub use error::StoreError;
+pub use store::{InsertReport, Store};
+pub use window::{HistoryWindow, PushOutcome};

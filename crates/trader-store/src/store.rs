@@ -1,0 +1,259 @@
+//! The SQLite file.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use trader_core::{Bar, HOUR_SECS, Symbol, format_time};
+
+use crate::StoreError;
+
+/// What one insert batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertReport {
+    pub inserted: u64,
+    /// Same hour, different values: the new bar replaced the old one.
+    pub replaced: u64,
+    /// Same hour, same values: nothing changed.
+    pub unchanged: u64,
+    /// Bars older than the retention window, deleted after the batch.
+    pub pruned: u64,
+}
+
+/// The history store: one SQLite file, one connection (the budget counts one
+/// page cache).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+    retention_hours: Option<u32>,
+}
+
+fn bar_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Bar, sqlx::Error> {
+    Ok(Bar {
+        t: row.try_get("t")?,
+        open: row.try_get("open")?,
+        high: row.try_get("high")?,
+        low: row.try_get("low")?,
+        close: row.try_get("close")?,
+        volume: row.try_get("volume")?,
+    })
+}
+
+impl Store {
+    /// Opens (creating if missing) the store at `path` and applies the
+    /// migrations. With `retention_hours`, each insert batch prunes every
+    /// symbol it touched to that many hours before its newest bar.
+    ///
+    /// # Errors
+    /// The file cannot be opened or created, or a migration fails.
+    pub async fn open(path: &Path, retention_hours: Option<u32>) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        sqlx::migrate!("../../migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+            retention_hours,
+        })
+    }
+
+    /// The file this store lives in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn query_err(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        move |source| StoreError::Query {
+            path: self.path.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Validates every bar against `now`, then upserts them in one transaction
+    /// and prunes the symbol to the retention window.
+    ///
+    /// # Errors
+    /// A bad bar (nothing of the batch is written) or a database error (the
+    /// transaction is rolled back).
+    pub async fn insert_bars(
+        &self,
+        symbol: &Symbol,
+        bars: &[Bar],
+        now: DateTime<Utc>,
+    ) -> Result<InsertReport, StoreError> {
+        for bar in bars {
+            bar.validate(now).map_err(|source| StoreError::BadBar {
+                symbol: symbol.clone(),
+                source,
+            })?;
+        }
+        let mut report = InsertReport::default();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.query_err("beginning a transaction"))?;
+        for bar in bars {
+            let existing = sqlx::query(
+                "SELECT t, open, high, low, close, volume FROM bars WHERE symbol = ? AND t = ?",
+            )
+            .bind(symbol.as_str())
+            .bind(bar.t)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.query_err("reading a bar"))?;
+            match existing
+                .as_ref()
+                .map(bar_from_row)
+                .transpose()
+                .map_err(self.query_err("decoding a bar"))?
+            {
+                Some(old) if old == *bar => report.unchanged += 1,
+                Some(old) => {
+                    sqlx::query("UPDATE bars SET open = ?, high = ?, low = ?, close = ?, volume = ? WHERE symbol = ? AND t = ?")
+                        .bind(bar.open)
+                        .bind(bar.high)
+                        .bind(bar.low)
+                        .bind(bar.close)
+                        .bind(bar.volume)
+                        .bind(symbol.as_str())
+                        .bind(bar.t)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(self.query_err("replacing a bar"))?;
+                    tracing::warn!(
+                        symbol = %symbol,
+                        t = %format_time(bar.t),
+                        old_close = old.close,
+                        new_close = bar.close,
+                        old_volume = old.volume,
+                        new_volume = bar.volume,
+                        "corrected bar replaces the stored one"
+                    );
+                    report.replaced += 1;
+                }
+                None => {
+                    sqlx::query("INSERT INTO bars (symbol, t, open, high, low, close, volume) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                        .bind(symbol.as_str())
+                        .bind(bar.t)
+                        .bind(bar.open)
+                        .bind(bar.high)
+                        .bind(bar.low)
+                        .bind(bar.close)
+                        .bind(bar.volume)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(self.query_err("inserting a bar"))?;
+                    report.inserted += 1;
+                }
+            }
+        }
+        if let Some(hours) = self.retention_hours {
+            let pruned = sqlx::query(
+                "DELETE FROM bars WHERE symbol = ?1 AND t <= (SELECT MAX(t) FROM bars WHERE symbol = ?1) - ?2",
+            )
+            .bind(symbol.as_str())
+            .bind(i64::from(hours) * HOUR_SECS)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.query_err("pruning old bars"))?;
+            report.pruned = pruned.rows_affected();
+        }
+        tx.commit()
+            .await
+            .map_err(self.query_err("committing bars"))?;
+        Ok(report)
+    }
+
+    /// The newest `n` bars of `symbol` at or before `until` (all when None),
+    /// oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn latest_bars(
+        &self,
+        symbol: &Symbol,
+        n: u32,
+        until: Option<i64>,
+    ) -> Result<Vec<Bar>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t, open, high, low, close, volume FROM bars WHERE symbol = ? AND t <= ? ORDER BY t DESC LIMIT ?",
+        )
+        .bind(symbol.as_str())
+        .bind(until.unwrap_or(i64::MAX))
+        .bind(i64::from(n))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_err("reading bars"))?;
+        let mut bars = rows
+            .iter()
+            .map(bar_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.query_err("decoding bars"))?;
+        bars.reverse();
+        Ok(bars)
+    }
+
+    /// Every symbol with bars, and how many bars each has.
+    ///
+    /// # Errors
+    /// A database error or a stored symbol that does not parse.
+    pub async fn bar_counts(&self) -> Result<Vec<(Symbol, u64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT symbol, COUNT(*) AS n FROM bars GROUP BY symbol ORDER BY symbol")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.query_err("counting bars"))?;
+        rows.iter()
+            .map(|row| {
+                let s: String = row
+                    .try_get("symbol")
+                    .map_err(self.query_err("decoding a symbol"))?;
+                let n: i64 = row
+                    .try_get("n")
+                    .map_err(self.query_err("decoding a count"))?;
+                let symbol = Symbol::from_str(&s).map_err(|_| StoreError::BadSymbol {
+                    path: self.path.clone(),
+                    value: s,
+                })?;
+                Ok((symbol, n.unsigned_abs()))
+            })
+            .collect()
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
