@@ -6,6 +6,7 @@
 //! (`crates/trader-cli/tests/`).
 
 mod budget_cmd;
+mod data_cmd;
 mod ensemble_cmd;
 mod output;
 
@@ -48,6 +49,9 @@ enum Command {
     /// Inspect, run and time an ensemble directory.
     #[command(subcommand)]
     Ensemble(ensemble_cmd::EnsembleCommand),
+    /// Import recorded bars into a store; show the features at a bar.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
 }
 
 /// What a command concluded, for the exit code.
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Budget(args) => budget_cmd::run(args, &cli.config_dir),
         Command::Ensemble(cmd) => ensemble_cmd::run(cmd),
+        Command::Data(cmd) => data_cmd::run(cmd),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -66,3 +66,40 @@ pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(o)))
 }
+
+/// Writes a one-layer member (state -> 3 tanh outputs, zero weights) for the
+/// three shipped symbols with this lookback and these features, and an
+/// `ensemble_params.json` listing it, under `dir`.
+pub fn write_linear_ensemble(dir: &Path, lookback: usize, features: &[&str]) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let member = dir.join("trial_0000");
+    std::fs::create_dir_all(&member).unwrap();
+    let inputs = 1 + 3 + lookback * 3 * features.len();
+    let weight = vec![0u8; 3 * inputs * 4];
+    let bias = vec![0u8; 3 * 4];
+    let tensors = [
+        (
+            "net.0.weight",
+            TensorView::new(Dtype::F32, vec![3, inputs], &weight).unwrap(),
+        ),
+        (
+            "net.0.bias",
+            TensorView::new(Dtype::F32, vec![3], &bias).unwrap(),
+        ),
+    ];
+    safetensors::serialize_to_file(tensors, None, &member.join("actor.safetensors")).unwrap();
+    let params = serde_json::json!({
+        "format": 1,
+        "symbols": ["BTC/USD", "ETH/USD", "LTC/USD"],
+        "lookback": lookback,
+        "features": features,
+        "layers": [{"in": inputs, "out": 3, "activation": "tanh"}],
+        "normalize": null,
+        "score": 1.0,
+        "hparams": {}
+    });
+    std::fs::write(member.join("params.json"), params.to_string()).unwrap();
+    let ensemble =
+        serde_json::json!({"format": 1, "members": [{"dir": "trial_0000", "score": 1.0}]});
+    std::fs::write(dir.join("ensemble_params.json"), ensemble.to_string()).unwrap();
+}

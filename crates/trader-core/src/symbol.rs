@@ -23,6 +23,25 @@ impl Symbol {
     }
 }
 
+impl Symbol {
+    /// The symbol a recorded-data file stands for: `BTCUSD` -> `BTC/USD` (a
+    /// crypto pair quoted in USD, USDT, USDC, EUR or BTC), `AAPL` -> `AAPL`.
+    ///
+    /// # Errors
+    /// A stem that does not spell a symbol.
+    pub fn from_file_stem(stem: &str) -> Result<Self, SymbolError> {
+        const QUOTES: [&str; 5] = ["USDT", "USDC", "USD", "EUR", "BTC"];
+        for quote in QUOTES {
+            if let Some(base) = stem.strip_suffix(quote)
+                && base.len() >= 2
+            {
+                return format!("{base}/{quote}").parse();
+            }
+        }
+        stem.parse()
+    }
+}
+
 impl FromStr for Symbol {
     type Err = SymbolError;
 
@@ -65,6 +84,20 @@ impl<'de> Deserialize<'de> for Symbol {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_stems_map_to_alpaca_symbols() {
+        assert_eq!(
+            Symbol::from_file_stem("BTCUSD").unwrap().as_str(),
+            "BTC/USD"
+        );
+        assert_eq!(
+            Symbol::from_file_stem("ETHUSDT").unwrap().as_str(),
+            "ETH/USDT"
+        );
+        assert_eq!(Symbol::from_file_stem("AAPL").unwrap().as_str(), "AAPL");
+        assert!(Symbol::from_file_stem("btcusd").is_err());
+    }
 
     #[test]
     fn accepts_alpaca_spellings_and_rejects_others() {
