@@ -1,16 +1,20 @@
 //! The SQLite file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Row, Sqlite};
 use trader_core::{Bar, HOUR_SECS, Symbol, format_time};
 
 use crate::StoreError;
+
+/// Rows per multi-row INSERT (7 parameters each; SQLite allows 32,766).
+const INSERT_ROWS_PER_STATEMENT: usize = 500;
 
 /// What one insert batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,27 +123,36 @@ impl Store {
             })?;
         }
         let mut report = InsertReport::default();
+        // The batch by hour; a later bar for the same hour wins, as if sent one by one.
+        let batch: BTreeMap<i64, Bar> = bars.iter().map(|b| (b.t, *b)).collect();
+        let (Some(first), Some(last)) = (
+            batch.keys().next().copied(),
+            batch.keys().next_back().copied(),
+        ) else {
+            return Ok(report);
+        };
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(self.query_err("beginning a transaction"))?;
-        for bar in bars {
-            let existing = sqlx::query(
-                "SELECT t, open, high, low, close, volume FROM bars WHERE symbol = ? AND t = ?",
-            )
-            .bind(symbol.as_str())
-            .bind(bar.t)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(self.query_err("reading a bar"))?;
-            match existing
-                .as_ref()
-                .map(bar_from_row)
-                .transpose()
-                .map_err(self.query_err("decoding a bar"))?
-            {
-                Some(old) if old == *bar => report.unchanged += 1,
+        let existing: BTreeMap<i64, Bar> =
+            sqlx::query("SELECT t, open, high, low, close, volume FROM bars WHERE symbol = ? AND t BETWEEN ? AND ?")
+                .bind(symbol.as_str())
+                .bind(first)
+                .bind(last)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(self.query_err("reading bars"))?
+                .iter()
+                .map(|row| bar_from_row(row).map(|b| (b.t, b)))
+                .collect::<Result<_, _>>()
+                .map_err(self.query_err("decoding bars"))?;
+        let mut new_bars = Vec::new();
+        for bar in batch.values() {
+            match existing.get(&bar.t) {
+                None => new_bars.push(*bar),
+                Some(old) if old == bar => report.unchanged += 1,
                 Some(old) => {
                     sqlx::query("UPDATE bars SET open = ?, high = ?, low = ?, close = ?, volume = ? WHERE symbol = ? AND t = ?")
                         .bind(bar.open)
@@ -163,21 +176,28 @@ impl Store {
                     );
                     report.replaced += 1;
                 }
-                None => {
-                    sqlx::query("INSERT INTO bars (symbol, t, open, high, low, close, volume) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                        .bind(symbol.as_str())
-                        .bind(bar.t)
-                        .bind(bar.open)
-                        .bind(bar.high)
-                        .bind(bar.low)
-                        .bind(bar.close)
-                        .bind(bar.volume)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(self.query_err("inserting a bar"))?;
-                    report.inserted += 1;
-                }
             }
+        }
+        // Multi-row inserts, well under SQLite's limit of bound parameters.
+        for chunk in new_bars.chunks(INSERT_ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO bars (symbol, t, open, high, low, close, volume) ",
+            );
+            insert.push_values(chunk, |mut row, bar| {
+                row.push_bind(symbol.as_str())
+                    .push_bind(bar.t)
+                    .push_bind(bar.open)
+                    .push_bind(bar.high)
+                    .push_bind(bar.low)
+                    .push_bind(bar.close)
+                    .push_bind(bar.volume);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(self.query_err("inserting bars"))?;
+            report.inserted += chunk.len() as u64;
         }
         if let Some(hours) = self.retention_hours {
             let pruned = sqlx::query(
