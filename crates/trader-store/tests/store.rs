@@ -225,9 +225,17 @@ async fn opening_an_unwritable_path_names_it() {
 #[tokio::test]
 async fn within_one_batch_the_later_bar_for_an_hour_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None).await.unwrap();
-    let later = Bar { close: 100.75, ..bar(0) };
-    let r = store.insert_bars(&btc(), &[bar(0), bar(1), later], now()).await.unwrap();
+    let store = Store::open(&dir.path().join("s.sqlite"), None)
+        .await
+        .unwrap();
+    let later = Bar {
+        close: 100.75,
+        ..bar(0)
+    };
+    let r = store
+        .insert_bars(&btc(), &[bar(0), bar(1), later], now())
+        .await
+        .unwrap();
     assert_eq!(r.inserted, 2);
     assert_eq!(all_bars(&store).await, vec![later, bar(1)]);
 }
