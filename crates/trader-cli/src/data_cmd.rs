@@ -78,7 +78,7 @@ struct CsvRow {
 const HEADER: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
 
 /// Reads one recorded CSV, naming the file and line in every error.
-fn read_csv(path: &Path) -> anyhow::Result<Vec<Bar>> {
+pub(crate) fn read_csv(path: &Path) -> anyhow::Result<Vec<Bar>> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let header = reader

@@ -9,6 +9,7 @@ mod budget_cmd;
 mod data_cmd;
 mod ensemble_cmd;
 mod output;
+mod sim_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -52,6 +53,8 @@ enum Command {
     /// Import recorded bars into a store; show the features at a bar.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// Run the Alpaca-compatible simulator on 127.0.0.1 over recorded bars.
+    Sim(sim_cmd::SimArgs),
 }
 
 /// What a command concluded, for the exit code.
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Budget(args) => budget_cmd::run(args, &cli.config_dir),
         Command::Ensemble(cmd) => ensemble_cmd::run(cmd),
         Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Sim(args) => sim_cmd::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -73,6 +73,50 @@ impl AlpacaKeys {
     }
 }
 
+/// A file of key pairs for the simulator's accounts:
+/// `[[keys]]` tables with `key_id` and `secret_key`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    key_id: String,
+    secret_key: String,
+}
+
+impl AlpacaKeys {
+    /// Reads every key pair of a key file (`[[keys]] key_id = "..", secret_key = ".."`).
+    ///
+    /// # Errors
+    /// Unreadable or invalid TOML, or an empty key; the error names the file
+    /// and never the secret.
+    pub fn from_file(path: &std::path::Path) -> Result<Vec<Self>, ConfigError> {
+        let file: KeyFile = crate::read_toml(path)?;
+        file.keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                if k.key_id.is_empty() || k.secret_key.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        key: format!("keys[{i}]"),
+                        value: "\"\"".to_owned(),
+                        reason: "key_id and secret_key must be non-empty".to_owned(),
+                    });
+                }
+                Ok(AlpacaKeys {
+                    key_id: Secret::new(k.key_id),
+                    secret_key: Secret::new(k.secret_key),
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

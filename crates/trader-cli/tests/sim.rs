@@ -1,0 +1,99 @@
+//! `trader sim` standalone: prints its base URL and answers Alpaca requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// A raw HTTP/1.1 GET with Alpaca's auth headers; returns the whole response.
+fn get(base: &str, path: &str, key: &str, secret: &str) -> String {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAPCA-API-KEY-ID: {key}\r\nAPCA-API-SECRET-KEY: {secret}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn sim_prints_its_url_and_serves_the_keys_of_a_key_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[keys]]\nkey_id = \"PKA\"\nsecret_key = \"sa\"\n\n[[keys]]\nkey_id = \"PKB\"\nsecret_key = \"sb\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .args([
+            "sim",
+            "--data",
+            &repo().join("data/coinbase_2017_2018").display().to_string(),
+        ])
+        .args([
+            "--keys",
+            &keys.display().to_string(),
+            "--start",
+            "2018-01-01T00:30:00Z",
+            "--speed",
+            "1",
+        ])
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+
+    let clock = get(&base, "/v2/clock", "PKB", "sb");
+    assert!(clock.starts_with("HTTP/1.1 200"), "{clock}");
+    assert!(
+        clock.contains("\"timestamp\":\"2018-01-01T00:30"),
+        "{clock}"
+    );
+    let bars = get(
+        &base,
+        "/v1beta3/crypto/us/bars?symbols=ETH/USD&timeframe=1Hour&start=2017-12-31T22:00:00Z",
+        "PKA",
+        "sa",
+    );
+    assert!(
+        bars.contains("\"2017-12-31T23:00:00Z\"") && !bars.contains("2018-01-01T00:00:00Z"),
+        "{bars}"
+    );
+    assert!(get(&base, "/v2/account", "PKA", "sb").starts_with("HTTP/1.1 401"));
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn sim_without_key_pairs_says_how_to_give_them() {
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .args([
+            "sim",
+            "--data",
+            &repo().join("data/coinbase_2017_2018").display().to_string(),
+        ])
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no key pairs"), "{}", stderr(&o));
+}

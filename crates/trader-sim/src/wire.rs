@@ -1,0 +1,172 @@
+//! The simulator's own JSON, shaped as Alpaca's (decimals as strings where
+//! Alpaca writes strings). Never shared with the client.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use trader_core::{Bar, Symbol, format_time};
+
+use crate::broker::{Account, Order, Position, Side};
+
+/// Alpaca writes crypto positions without the slash (`BTCUSD`).
+pub(crate) fn position_symbol(symbol: &Symbol) -> String {
+    symbol.as_str().replace('/', "")
+}
+
+fn rfc3339(t: i64) -> String {
+    format_time(t).replace("+00:00", "Z")
+}
+
+fn decimal(v: f64) -> String {
+    format!("{v}")
+}
+
+pub(crate) fn account(a: &Account, equity: f64) -> Value {
+    json!({
+        "id": a.id,
+        "account_number": format!("PA{}", &a.id[a.id.len() - 8..]),
+        "status": "ACTIVE",
+        "crypto_status": "ACTIVE",
+        "currency": "USD",
+        "cash": decimal(a.cash),
+        "buying_power": decimal(a.cash),
+        "non_marginable_buying_power": decimal(a.cash),
+        "equity": decimal(equity),
+        "last_equity": decimal(equity),
+        "portfolio_value": decimal(equity),
+        "long_market_value": decimal(equity - a.cash),
+        "short_market_value": "0",
+        "initial_margin": "0",
+        "maintenance_margin": "0",
+        "multiplier": "1",
+        "pattern_day_trader": false,
+        "trading_blocked": false,
+        "transfers_blocked": false,
+        "account_blocked": false,
+        "shorting_enabled": false,
+        "daytrade_count": 0,
+        "created_at": "2024-01-01T00:00:00Z"
+    })
+}
+
+pub(crate) fn position(symbol: &Symbol, p: &Position, price: f64) -> Value {
+    let value = p.qty * price;
+    json!({
+        "asset_id": format!("00000000-0000-4003-8000-{:012x}", symbol.as_str().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) & 0xffff_ffff_ffff),
+        "symbol": position_symbol(symbol),
+        "exchange": "CRYPTO",
+        "asset_class": "crypto",
+        "qty": decimal(p.qty),
+        "qty_available": decimal(p.qty),
+        "avg_entry_price": decimal(if p.qty > 0.0 { p.cost / p.qty } else { 0.0 }),
+        "side": "long",
+        "market_value": decimal(value),
+        "cost_basis": decimal(p.cost),
+        "unrealized_pl": decimal(value - p.cost),
+        "unrealized_plpc": decimal(if p.cost > 0.0 { (value - p.cost) / p.cost } else { 0.0 }),
+        "current_price": decimal(price),
+        "asset_marginable": false
+    })
+}
+
+pub(crate) fn order(o: &Order) -> Value {
+    json!({
+        "id": o.id,
+        "client_order_id": o.client_order_id,
+        "created_at": rfc3339(o.created_at),
+        "updated_at": rfc3339(o.updated_at),
+        "submitted_at": rfc3339(o.created_at),
+        "filled_at": o.filled_at.map(rfc3339),
+        "expired_at": null,
+        "canceled_at": null,
+        "failed_at": null,
+        "asset_id": "00000000-0000-4003-8000-000000000000",
+        "symbol": o.symbol.as_str(),
+        "asset_class": "crypto",
+        "notional": o.notional.map(decimal),
+        "qty": o.qty.map(decimal),
+        "filled_qty": decimal(o.filled_qty),
+        "filled_avg_price": o.filled_avg_price.map(decimal),
+        "order_class": "",
+        "order_type": "market",
+        "type": "market",
+        "side": match o.side { Side::Buy => "buy", Side::Sell => "sell" },
+        "time_in_force": o.time_in_force,
+        "limit_price": null,
+        "stop_price": null,
+        "status": o.status.as_str(),
+        "extended_hours": false,
+        "legs": null
+    })
+}
+
+pub(crate) fn error(code: u32, message: &str) -> Value {
+    json!({ "code": code, "message": message })
+}
+
+pub(crate) fn clock(now: i64) -> Value {
+    // Crypto trades around the clock.
+    json!({
+        "timestamp": rfc3339(now),
+        "is_open": true,
+        "next_open": rfc3339(now),
+        "next_close": rfc3339(now + 7 * 24 * 3600)
+    })
+}
+
+pub(crate) fn asset(symbol: &Symbol) -> Value {
+    json!({
+        "id": "00000000-0000-4003-8000-000000000000",
+        "class": "crypto",
+        "exchange": "CRYPTO",
+        "symbol": symbol.as_str(),
+        "name": symbol.as_str(),
+        "status": "active",
+        "tradable": true,
+        "marginable": false,
+        "shortable": false,
+        "easy_to_borrow": false,
+        "fractionable": true,
+        "min_order_size": "0.000000001",
+        "min_trade_increment": "0.000000001",
+        "price_increment": "0.01"
+    })
+}
+
+/// One bar as Alpaca's market-data API writes it (numbers, not strings).
+#[derive(Serialize)]
+struct WireBar {
+    t: String,
+    o: f64,
+    h: f64,
+    l: f64,
+    c: f64,
+    v: f64,
+    n: u64,
+    vw: f64,
+}
+
+pub(crate) fn bars_page(
+    bars: &std::collections::BTreeMap<Symbol, Vec<Bar>>,
+    next: Option<&str>,
+) -> Value {
+    let map: serde_json::Map<String, Value> = bars
+        .iter()
+        .map(|(s, bs)| {
+            let list: Vec<WireBar> = bs
+                .iter()
+                .map(|b| WireBar {
+                    t: rfc3339(b.t),
+                    o: b.open,
+                    h: b.high,
+                    l: b.low,
+                    c: b.close,
+                    v: b.volume,
+                    n: 0,
+                    vw: (b.high + b.low + b.close) / 3.0,
+                })
+                .collect();
+            (s.as_str().to_owned(), json!(list))
+        })
+        .collect();
+    json!({ "bars": map, "next_page_token": next })
+}
