@@ -63,10 +63,8 @@ fn sim_prints_its_url_and_serves_the_keys_of_a_key_file() {
 
     let clock = get(&base, "/v2/clock", "PKB", "sb");
     assert!(clock.starts_with("HTTP/1.1 200"), "{clock}");
-    assert!(
-        clock.contains("\"timestamp\":\"2018-01-01T00:30"),
-        "{clock}"
-    );
+    // Speed 1 from 00:30: at most minutes have passed, even on a loaded machine.
+    assert!(clock.contains("\"timestamp\":\"2018-01-01T00:3"), "{clock}");
     let bars = get(
         &base,
         "/v1beta3/crypto/us/bars?symbols=ETH/USD&timeframe=1Hour&start=2017-12-31T22:00:00Z",
