@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use chrono::DateTime;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
-use trader_core::{Bar, Clock, FeatureName, Symbol, SystemClock, feature_value, format_time};
+use trader_core::{
+    Bar, Clock, FeatureName, RECORDED_CSV_HEADER, Symbol, SystemClock, feature_value, format_time,
+};
 use trader_store::Store;
 
 use crate::{Outcome, output};
@@ -75,8 +77,6 @@ struct CsvRow {
     volume: f64,
 }
 
-const HEADER: [&str; 6] = ["timestamp", "open", "high", "low", "close", "volume"];
-
 /// Reads one recorded CSV, naming the file and line in every error.
 pub(crate) fn read_csv(path: &Path) -> anyhow::Result<Vec<Bar>> {
     let mut reader =
@@ -84,12 +84,11 @@ pub(crate) fn read_csv(path: &Path) -> anyhow::Result<Vec<Bar>> {
     let header = reader
         .headers()
         .with_context(|| format!("reading the header of {}", path.display()))?;
-    if header.iter().collect::<Vec<_>>() != HEADER {
+    let found = header.iter().collect::<Vec<_>>().join(",");
+    if found != RECORDED_CSV_HEADER {
         bail!(
-            "{}: header is {:?}, expected {:?}",
-            path.display(),
-            header.iter().collect::<Vec<_>>().join(","),
-            HEADER.join(",")
+            "{}: header is {found:?}, expected {RECORDED_CSV_HEADER:?}",
+            path.display()
         );
     }
     let mut bars = Vec::new();

@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use chrono::DateTime;
 use trader_core::{Bar, FeatureName, market_state, required_history_hours};
 
 fn load(file: &str) -> Vec<Bar> {
@@ -20,17 +19,7 @@ fn load(file: &str) -> Vec<Bar> {
         .unwrap()
         .lines()
         .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Bar {
-                t: DateTime::parse_from_rfc3339(f[0]).unwrap().timestamp(),
-                open: f[1].parse().unwrap(),
-                high: f[2].parse().unwrap(),
-                low: f[3].parse().unwrap(),
-                close: f[4].parse().unwrap(),
-                volume: f[5].parse().unwrap(),
-            }
-        })
+        .map(|l| Bar::from_recorded_line(l).unwrap())
         .collect()
 }
 

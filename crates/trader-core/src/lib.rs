@@ -21,7 +21,9 @@ mod features;
 mod size;
 mod symbol;
 
-pub use bar::{Bar, BarError, HISTORY_BYTES_PER_SYMBOL_HOUR, HOUR_SECS, format_time};
+pub use bar::{
+    Bar, BarError, HISTORY_BYTES_PER_SYMBOL_HOUR, HOUR_SECS, RECORDED_CSV_HEADER, format_time,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use demand::DemandTerm;
 pub use device::{Aggregate, ComputeDevice, DType, ParseChoiceError};

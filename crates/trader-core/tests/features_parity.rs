@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::DateTime;
-use trader_core::{Bar, FeatureName, feature_value};
+use trader_core::{Bar, FeatureName, RECORDED_CSV_HEADER, feature_value};
 
 fn load(file: &str) -> Vec<Bar> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,20 +25,8 @@ fn load(file: &str) -> Vec<Bar> {
         .join(file);
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("timestamp,open,high,low,close,volume"));
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Bar {
-                t: DateTime::parse_from_rfc3339(f[0]).unwrap().timestamp(),
-                open: f[1].parse().unwrap(),
-                high: f[2].parse().unwrap(),
-                low: f[3].parse().unwrap(),
-                close: f[4].parse().unwrap(),
-                volume: f[5].parse().unwrap(),
-            }
-        })
-        .collect()
+    assert_eq!(lines.next(), Some(RECORDED_CSV_HEADER));
+    lines.map(|l| Bar::from_recorded_line(l).unwrap()).collect()
 }
 
 #[test]

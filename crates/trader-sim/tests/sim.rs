@@ -24,17 +24,7 @@ fn load(file: &str, symbol: &str) -> (Symbol, Vec<Bar>) {
         .unwrap()
         .lines()
         .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Bar {
-                t: DateTime::parse_from_rfc3339(f[0]).unwrap().timestamp(),
-                open: f[1].parse().unwrap(),
-                high: f[2].parse().unwrap(),
-                low: f[3].parse().unwrap(),
-                close: f[4].parse().unwrap(),
-                volume: f[5].parse().unwrap(),
-            }
-        })
+        .map(|l| Bar::from_recorded_line(l).unwrap())
         .collect();
     (symbol.parse().unwrap(), bars)
 }
