@@ -323,7 +323,10 @@ impl Account {
             .orders
             .iter()
             .filter(|o| o.status == Status::New && o.side == Side::Buy)
-            .map(|o| o.notional.unwrap_or_else(|| o.qty.unwrap_or(0.0) * last))
+            .map(|o| {
+                let price = market.last_closed(&o.symbol, now).map_or(0.0, |b| b.close);
+                o.notional.unwrap_or_else(|| o.qty.unwrap_or(0.0) * price)
+            })
             .sum();
         match req.side {
             Side::Buy => {
@@ -351,7 +354,20 @@ impl Account {
                 } else {
                     f64::INFINITY
                 };
-                let held = self.positions.get(&req.symbol).map_or(0.0, |p| p.qty);
+                // Open sells of the same symbol already spoke for part of it.
+                let pending: f64 = self
+                    .orders
+                    .iter()
+                    .filter(|o| {
+                        o.status == Status::New && o.side == Side::Sell && o.symbol == req.symbol
+                    })
+                    .map(|o| {
+                        o.qty.unwrap_or_else(|| {
+                            o.notional.unwrap_or(0.0) / last.max(f64::MIN_POSITIVE)
+                        })
+                    })
+                    .sum();
+                let held = self.positions.get(&req.symbol).map_or(0.0, |p| p.qty) - pending;
                 if qty > held + 1e-12 {
                     return Err(ApiError::new(
                         403,

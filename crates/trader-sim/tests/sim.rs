@@ -303,3 +303,43 @@ async fn buying_power_and_quantity_are_enforced_and_open_orders_cancel() {
     );
     sim.handle.stop().await;
 }
+
+#[tokio::test]
+async fn open_sells_reserve_the_quantity_they_will_sell() {
+    let sim = Sim::start().await;
+    sim.at(START + 1800);
+    let (status, _) = sim
+        .post_order(
+            1,
+            json!({"symbol": "LTC/USD", "notional": "1000", "side": "buy", "time_in_force": "gtc"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    sim.at(START + 3600 + 60);
+    let (_, positions) = sim.get(1, "/v2/positions").await;
+    let held = num(&positions[0]["qty"]);
+    let half = format!("{}", held / 2.0);
+    let (status, _) = sim
+        .post_order(
+            1,
+            json!({"symbol": "LTC/USD", "qty": half, "side": "sell", "time_in_force": "gtc"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The second half is still there; a third sell of half is not.
+    let (status, _) = sim
+        .post_order(
+            1,
+            json!({"symbol": "LTC/USD", "qty": half, "side": "sell", "time_in_force": "gtc"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = sim
+        .post_order(
+            1,
+            json!({"symbol": "LTC/USD", "qty": half, "side": "sell", "time_in_force": "gtc"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    sim.handle.stop().await;
+}
