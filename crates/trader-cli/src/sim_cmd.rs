@@ -32,6 +32,9 @@ pub(crate) struct SimArgs {
     /// one account each; the pair in APCA_API_KEY_ID/APCA_API_SECRET_KEY too.
     #[arg(long)]
     keys: Option<PathBuf>,
+    /// Requests per key per minute before 429 (Alpaca's trading API: 200).
+    #[arg(long, default_value_t = 200)]
+    rate_limit: u32,
 }
 
 pub(crate) fn run(a: &SimArgs) -> anyhow::Result<Outcome> {
@@ -72,6 +75,7 @@ pub(crate) fn run(a: &SimArgs) -> anyhow::Result<Outcome> {
             .collect(),
         starting_cash: 100_000.0,
         clock: Arc::new(ReplayClock::new(start, a.speed)),
+        rate_limit_per_minute: a.rate_limit,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -13,19 +13,21 @@
 //! account per key pair with $100,000, a replay clock over the recorded set,
 //! fills at the next bar's open with Alpaca's crypto fee (25 bps of the asset
 //! received), 422 on a duplicate `client_order_id`, 403 on insufficient
-//! buying power or quantity. Only bars closed by the replay clock are served.
+//! buying power or quantity, `X-RateLimit-*` headers on every answer and 429
+//! past a key's quota per real minute. Only bars closed by the replay clock
+//! are served.
 //!
 //! Its wire types are its own (`wire.rs`), never the client's, so a serde
 //! mistake cannot hide on both sides at once.
 //!
-//! Not yet: rate-limit headers and 429s, fault injection (both part of the
-//! Alpaca issue, still open).
+//! Not yet: fault injection (part of the Alpaca issue, still open).
 //!
 //! Tests: `cargo test -p trader-sim` (reqwest over loopback, a manual clock).
 
 mod bars;
 mod broker;
 mod clock;
+mod ratelimit;
 mod routes;
 mod wire;
 
@@ -63,6 +65,8 @@ pub struct SimConfig {
     pub starting_cash: f64,
     /// The simulated "now".
     pub clock: Arc<dyn Clock>,
+    /// Requests per key per real minute before 429 (Alpaca: 200).
+    pub rate_limit_per_minute: u32,
 }
 
 /// Errors of the simulator.
@@ -122,7 +126,11 @@ pub async fn serve(config: SimConfig, port: u16) -> Result<SimHandle, SimError> 
         broker: Mutex::new(broker::Broker::new(&config.accounts, config.starting_cash)),
         clock: config.clock,
     });
-    let app = routes::router(state);
+    let limiter = Arc::new(ratelimit::RateLimiter::new(config.rate_limit_per_minute));
+    let app = routes::router(state).layer(axum::middleware::from_fn_with_state(
+        limiter,
+        ratelimit::limit,
+    ));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async {

@@ -44,6 +44,10 @@ struct Sim {
 
 impl Sim {
     async fn start() -> Self {
+        Self::start_limited(10_000).await
+    }
+
+    async fn start_limited(rate_limit_per_minute: u32) -> Self {
         let bars: BTreeMap<Symbol, Vec<Bar>> = [
             load("BTCUSD.csv", "BTC/USD"),
             load("ETHUSD.csv", "ETH/USD"),
@@ -60,6 +64,7 @@ impl Sim {
                 accounts: vec![keys(1), keys(2)],
                 starting_cash: 100_000.0,
                 clock: clock.clone(),
+                rate_limit_per_minute,
             },
             0,
         )
@@ -341,5 +346,39 @@ async fn open_sells_reserve_the_quantity_they_will_sell() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    sim.handle.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limit_headers_count_down_and_429_past_the_quota() {
+    let sim = Sim::start_limited(3).await;
+    let k = keys(1);
+    let mut remaining = Vec::new();
+    for _ in 0..4 {
+        let r = sim
+            .http
+            .get(format!("{}/v2/clock", sim.handle.base_url()))
+            .header("APCA-API-KEY-ID", &k.key_id)
+            .header("APCA-API-SECRET-KEY", &k.secret_key)
+            .send()
+            .await
+            .unwrap();
+        let h = |n: &str| r.headers()[n].to_str().unwrap().parse::<u64>().unwrap();
+        assert_eq!(h("X-RateLimit-Limit"), 3);
+        assert!(h("X-RateLimit-Reset") > 1_700_000_000, "epoch seconds");
+        remaining.push((r.status(), h("X-RateLimit-Remaining")));
+    }
+    assert_eq!(
+        remaining,
+        [
+            (StatusCode::OK, 2),
+            (StatusCode::OK, 1),
+            (StatusCode::OK, 0),
+            (StatusCode::TOO_MANY_REQUESTS, 0)
+        ]
+    );
+    // Another key has its own quota.
+    let (status, _) = sim.get(2, "/v2/clock").await;
+    assert_eq!(status, StatusCode::OK);
     sim.handle.stop().await;
 }
