@@ -481,6 +481,16 @@ mod tests {
         })
     }
 
+    fn plan() -> TraderPlan<'static> {
+        TraderPlan {
+            symbols: 3,
+            threads: 1,
+            min_history_hours: 71,
+            max_top_n: 10,
+            ensemble: &ensemble,
+        }
+    }
+
     fn knobs(device: ComputeDevice) -> Knobs {
         Knobs {
             workers: None,
@@ -494,13 +504,7 @@ mod tests {
     #[test]
     fn users_gpu_box_refuses_cuda_and_the_largest_fitting_worker_count_is_seven() {
         let (tenants, envelope) = users_box();
-        let plan = TraderPlan {
-            symbols: 3,
-            threads: 1,
-            min_history_hours: 71,
-            max_top_n: 10,
-            ensemble: &ensemble,
-        };
+        let plan = plan();
         let r = evaluate(&plan, &tenants, &envelope, knobs(ComputeDevice::Cuda)).unwrap();
         assert_eq!(r.verdict, Verdict::Refused);
         assert_eq!(r.vram.tenants, 7650 * MB);
@@ -514,13 +518,7 @@ mod tests {
     #[test]
     fn cpu_trader_is_not_refused_for_vram_it_does_not_use_but_is_warned() {
         let (tenants, envelope) = users_box();
-        let plan = TraderPlan {
-            symbols: 3,
-            threads: 1,
-            min_history_hours: 71,
-            max_top_n: 10,
-            ensemble: &ensemble,
-        };
+        let plan = plan();
         let r = evaluate(&plan, &tenants, &envelope, knobs(ComputeDevice::Cpu)).unwrap();
         assert_eq!(r.verdict, Verdict::Fits);
         assert!(
@@ -535,13 +533,7 @@ mod tests {
         let (tenants, mut envelope) = users_box();
         // RAM for 9 workers + monitoring = 11.85 GB; allow 12.6 GB: room for 0.75 GB of trader.
         envelope.ram.machine_total = 14_000 * MB;
-        let plan = TraderPlan {
-            symbols: 3,
-            threads: 1,
-            min_history_hours: 71,
-            max_top_n: 10,
-            ensemble: &ensemble,
-        };
+        let plan = plan();
         let k = knobs(ComputeDevice::Cpu);
         let r = evaluate(&plan, &tenants, &envelope, k).unwrap();
         assert_eq!(r.verdict, Verdict::Refused);
@@ -560,13 +552,7 @@ mod tests {
         let (tenants, mut envelope) = users_box();
         envelope.vram = None;
         envelope.vram_unknown_reason = Some("no GPU found (NVML unavailable)".into());
-        let plan = TraderPlan {
-            symbols: 3,
-            threads: 1,
-            min_history_hours: 71,
-            max_top_n: 10,
-            ensemble: &ensemble,
-        };
+        let plan = plan();
         let r = evaluate(&plan, &tenants, &envelope, knobs(ComputeDevice::Cuda)).unwrap();
         assert_eq!(r.verdict, Verdict::Refused);
         assert!(r.reasons[0].contains("no GPU found"), "{:?}", r.reasons);

@@ -63,6 +63,8 @@ pub(crate) struct Account {
     pub(crate) cash: f64,
     pub(crate) positions: BTreeMap<Symbol, Position>,
     pub(crate) orders: Vec<Order>,
+    /// Account number, for order ids unique across accounts.
+    number: u64,
 }
 
 // Alpaca's numeric error codes, by HTTP status.
@@ -103,7 +105,6 @@ pub(crate) struct NewOrder {
 
 pub(crate) struct Broker {
     accounts: BTreeMap<String, Account>,
-    next_id: u64,
 }
 
 /// A UUID-shaped id (clients parse Alpaca's ids as UUIDs).
@@ -125,14 +126,12 @@ impl Broker {
                         cash: starting_cash,
                         positions: BTreeMap::new(),
                         orders: Vec::new(),
+                        number: i as u64 + 1,
                     },
                 )
             })
             .collect();
-        Broker {
-            accounts,
-            next_id: 1,
-        }
+        Broker { accounts }
     }
 
     /// The account of a key pair, with its pending orders settled up to `now`.
@@ -150,11 +149,6 @@ impl Broker {
             .ok_or_else(|| ApiError::new(401, CODE_UNAUTHORIZED, "request is not authorized"))?;
         account.settle(market, now);
         Ok(account)
-    }
-
-    pub(crate) fn next_order_id(&mut self) -> String {
-        self.next_id += 1;
-        uuid_like(2, self.next_id)
     }
 }
 
@@ -236,10 +230,15 @@ impl Account {
     pub(crate) fn submit(
         &mut self,
         req: NewOrder,
-        id: String,
         market: &Market,
         now: i64,
     ) -> Result<Order, ApiError> {
+        // Numbered per account; rejected requests use no number.
+        let id = format!(
+            "00000000-{:04x}-4002-8000-{:012x}",
+            self.number,
+            self.orders.len() + 1
+        );
         let client_order_id = req.client_order_id.clone().unwrap_or_else(|| id.clone());
         if client_order_id.is_empty() || client_order_id.len() > 128 {
             return Err(ApiError::new(

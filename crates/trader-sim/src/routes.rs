@@ -61,22 +61,20 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 fn with_account<T>(
     state: &AppState,
     headers: &HeaderMap,
-    f: impl FnOnce(&mut Account, &Market, i64, &mut dyn FnMut() -> String) -> Result<T, ApiError>,
+    f: impl FnOnce(&mut Account, &Market, i64) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let now = state.clock.now().timestamp();
     let mut broker = state
         .broker
         .lock()
         .map_err(|_| ApiError::new(500, CODE_INTERNAL, "broker state poisoned"))?;
-    let mut ids: Vec<String> = (0..1).map(|_| broker.next_order_id()).collect();
     let account = broker.account(
         header(headers, "APCA-API-KEY-ID"),
         header(headers, "APCA-API-SECRET-KEY"),
         &state.market,
         now,
     )?;
-    let mut next_id = move || ids.pop().unwrap_or_default();
-    f(account, &state.market, now, &mut next_id)
+    f(account, &state.market, now)
 }
 
 /// `BTCUSD`, `BTC/USD` or `BTC%2FUSD` -> `BTC/USD`.
@@ -93,7 +91,7 @@ async fn account(
     State(state): Shared,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    with_account(&state, &headers, |a, m, now, _| {
+    with_account(&state, &headers, |a, m, now| {
         Ok(Json(wire::account(a, a.equity(m, now))))
     })
 }
@@ -102,7 +100,7 @@ async fn positions(
     State(state): Shared,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    with_account(&state, &headers, |a, m, now, _| {
+    with_account(&state, &headers, |a, m, now| {
         let list: Vec<serde_json::Value> = a
             .positions
             .iter()
@@ -118,7 +116,7 @@ async fn position(
     Path(raw): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let symbol = parse_symbol(&raw)?;
-    with_account(&state, &headers, |a, m, now, _| {
+    with_account(&state, &headers, |a, m, now| {
         let p = a
             .positions
             .get(&symbol)
@@ -194,8 +192,8 @@ async fn create_order(
         time_in_force: req.time_in_force,
         client_order_id: req.client_order_id,
     };
-    with_account(&state, &headers, |a, m, now, next_id| {
-        let order = a.submit(new, next_id(), m, now)?;
+    with_account(&state, &headers, |a, m, now| {
+        let order = a.submit(new, m, now)?;
         Ok(Json(wire::order(&order)))
     })
 }
@@ -206,7 +204,7 @@ async fn list_orders(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let status = q.get("status").map_or("open", String::as_str).to_owned();
-    with_account(&state, &headers, |a, _, _, _| {
+    with_account(&state, &headers, |a, _, _| {
         let list: Vec<serde_json::Value> = a
             .orders
             .iter()
@@ -227,7 +225,7 @@ async fn get_order(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    with_account(&state, &headers, |a, _, _, _| {
+    with_account(&state, &headers, |a, _, _| {
         a.orders
             .iter()
             .find(|o| o.id == id)
@@ -242,7 +240,7 @@ async fn order_by_client_id(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let wanted = q.get("client_order_id").cloned().unwrap_or_default();
-    with_account(&state, &headers, |a, _, _, _| {
+    with_account(&state, &headers, |a, _, _| {
         a.orders
             .iter()
             .find(|o| o.client_order_id == wanted)
@@ -256,7 +254,7 @@ async fn cancel_order(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    with_account(&state, &headers, |a, _, now, _| {
+    with_account(&state, &headers, |a, _, now| {
         a.cancel(&id, now).map(|()| StatusCode::NO_CONTENT)
     })
 }
@@ -265,7 +263,7 @@ async fn clock(
     State(state): Shared,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    with_account(&state, &headers, |_, _, now, _| Ok(Json(wire::clock(now))))
+    with_account(&state, &headers, |_, _, now| Ok(Json(wire::clock(now))))
 }
 
 async fn asset(
@@ -274,7 +272,7 @@ async fn asset(
     Path(raw): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let symbol = parse_symbol(&raw)?;
-    with_account(&state, &headers, |_, m, _, _| {
+    with_account(&state, &headers, |_, m, _| {
         if m.has(&symbol) {
             Ok(Json(wire::asset(&symbol)))
         } else {
@@ -305,7 +303,7 @@ async fn bars(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // Market data needs valid keys too.
-    with_account(&state, &headers, |_, _, _, _| Ok(()))?;
+    with_account(&state, &headers, |_, _, _| Ok(()))?;
     let symbols = q
         .get("symbols")
         .ok_or_else(|| ApiError::new(400, CODE_INVALID, "symbols is required"))?
