@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::DateTime;
 use clap::Args;
 use trader_config::AlpacaKeys;
 use trader_core::HOUR_SECS;
-use trader_sim::{ReplayClock, SimConfig, SimKeys, serve};
+use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
 
 use crate::data_cmd::{read_csv, recorded_files};
 use crate::{Outcome, output};
@@ -35,12 +36,62 @@ pub(crate) struct SimArgs {
     /// Requests per key per minute before 429 (Alpaca's trading API: 200).
     #[arg(long, default_value_t = 200)]
     rate_limit: u32,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Fault injection: each a share (0..1) of requests.
+#[derive(Debug, Args)]
+pub(crate) struct FaultArgs {
+    /// Share of requests answered 429 without being processed.
+    #[arg(long, default_value_t = 0.0)]
+    fault_429: f64,
+    /// Share answered 500 without being processed.
+    #[arg(long, default_value_t = 0.0)]
+    fault_500: f64,
+    /// Share answered only after --fault-slow-ms.
+    #[arg(long, default_value_t = 0.0)]
+    fault_slow: f64,
+    /// Delay of a slow answer, in milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    fault_slow_ms: u64,
+    /// Share processed, then answered with truncated JSON.
+    #[arg(long, default_value_t = 0.0)]
+    fault_malformed: f64,
+    /// Share whose connection is dropped before the answer.
+    #[arg(long, default_value_t = 0.0)]
+    fault_drop: f64,
+    /// Share of orders accepted whose answer is then lost.
+    #[arg(long, default_value_t = 0.0)]
+    fault_lost_order: f64,
+    /// Seed of the fault draw.
+    #[arg(long, default_value_t = 1)]
+    fault_seed: u64,
+}
+
+impl FaultArgs {
+    fn config(&self) -> FaultConfig {
+        FaultConfig {
+            rate_limited: self.fault_429,
+            server_error: self.fault_500,
+            slow: self.fault_slow,
+            slow_delay: Duration::from_millis(self.fault_slow_ms),
+            malformed: self.fault_malformed,
+            dropped: self.fault_drop,
+            lost_order_answer: self.fault_lost_order,
+            seed: self.fault_seed,
+        }
+    }
 }
 
 pub(crate) fn run(a: &SimArgs) -> anyhow::Result<Outcome> {
     if !(a.speed.is_finite() && a.speed > 0.0) {
         bail!("--speed {} must be a positive number", a.speed);
     }
+    let faults = a.faults.config();
+    faults
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--fault-*: {e}"))?;
     let mut pairs: Vec<AlpacaKeys> = AlpacaKeys::from_env()?.into_iter().collect();
     if let Some(path) = &a.keys {
         pairs.extend(AlpacaKeys::from_file(path)?);
@@ -76,6 +127,7 @@ pub(crate) fn run(a: &SimArgs) -> anyhow::Result<Outcome> {
         starting_cash: 100_000.0,
         clock: Arc::new(ReplayClock::new(start, a.speed)),
         rate_limit_per_minute: a.rate_limit,
+        faults,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

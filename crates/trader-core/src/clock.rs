@@ -9,6 +9,12 @@ use chrono::{DateTime, Utc};
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// How long to wait in real time for `simulated` to pass on this clock
+    /// (a replay clock at 3600x waits one second for an hour).
+    fn real_duration(&self, simulated: std::time::Duration) -> std::time::Duration {
+        simulated
+    }
 }
 
 /// The wall clock: the only reader of `Utc::now` in the project.

@@ -4,7 +4,9 @@
 //! ([`Symbol`]), numeric precision and compute device ([`DType`], [`ComputeDevice`]),
 //! the feature catalog ([`FeatureName`], [`feature_value`], [`market_state`]:
 //! pure functions over a window of bars), the compact in-memory bar and its
-//! validation ([`Bar`]), the injected [`Clock`], and the resource-demand terms
+//! validation ([`Bar`]), the injected [`Clock`], the market traits the engine
+//! trades through ([`MarketData`], [`Broker`]) with their order and position
+//! types, and the resource-demand terms
 //! that each crate reports to the budgeter ([`DemandTerm`]).
 //!
 //! What does not: I/O of any kind, configuration files, candle, SQL. This crate
@@ -13,6 +15,7 @@
 //! Tests: `cargo test -p trader-core`.
 
 mod bar;
+mod broker;
 mod clock;
 mod demand;
 mod device;
@@ -23,6 +26,10 @@ mod symbol;
 
 pub use bar::{
     Bar, BarError, HISTORY_BYTES_PER_SYMBOL_HOUR, HOUR_SECS, RECORDED_CSV_HEADER, format_time,
+};
+pub use broker::{
+    AccountState, BarsBySymbol, Broker, ErrorKind, MarketData, MarketError, Order, OrderAmount,
+    OrderRequest, OrderStatus, Placement, Position, Side,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use demand::DemandTerm;

@@ -31,4 +31,8 @@ impl Clock for ReplayClock {
         let ms = (self.started.elapsed().as_secs_f64() * self.speed * 1000.0) as i64;
         self.start + chrono::Duration::milliseconds(ms)
     }
+
+    fn real_duration(&self, simulated: std::time::Duration) -> std::time::Duration {
+        simulated.div_f64(self.speed.max(f64::MIN_POSITIVE))
+    }
 }

@@ -20,13 +20,17 @@
 //! Its wire types are its own (`wire.rs`), never the client's, so a serde
 //! mistake cannot hide on both sides at once.
 //!
-//! Not yet: fault injection (part of the Alpaca issue, still open).
+//! Faults can be injected by share of requests ([`FaultConfig`]: 429, 500,
+//! slow answers, malformed JSON, dropped connections, orders accepted whose
+//! answer is lost), and every request, fault and accepted order is logged
+//! ([`SimHandle::stats`]).
 //!
 //! Tests: `cargo test -p trader-sim` (reqwest over loopback, a manual clock).
 
 mod bars;
 mod broker;
 mod clock;
+mod faults;
 mod ratelimit;
 mod routes;
 mod wire;
@@ -37,6 +41,7 @@ use std::sync::{Arc, Mutex};
 
 pub use broker::FEE_BPS;
 pub use clock::ReplayClock;
+pub use faults::{Fault, FaultConfig, SimStats};
 use trader_core::{Bar, Clock, Symbol};
 
 /// A key pair the simulator accepts; each pair has its own account.
@@ -67,6 +72,8 @@ pub struct SimConfig {
     pub clock: Arc<dyn Clock>,
     /// Requests per key per real minute before 429 (Alpaca: 200).
     pub rate_limit_per_minute: u32,
+    /// Faults to inject (none by default).
+    pub faults: FaultConfig,
 }
 
 /// Errors of the simulator.
@@ -80,6 +87,8 @@ pub enum SimError {
     },
     #[error("the simulator needs at least one key pair")]
     NoAccounts,
+    #[error("{0}")]
+    Faults(String),
 }
 
 /// A running simulator.
@@ -88,6 +97,7 @@ pub struct SimHandle {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    log: Arc<faults::FaultInjector>,
 }
 
 impl SimHandle {
@@ -95,6 +105,13 @@ impl SimHandle {
     #[must_use]
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// What the simulator has seen so far: requests per key, faults
+    /// injected, orders accepted.
+    #[must_use]
+    pub fn stats(&self) -> SimStats {
+        self.log.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Stops the server and waits for it.
@@ -114,6 +131,7 @@ pub async fn serve(config: SimConfig, port: u16) -> Result<SimHandle, SimError> 
     if config.accounts.is_empty() {
         return Err(SimError::NoAccounts);
     }
+    config.faults.validate().map_err(SimError::Faults)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -121,16 +139,27 @@ pub async fn serve(config: SimConfig, port: u16) -> Result<SimHandle, SimError> 
     let addr = listener
         .local_addr()
         .map_err(|source| SimError::Bind { addr, source })?;
+    let log = Arc::new(faults::FaultInjector::new(config.faults));
     let state = Arc::new(routes::AppState {
         market: bars::Market::new(config.bars),
         broker: Mutex::new(broker::Broker::new(&config.accounts, config.starting_cash)),
         clock: config.clock,
+        log: Arc::clone(&log),
     });
-    let limiter = Arc::new(ratelimit::RateLimiter::new(config.rate_limit_per_minute));
-    let app = routes::router(state).layer(axum::middleware::from_fn_with_state(
-        limiter,
-        ratelimit::limit,
+    let limiter = Arc::new(ratelimit::RateLimiter::new(
+        config.rate_limit_per_minute,
+        Arc::clone(&log),
     ));
+    // Outermost first: the quota sees every request, then faults, then routes.
+    let app = routes::router(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&log),
+            faults::inject,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            ratelimit::limit,
+        ));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -145,5 +174,6 @@ pub async fn serve(config: SimConfig, port: u16) -> Result<SimHandle, SimError> 
         addr,
         shutdown: Some(tx),
         task,
+        log,
     })
 }

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -12,23 +14,27 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use trader_core::{Clock, SystemClock};
 
+use crate::faults::FaultInjector;
 use crate::wire;
 
 /// Alpaca's code for "too many requests".
 const CODE_RATE_LIMITED: u32 = 42_910_000;
 const WINDOW: Duration = Duration::from_mins(1);
 
-/// Requests per key per real minute (fixed windows).
+/// Requests per key per minute of tokio's clock (fixed windows; real time
+/// unless a test pauses the clock).
 pub(crate) struct RateLimiter {
     per_minute: u32,
     windows: Mutex<HashMap<String, (Instant, u32)>>,
+    log: Arc<FaultInjector>,
 }
 
 impl RateLimiter {
-    pub(crate) fn new(per_minute: u32) -> Self {
+    pub(crate) fn new(per_minute: u32, log: Arc<FaultInjector>) -> Self {
         RateLimiter {
             per_minute,
             windows: Mutex::new(HashMap::new()),
+            log,
         }
     }
 
@@ -65,10 +71,12 @@ pub(crate) async fn limit(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    limiter.log.record_request(&key);
     let (allowed, remaining, reset_in) = limiter.take(&key);
     let mut response = if allowed {
         next.run(request).await
     } else {
+        limiter.log.record_quota_rejection();
         (
             StatusCode::TOO_MANY_REQUESTS,
             Json(wire::error(CODE_RATE_LIMITED, "rate limit exceeded")),
@@ -83,7 +91,10 @@ pub(crate) async fn limit(
         ("X-RateLimit-Remaining", u64::from(remaining)),
         ("X-RateLimit-Reset", reset),
     ] {
-        headers.insert(name, HeaderValue::from(value));
+        // An injected 429 brings its own reset.
+        if !headers.contains_key(name) {
+            headers.insert(name, HeaderValue::from(value));
+        }
     }
     response
 }

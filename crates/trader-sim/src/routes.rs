@@ -24,6 +24,7 @@ pub(crate) struct AppState {
     pub(crate) market: Market,
     pub(crate) broker: Mutex<Broker>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) log: Arc<crate::faults::FaultInjector>,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -194,6 +195,7 @@ async fn create_order(
     };
     with_account(&state, &headers, |a, m, now| {
         let order = a.submit(new, m, now)?;
+        state.log.record_order(&order.client_order_id);
         Ok(Json(wire::order(&order)))
     })
 }

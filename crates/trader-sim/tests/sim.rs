@@ -65,6 +65,7 @@ impl Sim {
                 starting_cash: 100_000.0,
                 clock: clock.clone(),
                 rate_limit_per_minute,
+                faults: trader_sim::FaultConfig::default(),
             },
             0,
         )
