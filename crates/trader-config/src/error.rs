@@ -27,4 +27,10 @@ pub enum ConfigError {
         name: &'static str,
         name_other: &'static str,
     },
+    #[error("environment variable {name} = {value:?}: {reason}")]
+    Env {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
 }

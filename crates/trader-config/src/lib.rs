@@ -1,6 +1,6 @@
 //! Loads and validates `trader`'s configuration: profiles (`configs/<name>.toml`),
 //! the host file (`configs/host.toml`: machine envelope, co-tenants, alert
-//! thresholds) and the Alpaca keys from the environment.
+//! thresholds), and the Alpaca keys and endpoints from the environment.
 //!
 //! Every struct denies unknown keys; every error names the file, the key and
 //! the bad value. Relative paths inside a profile are resolved against the
@@ -11,11 +11,13 @@
 //!
 //! Tests: `cargo test -p trader-config` (one test parses every file in `configs/`).
 
+mod endpoints;
 mod error;
 mod host;
 mod profile;
 mod secrets;
 
+pub use endpoints::{AlpacaEndpoints, DATA_URL, LIVE_TRADING_URL, PAPER_TRADING_URL};
 pub use error::ConfigError;
 pub use host::{AlertSettings, HostConfig, LimitSettings, MemorySpec, TenantConfig};
 pub use profile::{EnsembleSettings, Profile, ProfileFile, StoreSettings, resolve_profile_path};

@@ -184,6 +184,8 @@ pub struct MarketError {
     pub request: String,
     /// The server's message or the transport's error.
     pub detail: String,
+    /// The HTTP status, when an answer came back.
+    pub status: Option<u16>,
     /// How long the server asked us to wait (from `X-RateLimit-Reset`).
     pub retry_after: Option<Duration>,
 }
@@ -195,7 +197,28 @@ impl MarketError {
             kind,
             request: request.into(),
             detail: detail.into(),
+            status: None,
             retry_after: None,
+        }
+    }
+
+    /// The same error, with the HTTP status that came back.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The kind an HTTP error status stands for.
+    #[must_use]
+    pub fn kind_of_status(status: u16) -> ErrorKind {
+        match status {
+            401 => ErrorKind::Unauthorized,
+            404 => ErrorKind::NotFound,
+            408 => ErrorKind::Timeout,
+            429 => ErrorKind::RateLimited,
+            500..=599 => ErrorKind::Server,
+            _ => ErrorKind::Rejected,
         }
     }
 }
