@@ -28,6 +28,19 @@ use crate::client::AlpacaClient;
 use crate::data::error_message;
 use crate::symbols;
 
+/// An error and its sources, `: `-separated (apca's own messages are
+/// generic, the cause is in the source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 fn api_message(m: &Result<apca::ApiError, Vec<u8>>) -> String {
     match m {
         Ok(e) => e.message.clone(),
@@ -56,16 +69,16 @@ macro_rules! classify {
                     format!("HTTP {}: {}", status.as_u16(), api_message(&m)),
                 )
                 .with_status(status.as_u16()),
-                $m::$ty::Http(e) => MarketError::new(ErrorKind::Connection, $request, e.to_string()),
+                $m::$ty::Http(e) => MarketError::new(ErrorKind::Connection, $request, error_chain(&e)),
                 $m::$ty::Conversion(e) => {
-                    MarketError::new(ErrorKind::Malformed, $request, e.to_string())
+                    MarketError::new(ErrorKind::Malformed, $request, error_chain(&e))
                 }
             },
-            RequestError::Hyper(e) => MarketError::new(ErrorKind::Connection, $request, e.to_string()),
+            RequestError::Hyper(e) => MarketError::new(ErrorKind::Connection, $request, error_chain(&e)),
             RequestError::HyperUtil(e) => {
-                MarketError::new(ErrorKind::Connection, $request, e.to_string())
+                MarketError::new(ErrorKind::Connection, $request, error_chain(&e))
             }
-            RequestError::Io(e) => MarketError::new(ErrorKind::Connection, $request, e.to_string()),
+            RequestError::Io(e) => MarketError::new(ErrorKind::Connection, $request, error_chain(&e)),
         }
     };
 }

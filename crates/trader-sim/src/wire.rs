@@ -38,12 +38,20 @@ pub(crate) fn account(a: &Account, equity: f64) -> Value {
         "initial_margin": "0",
         "maintenance_margin": "0",
         "multiplier": "1",
+        "accrued_fees": "0",
+        "pending_transfer_in": "0",
+        "pending_transfer_out": "0",
         "pattern_day_trader": false,
+        "trade_suspended_by_user": false,
         "trading_blocked": false,
         "transfers_blocked": false,
         "account_blocked": false,
         "shorting_enabled": false,
+        "sma": "0",
         "daytrade_count": 0,
+        "last_maintenance_margin": "0",
+        "daytrading_buying_power": "0",
+        "regt_buying_power": decimal(a.cash),
         "created_at": "2024-01-01T00:00:00Z"
     })
 }
@@ -63,7 +71,11 @@ pub(crate) fn position(symbol: &Symbol, p: &Position, price: f64) -> Value {
         "cost_basis": decimal(p.cost),
         "unrealized_pl": decimal(value - p.cost),
         "unrealized_plpc": decimal(if p.cost > 0.0 { (value - p.cost) / p.cost } else { 0.0 }),
+        "unrealized_intraday_pl": decimal(value - p.cost),
+        "unrealized_intraday_plpc": decimal(if p.cost > 0.0 { (value - p.cost) / p.cost } else { 0.0 }),
         "current_price": decimal(price),
+        "lastday_price": decimal(price),
+        "change_today": "0",
         "asset_marginable": false
     })
 }
@@ -79,6 +91,9 @@ pub(crate) fn order(o: &Order) -> Value {
         "expired_at": null,
         "canceled_at": null,
         "failed_at": null,
+        "replaced_at": null,
+        "replaced_by": null,
+        "replaces": null,
         "asset_id": "00000000-0000-4003-8000-000000000000",
         "symbol": o.symbol.as_str(),
         "asset_class": "crypto",
@@ -95,7 +110,10 @@ pub(crate) fn order(o: &Order) -> Value {
         "stop_price": null,
         "status": o.status.as_str(),
         "extended_hours": false,
-        "legs": null
+        "legs": null,
+        "trail_percent": null,
+        "trail_price": null,
+        "hwm": null
     })
 }
 
@@ -123,9 +141,11 @@ pub(crate) fn asset(symbol: &Symbol) -> Value {
         "status": "active",
         "tradable": true,
         "marginable": false,
+        "maintenance_margin_requirement": 100,
         "shortable": false,
         "easy_to_borrow": false,
         "fractionable": true,
+        "attributes": [],
         "min_order_size": "0.000000001",
         "min_trade_increment": "0.000000001",
         "price_increment": "0.01"
