@@ -22,9 +22,11 @@ const MAX_RESET_WAIT: Duration = Duration::from_secs(61);
 /// Limits, timeouts and backoff of the client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientSettings {
-    /// Requests per minute for the whole process (Alpaca allows 200 per key).
+    /// Most requests in any one minute, for the client and its clones
+    /// (Alpaca allows 200 per key).
     pub requests_per_minute: NonZeroU32,
-    /// Requests that may go at once before the rate applies.
+    /// Requests that may go at once (counted within the minute's limit;
+    /// at most half of it).
     pub burst: NonZeroU32,
     /// Every call gives up after this long.
     pub timeout: Duration,

@@ -2,6 +2,8 @@
 //! stock bars (`/v2/stocks/bars`, IEX feed), several symbols per request,
 //! paged until `next_page_token` is null. apca's data module cannot do this
 //! (one stock per request, integer volume, fixed host).
+//!
+//! Public only for [`parse_bars_page`], which the fixture tests use.
 
 use std::collections::BTreeMap;
 
@@ -84,6 +86,26 @@ pub(crate) fn error_message(body: &[u8]) -> String {
     }
 }
 
+/// Parses one bars answer as the client does (for the recorded examples).
+///
+/// # Errors
+/// The answer is not Alpaca's bars JSON, or a bar time is not RFC 3339.
+pub fn parse_bars_page(body: &[u8]) -> Result<(BarsBySymbol, Option<String>), MarketError> {
+    let request = "bars answer";
+    let page: BarsPage = serde_json::from_slice(body)
+        .map_err(|e| MarketError::new(ErrorKind::Malformed, request, e.to_string()))?;
+    let mut out = BarsBySymbol::new();
+    for (raw, bars) in page.bars.unwrap_or_default() {
+        let symbol = symbols::parse(&raw, raw.contains('/'), request)?;
+        let list = bars
+            .iter()
+            .map(|b| b.to_bar(request))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.insert(symbol, list);
+    }
+    Ok((out, page.next_page_token))
+}
+
 fn transport(request: &str, e: &reqwest::Error) -> MarketError {
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
@@ -119,7 +141,10 @@ impl AlpacaClient {
                 format!("HTTP {}: {}", status.as_u16(), error_message(&body)),
             )
             .with_status(status.as_u16());
-            e.retry_after = retry_after;
+            // The reset matters only when the quota was the reason.
+            if status.as_u16() == 429 {
+                e.retry_after = retry_after;
+            }
             return Err(e);
         }
         serde_json::from_slice(&body).map_err(|e| {

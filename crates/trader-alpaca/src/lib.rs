@@ -24,7 +24,7 @@
 //! examples in `tests/fixtures/alpaca/`).
 
 mod client;
-mod data;
+pub mod data;
 mod limiter;
 mod poll;
 mod symbols;

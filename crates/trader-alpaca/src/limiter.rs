@@ -54,9 +54,17 @@ pub(crate) struct RequestLimiter {
 }
 
 impl RequestLimiter {
-    /// `per_minute` requests per minute, at most `burst` at once.
+    /// At most `per_minute` requests in any minute, up to `burst` of them at
+    /// once. GCRA lets a full burst plus a minute of replenishment through
+    /// in one sliding minute, so the rate is set to `per_minute - burst`
+    /// per minute (the burst is capped at half the limit).
     pub(crate) fn new(per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
-        let quota = Quota::per_minute(per_minute).allow_burst(burst);
+        let burst = burst.min(NonZeroU32::new(per_minute.get() / 2).unwrap_or(NonZeroU32::MIN));
+        let refill = NonZeroU32::new(per_minute.get() - burst.get()).unwrap_or(NonZeroU32::MIN);
+        let period = Duration::from_secs(60) / refill.get();
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_minute(refill))
+            .allow_burst(burst);
         RequestLimiter {
             limiter: RateLimiter::direct_with_clock(quota, TokioClock),
         }
