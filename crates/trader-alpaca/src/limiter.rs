@@ -61,7 +61,7 @@ impl RequestLimiter {
     pub(crate) fn new(per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
         let burst = burst.min(NonZeroU32::new(per_minute.get() / 2).unwrap_or(NonZeroU32::MIN));
         let refill = NonZeroU32::new(per_minute.get() - burst.get()).unwrap_or(NonZeroU32::MIN);
-        let period = Duration::from_secs(60) / refill.get();
+        let period = Duration::from_mins(1) / refill.get();
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_minute(refill))
             .allow_burst(burst);

@@ -111,7 +111,7 @@ fn to_num(v: f64, field: &str) -> Result<Num, MarketError> {
     })
 }
 
-fn status(s: &order::Status) -> OrderStatus {
+fn status(s: order::Status) -> OrderStatus {
     use order::Status as S;
     match s {
         S::New
@@ -152,7 +152,7 @@ fn to_order(o: &order::Order, request: &str) -> Result<Order, MarketError> {
                 OrderAmount::Notional(num(notional, "notional", request)?)
             }
         },
-        status: status(&o.status),
+        status: status(o.status),
         filled_qty: num(&o.filled_quantity, "filled_qty", request)?,
         filled_avg_price: o
             .average_fill_price

@@ -1,7 +1,12 @@
 //! The recorded Alpaca examples (`tests/fixtures/alpaca/`): the client's
 //! parsers read every one, and the simulator answers in the same shape.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::float_cmp,
+    clippy::many_single_char_names
+)]
 
 mod common;
 

@@ -42,10 +42,14 @@ async fn requests_per_minute_stay_under_the_limit() {
     }
     let elapsed = started.elapsed();
     let stats = sim.handle.stats();
-    assert_eq!(client.stats().errors, Default::default());
+    assert!(
+        client.stats().errors.is_empty(),
+        "{:?}",
+        client.stats().errors
+    );
     assert_eq!(stats.requests[KEY_ID].len(), 300);
     assert_eq!(stats.quota_rejections, 0);
-    let busiest = stats.max_requests_in_window(KEY_ID, Duration::from_secs(60));
+    let busiest = stats.max_requests_in_window(KEY_ID, Duration::from_mins(1));
     assert!(
         busiest <= LIMIT as usize,
         "{busiest} requests in one minute"

@@ -5,6 +5,7 @@
 //! Tests: `cargo test -p trader-cli` spawns the built binary
 //! (`crates/trader-cli/tests/`).
 
+mod account_cmd;
 mod budget_cmd;
 mod data_cmd;
 mod ensemble_cmd;
@@ -55,6 +56,8 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// Run the Alpaca-compatible simulator on 127.0.0.1 over recorded bars.
     Sim(sim_cmd::SimArgs),
+    /// Show the broker's account, positions and open orders (Alpaca or the simulator).
+    Account(account_cmd::AccountArgs),
 }
 
 /// What a command concluded, for the exit code.
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Ensemble(cmd) => ensemble_cmd::run(cmd),
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Account(args) => account_cmd::run(args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -42,6 +42,7 @@ pub(crate) struct SimArgs {
 
 /// Fault injection: each a share (0..1) of requests.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_field_names)] // the flags read --fault-*
 pub(crate) struct FaultArgs {
     /// Share of requests answered 429 without being processed.
     #[arg(long, default_value_t = 0.0)]

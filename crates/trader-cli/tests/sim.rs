@@ -95,3 +95,95 @@ fn sim_without_key_pairs_says_how_to_give_them() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no key pairs"), "{}", stderr(&o));
 }
+
+/// Starts `trader sim` with one key pair from the environment; returns the
+/// child and its base URL.
+fn start_sim(key: &str, secret: &str) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .args([
+            "sim",
+            "--data",
+            &repo().join("data/coinbase_2017_2018").display().to_string(),
+            "--start",
+            "2018-01-01T00:30:00Z",
+        ])
+        .env("APCA_API_KEY_ID", key)
+        .env("APCA_API_SECRET_KEY", secret)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_owned())
+}
+
+fn account(base: &str, key: &str, secret: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trader"))
+        .arg("account")
+        .args(extra)
+        .env("APCA_API_BASE_URL", base)
+        .env("APCA_API_DATA_URL", base)
+        .env("APCA_API_KEY_ID", key)
+        .env("APCA_API_SECRET_KEY", secret)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn account_reads_the_simulator_through_the_env_urls() {
+    let (mut child, base) = start_sim("PKACC", "secret-acc-1234");
+    let o = account(&base, "PKACC", "secret-acc-1234", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains(&format!("account at {base}\n")), "{out}");
+    assert!(
+        out.contains("  cash               100000.00 USD\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("positions: 0") && out.contains("open orders: 0"),
+        "{out}"
+    );
+    let o = account(&base, "PKACC", "secret-acc-1234", &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["cash"], 100_000.0);
+    assert_eq!(v["live"], false);
+    // Traced at TRACE, yet neither key is in stderr.
+    assert!(!stderr(&o).contains("secret-acc-1234") && !stderr(&o).contains("PKACC"));
+
+    // Wrong keys: exit 1, "unauthorized", and the keys are not echoed.
+    let o = account(&base, "PKACC", "not-the-secret", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("unauthorized"), "{err}");
+    assert!(
+        !err.contains("not-the-secret") && !err.contains("PKACC"),
+        "{err}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn account_names_a_bad_url_or_missing_keys() {
+    let o = account("localhost:8080", "PK", "s", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("APCA_API_BASE_URL = \"localhost:8080\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .arg("account")
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no Alpaca keys"), "{}", stderr(&o));
+}

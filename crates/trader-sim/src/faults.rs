@@ -134,7 +134,7 @@ impl SimStats {
         let mut best = 0;
         let mut lo = 0;
         for (hi, t) in times.iter().enumerate() {
-            while *t - times[lo] >= window {
+            while t.saturating_sub(times[lo]) >= window {
                 lo += 1;
             }
             best = best.max(hi - lo + 1);
