@@ -20,7 +20,10 @@ mod secrets;
 pub use endpoints::{AlpacaEndpoints, DATA_URL, LIVE_TRADING_URL, PAPER_TRADING_URL};
 pub use error::ConfigError;
 pub use host::{AlertSettings, HostConfig, LimitSettings, MemorySpec, TenantConfig};
-pub use profile::{EnsembleSettings, Profile, ProfileFile, StoreSettings, resolve_profile_path};
+pub use profile::{
+    EnsembleSettings, MetricsSettings, Profile, ProfileFile, StoreSettings, TradingSettings,
+    resolve_profile_path,
+};
 pub use secrets::{AlpacaKeys, Secret};
 
 use std::path::Path;

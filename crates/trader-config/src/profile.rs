@@ -46,6 +46,49 @@ pub struct StoreSettings {
     pub path: PathBuf,
 }
 
+/// The `[trading]` table: how actions become orders (DESIGN.md, Action).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradingSettings {
+    /// Largest weight of one symbol, as a fraction of equity (0..=1].
+    #[serde(default = "default_max_weight")]
+    pub max_weight: f64,
+    /// Largest sum of weights (0..=1]: long-only, no leverage.
+    #[serde(default = "default_max_gross")]
+    pub max_gross: f64,
+    /// Orders smaller than this many USD are skipped.
+    #[serde(default = "default_min_trade_notional")]
+    pub min_trade_notional: f64,
+}
+
+impl Default for TradingSettings {
+    fn default() -> Self {
+        TradingSettings {
+            max_weight: default_max_weight(),
+            max_gross: default_max_gross(),
+            min_trade_notional: default_min_trade_notional(),
+        }
+    }
+}
+
+fn default_max_weight() -> f64 {
+    0.3
+}
+fn default_max_gross() -> f64 {
+    0.9
+}
+fn default_min_trade_notional() -> f64 {
+    10.0
+}
+
+/// The `[metrics]` table: `/metrics` and `/healthz` on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Port on 127.0.0.1 (0: any free port).
+    pub port: u16,
+}
+
 /// A profile file as written on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +101,10 @@ pub struct ProfileFile {
     pub poll_interval_secs: NonZeroU32,
     pub ensemble: EnsembleSettings,
     pub store: StoreSettings,
+    #[serde(default)]
+    pub trading: TradingSettings,
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
 }
 
 /// A loaded, validated profile with its paths resolved.
@@ -77,6 +124,9 @@ pub struct Profile {
     pub device: ComputeDevice,
     pub threads: u32,
     pub store_path: PathBuf,
+    pub trading: TradingSettings,
+    /// Port of `/metrics` and `/healthz`; `None`: no endpoint.
+    pub metrics_port: Option<u16>,
 }
 
 /// `--profile` takes a name (`configs/NAME.toml`) or a path to a TOML file.
@@ -143,6 +193,22 @@ impl Profile {
                 "must name a directory",
             ));
         }
+        let t = &file.trading;
+        for (key, v, lo_open) in [
+            ("trading.max_weight", t.max_weight, true),
+            ("trading.max_gross", t.max_gross, true),
+        ] {
+            if !(v.is_finite() && (v > 0.0 || !lo_open) && v <= 1.0) {
+                return Err(invalid(key, v.to_string(), "must be in (0, 1]"));
+            }
+        }
+        if !(t.min_trade_notional.is_finite() && t.min_trade_notional >= 0.0) {
+            return Err(invalid(
+                "trading.min_trade_notional",
+                t.min_trade_notional.to_string(),
+                "must be a non-negative number of USD",
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let name = path.file_stem().map_or_else(
             || "profile".to_owned(),
@@ -161,6 +227,8 @@ impl Profile {
             device: file.ensemble.device,
             threads: file.ensemble.threads.get(),
             store_path: base.join(&file.store.path),
+            trading: file.trading,
+            metrics_port: file.metrics.map(|m| m.port),
         })
     }
 }

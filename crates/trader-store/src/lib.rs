@@ -18,9 +18,13 @@
 //! temp dirs, through the real migrations).
 
 mod error;
+mod records;
 mod store;
 mod window;
 
 pub use error::StoreError;
+pub use records::{
+    DecisionRecord, PlannedOrder, RunCounts, RunMode, RunStart, StoredOrder, UNSETTLED,
+};
 pub use store::{InsertReport, Store};
 pub use window::{HistoryWindow, PushOutcome};

@@ -32,7 +32,7 @@ pub struct InsertReport {
 /// page cache).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     path: PathBuf,
     retention_hours: Option<u32>,
 }
@@ -96,7 +96,10 @@ impl Store {
         &self.path
     }
 
-    fn query_err(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    pub(crate) fn query_err(
+        &self,
+        what: &'static str,
+    ) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
         move |source| StoreError::Query {
             path: self.path.clone(),
             what,

@@ -1,0 +1,391 @@
+//! Run records: runs, decisions, orders, fills and equity snapshots.
+//!
+//! A decision and the orders it plans are written in one transaction
+//! *before* any order is sent (status `planned`), so a trader killed at any
+//! point finds on restart the hours it already decided and the orders it may
+//! or may not have sent; it re-sends those with the same `client_order_id`
+//! and the broker's duplicate check makes that safe.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// How a run reaches its broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// A broker that outlives the process (Alpaca, or a standalone
+    /// simulator): a restart resumes the unfinished run.
+    Live,
+    /// The embedded simulator: every run is a fresh replay.
+    Replay,
+    Backtest,
+}
+
+impl RunMode {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Live => "live",
+            RunMode::Replay => "replay",
+            RunMode::Backtest => "backtest",
+        }
+    }
+}
+
+/// A started (or resumed) run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunStart {
+    pub run_id: i64,
+    /// An unfinished run of the same profile and mode was picked up.
+    pub resumed: bool,
+}
+
+/// One decided (or skipped) hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRecord {
+    pub bar_t: i64,
+    pub member_actions: Vec<Vec<f32>>,
+    pub aggregate: Vec<f32>,
+    pub target_weights: BTreeMap<String, f64>,
+    pub latency_us: u64,
+    /// Why the hour was not traded (state unavailable, broker unreadable).
+    pub skipped_reason: Option<String>,
+}
+
+/// An order as planned by a decision, before it is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedOrder {
+    pub client_order_id: String,
+    pub symbol: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    pub notional: Option<f64>,
+    pub qty: Option<f64>,
+}
+
+/// An order row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredOrder {
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub notional: Option<f64>,
+    pub qty: Option<f64>,
+    pub status: String,
+    pub broker_order_id: Option<String>,
+    pub bar_t: Option<i64>,
+}
+
+/// Counts of one run, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub decisions: u64,
+    pub skipped: u64,
+    pub orders: u64,
+    pub filled: u64,
+    pub fills: u64,
+}
+
+/// Order statuses that may still change.
+pub const UNSETTLED: [&str; 4] = ["planned", "unknown", "open", "partially_filled"];
+
+impl Store {
+    /// Starts a run; in `Live` mode resumes the newest unfinished live run
+    /// of `profile` instead.
+    pub async fn start_run(
+        &self,
+        profile: &str,
+        config_hash: &str,
+        budget_verdict: &str,
+        mode: RunMode,
+        now: i64,
+    ) -> Result<RunStart, StoreError> {
+        if mode == RunMode::Live {
+            let row = sqlx::query(
+                "SELECT id FROM runs WHERE profile = ? AND mode = 'live' AND ended_at IS NULL \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(profile)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.query_err("finding an unfinished run"))?;
+            if let Some(row) = row {
+                return Ok(RunStart {
+                    run_id: row.get::<i64, _>(0),
+                    resumed: true,
+                });
+            }
+        }
+        let id = sqlx::query(
+            "INSERT INTO runs (profile, config_hash, budget_verdict, mode, started_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(profile)
+        .bind(config_hash)
+        .bind(budget_verdict)
+        .bind(mode.as_str())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.query_err("starting a run"))?
+        .get::<i64, _>(0);
+        Ok(RunStart {
+            run_id: id,
+            resumed: false,
+        })
+    }
+
+    /// Marks a run finished.
+    pub async fn finish_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET ended_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_err("finishing a run"))?;
+        Ok(())
+    }
+
+    /// Whether `bar_t` was already decided (or skipped) in this run.
+    pub async fn decided(&self, run_id: i64, bar_t: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM decisions WHERE run_id = ? AND bar_t = ?")
+            .bind(run_id)
+            .bind(bar_t)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.query_err("looking up a decision"))?;
+        Ok(row.is_some())
+    }
+
+    /// The newest decided hour of the run.
+    pub async fn last_decided_hour(&self, run_id: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MAX(bar_t) FROM decisions WHERE run_id = ?")
+            .bind(run_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.query_err("finding the last decision"))?;
+        Ok(row.get::<Option<i64>, _>(0))
+    }
+
+    /// Writes a decision and its planned orders in one transaction.
+    pub async fn record_decision(
+        &self,
+        run_id: i64,
+        decision: &DecisionRecord,
+        orders: &[PlannedOrder],
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".to_owned());
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(self.query_err("beginning a decision"))?;
+        let decision_id = sqlx::query(
+            "INSERT INTO decisions (run_id, bar_t, member_actions, aggregate, target_weights, \
+             latency_us, skipped_reason) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(run_id)
+        .bind(decision.bar_t)
+        .bind(json(serde_json::to_string(&decision.member_actions)))
+        .bind(json(serde_json::to_string(&decision.aggregate)))
+        .bind(json(serde_json::to_string(&decision.target_weights)))
+        .bind(decision.latency_us as i64)
+        .bind(decision.skipped_reason.as_deref())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(self.query_err("writing a decision"))?
+        .get::<i64, _>(0);
+        for o in orders {
+            let request = serde_json::json!({
+                "symbol": o.symbol, "side": o.side, "type": "market", "time_in_force": "gtc",
+                "notional": o.notional, "qty": o.qty, "client_order_id": o.client_order_id,
+            });
+            sqlx::query(
+                "INSERT INTO orders (run_id, decision_id, client_order_id, symbol, side, notional, \
+                 qty, request, status, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+            )
+            .bind(run_id)
+            .bind(decision_id)
+            .bind(&o.client_order_id)
+            .bind(&o.symbol)
+            .bind(&o.side)
+            .bind(o.notional)
+            .bind(o.qty)
+            .bind(request.to_string())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.query_err("writing a planned order"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(self.query_err("committing a decision"))?;
+        Ok(decision_id)
+    }
+
+    /// Orders of the run whose status may still change, oldest first.
+    pub async fn unsettled_orders(&self, run_id: i64) -> Result<Vec<StoredOrder>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.client_order_id, o.symbol, o.side, o.notional, o.qty, o.status, \
+             o.broker_order_id, d.bar_t FROM orders o LEFT JOIN decisions d ON d.id = o.decision_id \
+             WHERE o.run_id = ? AND o.status IN ('planned', 'unknown', 'open', 'partially_filled') \
+             ORDER BY o.id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_err("listing unsettled orders"))?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredOrder {
+                client_order_id: r.get(0),
+                symbol: r.get(1),
+                side: r.get(2),
+                notional: r.get(3),
+                qty: r.get(4),
+                status: r.get(5),
+                broker_order_id: r.get(6),
+                bar_t: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Sets an order's status (and broker id when known).
+    pub async fn update_order(
+        &self,
+        client_order_id: &str,
+        status: &str,
+        broker_order_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE orders SET status = ?, broker_order_id = COALESCE(?, broker_order_id), \
+             updated_at = ? WHERE client_order_id = ?",
+        )
+        .bind(status)
+        .bind(broker_order_id)
+        .bind(now)
+        .bind(client_order_id)
+        .execute(&self.pool)
+        .await
+        .map_err(self.query_err("updating an order"))?;
+        Ok(())
+    }
+
+    /// Records the fill of an order once (a second call for the same order
+    /// is ignored).
+    pub async fn record_fill(
+        &self,
+        client_order_id: &str,
+        qty: f64,
+        price: f64,
+        fee: f64,
+        filled_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO fills (order_id, qty, price, fee, filled_at) \
+             SELECT id, ?, ?, ?, ? FROM orders o WHERE o.client_order_id = ? \
+             AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.order_id = o.id)",
+        )
+        .bind(qty)
+        .bind(price)
+        .bind(fee)
+        .bind(filled_at)
+        .bind(client_order_id)
+        .execute(&self.pool)
+        .await
+        .map_err(self.query_err("recording a fill"))?;
+        Ok(())
+    }
+
+    /// Writes (or replaces) the equity snapshot of hour `t`.
+    pub async fn record_equity(
+        &self,
+        run_id: i64,
+        t: i64,
+        cash: f64,
+        equity: f64,
+        positions: &BTreeMap<String, f64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO equity (run_id, t, cash, equity, positions) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(run_id)
+        .bind(t)
+        .bind(cash)
+        .bind(equity)
+        .bind(serde_json::to_string(positions).unwrap_or_else(|_| "{}".to_owned()))
+        .execute(&self.pool)
+        .await
+        .map_err(self.query_err("recording equity"))?;
+        Ok(())
+    }
+
+    /// Positions (qty per symbol) of the run's newest equity snapshot.
+    pub async fn last_positions(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<BTreeMap<String, f64>>, StoreError> {
+        let row =
+            sqlx::query("SELECT positions FROM equity WHERE run_id = ? ORDER BY t DESC LIMIT 1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.query_err("reading the last positions"))?;
+        Ok(row.and_then(|r| serde_json::from_str(&r.get::<String, _>(0)).ok()))
+    }
+
+    /// First and last equity snapshot of a run: (t, equity).
+    pub async fn equity_span(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<((i64, f64), (i64, f64))>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t, equity FROM equity WHERE run_id = ? AND t IN \
+             ((SELECT MIN(t) FROM equity WHERE run_id = ?), (SELECT MAX(t) FROM equity WHERE run_id = ?)) \
+             ORDER BY t",
+        )
+        .bind(run_id)
+        .bind(run_id)
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_err("reading equity"))?;
+        let first = rows
+            .first()
+            .map(|r| (r.get::<i64, _>(0), r.get::<f64, _>(1)));
+        let last = rows
+            .last()
+            .map(|r| (r.get::<i64, _>(0), r.get::<f64, _>(1)));
+        Ok(first.zip(last))
+    }
+
+    /// Decisions, skips, orders, filled orders and fills of a run.
+    pub async fn run_counts(&self, run_id: i64) -> Result<RunCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT COUNT(*) FROM decisions WHERE run_id = ?1 AND skipped_reason IS NULL), \
+             (SELECT COUNT(*) FROM decisions WHERE run_id = ?1 AND skipped_reason IS NOT NULL), \
+             (SELECT COUNT(*) FROM orders WHERE run_id = ?1), \
+             (SELECT COUNT(*) FROM orders WHERE run_id = ?1 AND status = 'filled'), \
+             (SELECT COUNT(*) FROM fills f JOIN orders o ON o.id = f.order_id WHERE o.run_id = ?1)",
+        )
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.query_err("counting a run"))?;
+        let n = |i: usize| row.get::<i64, _>(i).unsigned_abs();
+        Ok(RunCounts {
+            decisions: n(0),
+            skipped: n(1),
+            orders: n(2),
+            filled: n(3),
+            fills: n(4),
+        })
+    }
+}
