@@ -101,8 +101,9 @@ fn to_num(v: f64, field: &str) -> Result<Num, MarketError> {
             format!("{field} {v} must be a positive number"),
         ));
     }
-    // Nine decimals: Alpaca's crypto quantity increment.
-    Num::from_str(&format!("{v:.9}")).map_err(|e| {
+    // Eight decimals (what apca's decimal strings carry), rounded down so a
+    // sale never asks for more than is held.
+    Num::from_str(&format!("{:.8}", (v * 1e8).floor() / 1e8)).map_err(|e| {
         MarketError::new(
             ErrorKind::Rejected,
             "POST /v2/orders",

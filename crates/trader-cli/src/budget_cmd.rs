@@ -151,8 +151,25 @@ fn measured_tenants(
     Ok(measured)
 }
 
+impl BudgetArgs {
+    /// The plain check of `trader run`: the profile as written, the host file.
+    pub(crate) fn for_run(profile: &str, host: Option<PathBuf>) -> Self {
+        BudgetArgs {
+            profile: profile.to_owned(),
+            host,
+            device: None,
+            workers: None,
+            top_n: None,
+            history_hours: None,
+            dtype: None,
+            measure: false,
+            json: false,
+        }
+    }
+}
+
 /// Reads the profile, host and ensemble headers and applies the what-if flags.
-fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<BudgetInputs> {
+pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<BudgetInputs> {
     let profile = Profile::load(&args.profile, config_dir)?;
     let host = match args.host.clone().or_else(|| default_host(config_dir)) {
         Some(path) => Some(HostConfig::from_file(&path)?),

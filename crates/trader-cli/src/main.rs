@@ -10,6 +10,7 @@ mod budget_cmd;
 mod data_cmd;
 mod ensemble_cmd;
 mod output;
+mod run_cmd;
 mod sim_cmd;
 
 use std::io::IsTerminal;
@@ -56,6 +57,8 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// Run the Alpaca-compatible simulator on 127.0.0.1 over recorded bars.
     Sim(sim_cmd::SimArgs),
+    /// Trade paper: Alpaca with keys in the environment, else a replay through the embedded simulator.
+    Run(run_cmd::RunArgs),
     /// Show the broker's account, positions and open orders (Alpaca or the simulator).
     Account(account_cmd::AccountArgs),
 }
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Account(args) => account_cmd::run(args),
+        Command::Run(args) => run_cmd::run(args, &cli.config_dir),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

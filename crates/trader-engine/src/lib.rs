@@ -155,7 +155,9 @@ pub fn plan_orders(
             } else {
                 (-diff / price).min(held)
             };
-            let qty = (qty * 1e9).floor() / 1e9;
+            // Eight decimals, rounded down: Alpaca's decimal strings carry
+            // eight, and rounding up would sell more than is held.
+            let qty = (qty * 1e8).floor() / 1e8;
             if qty > 0.0 && qty * price >= trading.min_trade_notional {
                 sells.push(PlannedTrade {
                     symbol: symbol.clone(),

@@ -169,6 +169,35 @@ impl Store {
         Ok(row.get::<Option<i64>, _>(0))
     }
 
+    /// The newest hour decided (or skipped) by any run of `profile` in `mode`.
+    pub async fn last_decided_hour_for(
+        &self,
+        profile: &str,
+        mode: RunMode,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MAX(d.bar_t) FROM decisions d JOIN runs r ON r.id = d.run_id \
+             WHERE r.profile = ? AND r.mode = ?",
+        )
+        .bind(profile)
+        .bind(mode.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.query_err("finding the profile's last decision"))?;
+        Ok(row.get::<Option<i64>, _>(0))
+    }
+
+    /// Deletes the bars at or after `t` (a replay re-creates them from its
+    /// recorded set); returns how many.
+    pub async fn delete_bars_from(&self, t: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM bars WHERE t >= ?")
+            .bind(t)
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_err("deleting replayed bars"))?;
+        Ok(done.rows_affected())
+    }
+
     /// Writes a decision and its planned orders in one transaction.
     pub async fn record_decision(
         &self,

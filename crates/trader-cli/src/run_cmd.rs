@@ -1,0 +1,515 @@
+//! `trader run --profile P`: the live paper trader.
+//!
+//! Budget check first (refused: exit 3 before any model is loaded or any
+//! request made). With Alpaca keys in the environment it trades Alpaca
+//! paper (`APCA_API_BASE_URL`; the live host only with `--allow-live`);
+//! without, it starts the embedded simulator on 127.0.0.1 over the shipped
+//! recorded data and replays the last 30 days on an accelerated clock
+//! through the same client code, then prints a summary.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::DateTime;
+use clap::Args;
+use serde::Serialize;
+use trader_alpaca::{AlpacaClient, ClientSettings, Poller};
+use trader_budget::{Verdict, render_text};
+use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret};
+use trader_core::{Broker, Clock, HOUR_SECS, SystemClock, format_time};
+use trader_engine::Engine;
+use trader_ensemble::{Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
+use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
+use trader_store::{RunMode, Store};
+
+use crate::budget_cmd::{BudgetArgs, budget_report, resolve};
+use crate::data_cmd::{read_csv, recorded_files};
+use crate::{Outcome, output};
+
+/// Days replayed by default without Alpaca keys.
+const DEFAULT_REPLAY_DAYS: i64 = 30;
+/// Real seconds a default replay lasts.
+const DEFAULT_REPLAY_SECONDS: f64 = 60.0;
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Profile name (configs/NAME.toml) or path to a TOML file.
+    #[arg(long)]
+    profile: String,
+    /// Host file for the budget check; default CONFIG_DIR/host.toml.
+    #[arg(long)]
+    host: Option<PathBuf>,
+    /// SQLite store; default: the profile's `[store] path`.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Without Alpaca keys: the recorded set the embedded simulator replays.
+    #[arg(long, default_value = "data/coinbase_2017_2018")]
+    data: PathBuf,
+    /// Replay speed, simulated seconds per real second (default: the replay
+    /// takes about a minute).
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Replay start, RFC 3339 (default: 30 days before the last recorded bar).
+    #[arg(long)]
+    from: Option<String>,
+    /// Replay end, RFC 3339 (default: the end of the recorded set).
+    #[arg(long)]
+    until: Option<String>,
+    /// Allow APCA_API_BASE_URL to be Alpaca's live (real-money) host.
+    #[arg(long)]
+    allow_live: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `trader run` prints at the end.
+#[derive(Debug, Serialize)]
+struct Summary {
+    profile: String,
+    mode: &'static str,
+    store: PathBuf,
+    run_id: i64,
+    resumed: bool,
+    from: String,
+    until: String,
+    hours_seen: u64,
+    bars_stored: u64,
+    decisions: u64,
+    skipped: u64,
+    orders: u64,
+    orders_adopted: u64,
+    orders_filled: u64,
+    fills: u64,
+    poll_errors: BTreeMap<String, u64>,
+    equity_start: f64,
+    equity_end: f64,
+    return_pct: f64,
+    decision_latency_us_p50: u64,
+    decision_latency_us_p99: u64,
+    peak_rss_bytes: u64,
+}
+
+/// Peak RSS of this process (VmHWM).
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
+    Ok(DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time"))?
+        .timestamp())
+}
+
+/// Where the trader connects and how its time runs.
+struct Market {
+    endpoints: AlpacaEndpoints,
+    keys: AlpacaKeys,
+    clock: Arc<dyn Clock>,
+    mode: RunMode,
+    /// Replay: first hour decided and the end of the replay.
+    replay: Option<(i64, i64)>,
+    sim: Option<trader_sim::SimHandle>,
+}
+
+async fn connect(a: &RunArgs, profile: &trader_config::Profile) -> anyhow::Result<Market> {
+    if let Some(keys) = AlpacaKeys::from_env()? {
+        let endpoints = AlpacaEndpoints::from_env()?;
+        if endpoints.is_live() && !a.allow_live {
+            bail!(
+                "APCA_API_BASE_URL is Alpaca's live (real-money) host {}; \
+                 pass --allow-live to trade real money, or use the paper host",
+                endpoints.trading_url
+            );
+        }
+        tracing::info!(trading_url = %endpoints.trading_url, data_url = %endpoints.data_url, "trading through Alpaca");
+        return Ok(Market {
+            endpoints,
+            keys,
+            clock: Arc::new(SystemClock),
+            mode: RunMode::Live,
+            replay: None,
+            sim: None,
+        });
+    }
+    // No keys: the embedded simulator over the shipped recorded data.
+    let mut bars = BTreeMap::new();
+    for (symbol, path) in recorded_files(&a.data)? {
+        if profile.symbols.contains(&symbol) {
+            bars.insert(symbol, read_csv(&path)?);
+        }
+    }
+    for s in &profile.symbols {
+        if !bars.contains_key(s) {
+            bail!(
+                "profile {} trades {s}, but {} has no {}.csv",
+                profile.name,
+                a.data.display(),
+                s.as_str().replace('/', "")
+            );
+        }
+    }
+    let last = bars
+        .values()
+        .filter_map(|b| b.last())
+        .map(|b| b.t)
+        .min()
+        .unwrap_or(0);
+    let until = match &a.until {
+        Some(s) => parse_time("--until", s)?,
+        None => last + HOUR_SECS,
+    };
+    let from = match &a.from {
+        Some(s) => parse_time("--from", s)?,
+        None => until - DEFAULT_REPLAY_DAYS * 24 * HOUR_SECS,
+    }
+    .div_euclid(HOUR_SECS)
+        * HOUR_SECS;
+    if from >= until {
+        bail!(
+            "--from {} is not before --until {}",
+            format_time(from),
+            format_time(until)
+        );
+    }
+    let speed = a
+        .speed
+        .unwrap_or((until - from) as f64 / DEFAULT_REPLAY_SECONDS);
+    if !(speed.is_finite() && speed > 0.0) {
+        bail!("--speed {speed} must be a positive number");
+    }
+    // A fresh key pair for this process's own account.
+    let secret = format!("embedded-{:016x}", fastrand::u64(..));
+    let keys = AlpacaKeys {
+        key_id: Secret::new("PKEMBEDDED".to_owned()),
+        secret_key: Secret::new(secret.clone()),
+    };
+    // The replay starts ten minutes into the first hour, so that hour's
+    // predecessor has closed and the first decision is at `from`.
+    let start = from + HOUR_SECS + 600;
+    let clock: Arc<dyn Clock> = Arc::new(ReplayClock::new(
+        DateTime::from_timestamp(start, 0).unwrap_or_default(),
+        speed,
+    ));
+    let sim = serve(
+        SimConfig {
+            bars,
+            accounts: vec![SimKeys {
+                key_id: "PKEMBEDDED".to_owned(),
+                secret_key: secret,
+            }],
+            starting_cash: 100_000.0,
+            clock: Arc::clone(&clock),
+            rate_limit_per_minute: 1_000_000,
+            faults: FaultConfig::default(),
+        },
+        0,
+    )
+    .await?;
+    tracing::info!(
+        url = %sim.base_url(),
+        from = %format_time(from),
+        until = %format_time(until),
+        speed,
+        "no Alpaca keys: replaying the recorded data through the embedded simulator"
+    );
+    Ok(Market {
+        endpoints: AlpacaEndpoints {
+            trading_url: sim.base_url(),
+            data_url: sim.base_url(),
+        },
+        keys,
+        clock,
+        mode: RunMode::Replay,
+        replay: Some((from, until)),
+        sim: Some(sim),
+    })
+}
+
+/// Resolves once SIGINT or SIGTERM arrives.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
+    // 1. The budget, before anything is loaded or requested.
+    let inputs = resolve(&BudgetArgs::for_run(&a.profile, a.host.clone()), config_dir)?;
+    let report = budget_report(&inputs)?;
+    let profile = inputs.profile.clone();
+    if report.verdict == Verdict::Refused {
+        let title = format!(
+            "trader run: profile {} refused by the budget ({})",
+            profile.name,
+            profile.path.display()
+        );
+        output::print(&render_text(&report, &title));
+        return Ok(Outcome::Refused);
+    }
+    let verdict_json = serde_json::to_string(&report).unwrap_or_default();
+    let store_path = a
+        .store
+        .clone()
+        .unwrap_or_else(|| profile.store_path.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let summary = runtime.block_on(trade(a, &profile, &store_path, &verdict_json))?;
+    if a.json {
+        output::print_json(&summary)?;
+    } else {
+        output::print(&render(&summary));
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn trade(
+    a: &RunArgs,
+    profile: &trader_config::Profile,
+    store_path: &std::path::Path,
+    verdict_json: &str,
+) -> anyhow::Result<Summary> {
+    let market = connect(a, profile).await?;
+    let settings = match market.mode {
+        // The replay compresses hours into milliseconds: Alpaca's per-minute
+        // quota does not apply to the embedded simulator.
+        RunMode::Replay => ClientSettings {
+            requests_per_minute: NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(1_000).unwrap_or(NonZeroU32::MIN),
+            ..ClientSettings::default()
+        },
+        _ => ClientSettings::default(),
+    };
+    let client = AlpacaClient::new(&market.endpoints, &market.keys, settings)?;
+    let store = Store::open(store_path, Some(profile.history_hours)).await?;
+    let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
+    let ensemble = Ensemble::load(
+        &catalog,
+        LoadOptions {
+            top_n: profile.top_n as usize,
+            dtype: profile.dtype,
+            device: profile.device,
+            aggregate: profile.aggregate,
+            mode: ForwardMode::default_for(profile.dtype),
+        },
+    )?;
+    let now = market.clock.now().timestamp();
+    if let Some((from, _)) = market.replay {
+        let history_start = from - i64::from(profile.history_hours) * HOUR_SECS;
+        let n = store.delete_bars_from(history_start).await?;
+        if n > 0 {
+            tracing::info!(
+                bars = n,
+                "bars of an earlier replay removed; this replay stores them again"
+            );
+        }
+    }
+    let config_hash = format!(
+        "{:016x}",
+        verdict_json
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b))
+                .wrapping_mul(0x0100_0000_01b3))
+    );
+    let last_decided = store
+        .last_decided_hour_for(&profile.name, market.mode)
+        .await?;
+    let run = store
+        .start_run(&profile.name, &config_hash, verdict_json, market.mode, now)
+        .await?;
+    tracing::info!(
+        run_id = run.run_id,
+        resumed = run.resumed,
+        store = %store_path.display(),
+        "run started"
+    );
+    let mut engine = Engine::new(
+        client.clone(),
+        store,
+        ensemble,
+        &profile.name,
+        &profile.symbols,
+        profile.history_hours,
+        run.run_id,
+        profile.trading,
+    )
+    .await?;
+    engine.reconcile().await?;
+    let start_account = client.account().await.ok();
+
+    // Hours before `decide_from` are history; from it on, each is decided.
+    let newest_closed = now.div_euclid(HOUR_SECS) * HOUR_SECS - HOUR_SECS;
+    let (decide_from, until) = match market.replay {
+        Some((from, until)) => (from, until),
+        None => (
+            last_decided.map_or(newest_closed, |t| (t + HOUR_SECS).min(newest_closed)),
+            i64::MAX,
+        ),
+    };
+    let history_start = decide_from - i64::from(profile.history_hours) * HOUR_SECS;
+    let first_hour = match market.replay {
+        Some(_) => history_start,
+        None => engine
+            .newest_common_bar()
+            .map_or(history_start, |t| (t + HOUR_SECS).max(history_start)),
+    };
+    let mut poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
+    let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));
+    let mut poll_errors: BTreeMap<String, u64> = BTreeMap::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let mut stopping = false;
+    loop {
+        let now = market.clock.now().timestamp();
+        match poller.poll(now).await {
+            Ok(hours) => {
+                for hour in hours {
+                    if hour.t < decide_from {
+                        engine.add_history(&hour.bars, now).await?;
+                    } else {
+                        engine
+                            .on_hour(hour.t, &hour.bars, hour.complete, now)
+                            .await?;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "poll failed; asking again at the next poll");
+                *poll_errors.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
+            }
+        }
+        if stopping || now >= until {
+            break;
+        }
+        let wait = market.clock.real_duration(interval);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {},
+            () = &mut signal => {
+                tracing::info!("signal received: finishing");
+                stopping = true;
+            },
+        }
+        if stopping {
+            break;
+        }
+    }
+
+    let end_account = client.account().await.ok();
+    let finished_at = market.clock.now().timestamp();
+    engine.store().finish_run(run.run_id, finished_at).await?;
+    let counts = engine.store().run_counts(run.run_id).await?;
+    let stats = engine.stats().clone();
+    let mut latencies = stats.latencies_us.clone();
+    latencies.sort_unstable();
+    let equity_start = start_account.map_or(0.0, |a| a.equity);
+    let equity_end = end_account.map_or(equity_start, |a| a.equity);
+    let summary = Summary {
+        profile: profile.name.clone(),
+        mode: market.mode.as_str(),
+        store: store_path.to_path_buf(),
+        run_id: run.run_id,
+        resumed: run.resumed,
+        from: format_time(decide_from),
+        until: format_time(finished_at.min(until)),
+        hours_seen: stats.hours,
+        bars_stored: stats.bars,
+        decisions: counts.decisions,
+        skipped: counts.skipped,
+        orders: counts.orders,
+        orders_adopted: stats.orders_adopted,
+        orders_filled: counts.filled,
+        fills: counts.fills,
+        poll_errors,
+        equity_start,
+        equity_end,
+        return_pct: if equity_start > 0.0 {
+            (equity_end / equity_start - 1.0) * 100.0
+        } else {
+            0.0
+        },
+        decision_latency_us_p50: percentile(&latencies, 0.5),
+        decision_latency_us_p99: percentile(&latencies, 0.99),
+        peak_rss_bytes: peak_rss(),
+    };
+    drop(engine);
+    if let Some(sim) = market.sim {
+        sim.stop().await;
+    }
+    Ok(summary)
+}
+
+fn render(s: &Summary) -> String {
+    let mut out = format!(
+        "trader run: profile {} ({}), run {}{}, store {}\n",
+        s.profile,
+        s.mode,
+        s.run_id,
+        if s.resumed { " (resumed)" } else { "" },
+        s.store.display()
+    );
+    out += &format!("  hours        {} .. {}\n", s.from, s.until);
+    out += &format!(
+        "  bars         {} stored, {} hours seen\n",
+        s.bars_stored, s.hours_seen
+    );
+    out += &format!(
+        "  decisions    {} ({} hours skipped)\n",
+        s.decisions, s.skipped
+    );
+    out += &format!(
+        "  orders       {} ({} filled, {} adopted after a lost answer)\n",
+        s.orders, s.orders_filled, s.orders_adopted
+    );
+    out += &format!("  fills        {}\n", s.fills);
+    out += &format!(
+        "  equity       {:.2} -> {:.2} USD ({:+.2} %)\n",
+        s.equity_start, s.equity_end, s.return_pct
+    );
+    out += &format!(
+        "  decision     p50 {} us, p99 {} us\n",
+        s.decision_latency_us_p50, s.decision_latency_us_p99
+    );
+    out += &format!("  peak RSS     {:.1} MB\n", s.peak_rss_bytes as f64 / 1e6);
+    if !s.poll_errors.is_empty() {
+        out += &format!("  poll errors  {:?}\n", s.poll_errors);
+    }
+    out
+}
