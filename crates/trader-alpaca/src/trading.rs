@@ -17,7 +17,7 @@
 use std::str::FromStr;
 
 use apca::RequestError;
-use apca::api::v2::{account, asset, order, orders, position, positions};
+use apca::api::v2::{account, asset, clock, order, orders, position, positions};
 use num_decimal::Num;
 use trader_core::{
     AccountState, Broker, ErrorKind, MarketError, Order, OrderAmount, OrderRequest, OrderStatus,
@@ -181,6 +181,22 @@ fn to_position(p: &position::Position, request: &str) -> Result<Position, Market
 }
 
 impl AlpacaClient {
+    /// The broker's time (`GET /v2/clock`), epoch seconds: real time at
+    /// Alpaca, the replay time of a simulator.
+    pub async fn broker_time(&self) -> Result<i64, MarketError> {
+        let request = "GET /v2/clock";
+        let c = self
+            .idempotent(request, || async {
+                self.inner
+                    .trading
+                    .issue::<clock::Get>(&())
+                    .await
+                    .map_err(|e| classify!(request, e, clock::GetError {}))
+            })
+            .await?;
+        Ok(c.current.timestamp())
+    }
+
     /// The position in one symbol (`GET /v2/positions/BTCUSD`), `None` when
     /// flat.
     pub async fn position(&self, symbol: &Symbol) -> Result<Option<Position>, MarketError> {

@@ -21,7 +21,7 @@ use trader_alpaca::{AlpacaClient, ClientSettings, Poller};
 use trader_budget::{Verdict, render_text};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret};
 use trader_core::{Broker, Clock, HOUR_SECS, SystemClock, format_time};
-use trader_engine::Engine;
+use trader_engine::{Engine, EngineSetup};
 use trader_ensemble::{Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
 use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
 use trader_store::{RunMode, Store};
@@ -50,7 +50,8 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "data/coinbase_2017_2018")]
     data: PathBuf,
     /// Replay speed, simulated seconds per real second (default: the replay
-    /// takes about a minute).
+    /// takes about a minute). With keys, against a standalone `trader sim`:
+    /// the speed it was started with (its clock is read at start).
     #[arg(long)]
     speed: Option<f64>,
     /// Replay start, RFC 3339 (default: 30 days before the last recorded bar).
@@ -133,7 +134,15 @@ struct Market {
 }
 
 async fn connect(a: &RunArgs, profile: &trader_config::Profile) -> anyhow::Result<Market> {
-    if let Some(keys) = AlpacaKeys::from_env()? {
+    match AlpacaKeys::from_env()? {
+        Some(keys) => connect_alpaca(a, keys).await,
+        None => connect_embedded(a, profile).await,
+    }
+}
+
+/// Alpaca (or a standalone simulator) named by the environment.
+async fn connect_alpaca(a: &RunArgs, keys: AlpacaKeys) -> anyhow::Result<Market> {
+    {
         let endpoints = AlpacaEndpoints::from_env()?;
         if endpoints.is_live() && !a.allow_live {
             bail!(
@@ -143,16 +152,37 @@ async fn connect(a: &RunArgs, profile: &trader_config::Profile) -> anyhow::Resul
             );
         }
         tracing::info!(trading_url = %endpoints.trading_url, data_url = %endpoints.data_url, "trading through Alpaca");
-        return Ok(Market {
+        let clock: Arc<dyn Clock> = match a.speed {
+            None => Arc::new(SystemClock),
+            Some(speed) => {
+                if !(speed.is_finite() && speed > 0.0) {
+                    bail!("--speed {speed} must be a positive number");
+                }
+                if endpoints.trading_url.contains("alpaca.markets") {
+                    bail!("--speed applies to a simulator; Alpaca runs in real time");
+                }
+                // A standalone simulator: its clock, read once, then run at its speed.
+                let probe = AlpacaClient::new(&endpoints, &keys, ClientSettings::default())?;
+                let now = probe.broker_time().await?;
+                Arc::new(ReplayClock::new(
+                    DateTime::from_timestamp(now, 0).unwrap_or_default(),
+                    speed,
+                ))
+            }
+        };
+        Ok(Market {
             endpoints,
             keys,
-            clock: Arc::new(SystemClock),
+            clock,
             mode: RunMode::Live,
             replay: None,
             sim: None,
-        });
+        })
     }
-    // No keys: the embedded simulator over the shipped recorded data.
+}
+
+/// No keys: the embedded simulator over the shipped recorded data.
+async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyhow::Result<Market> {
     let mut bars = BTreeMap::new();
     for (symbol, path) in recorded_files(&a.data)? {
         if profile.symbols.contains(&symbol) {
@@ -301,13 +331,16 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
     Ok(Outcome::Ok)
 }
 
-async fn trade(
-    a: &RunArgs,
-    profile: &trader_config::Profile,
-    store_path: &std::path::Path,
-    verdict_json: &str,
-) -> anyhow::Result<Summary> {
-    let market = connect(a, profile).await?;
+/// FNV-1a of the budget verdict: which configuration a run used.
+fn fnv1a(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// The client for `market`: Alpaca's quota, or none for the embedded replay.
+fn client_for(market: &Market) -> anyhow::Result<AlpacaClient> {
     let settings = match market.mode {
         // The replay compresses hours into milliseconds: Alpaca's per-minute
         // quota does not apply to the embedded simulator.
@@ -318,7 +351,21 @@ async fn trade(
         },
         _ => ClientSettings::default(),
     };
-    let client = AlpacaClient::new(&market.endpoints, &market.keys, settings)?;
+    Ok(AlpacaClient::new(
+        &market.endpoints,
+        &market.keys,
+        settings,
+    )?)
+}
+
+async fn trade(
+    a: &RunArgs,
+    profile: &trader_config::Profile,
+    store_path: &std::path::Path,
+    verdict_json: &str,
+) -> anyhow::Result<Summary> {
+    let market = connect(a, profile).await?;
+    let client = client_for(&market)?;
     let store = Store::open(store_path, Some(profile.history_hours)).await?;
     let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
     let ensemble = Ensemble::load(
@@ -342,13 +389,7 @@ async fn trade(
             );
         }
     }
-    let config_hash = format!(
-        "{:016x}",
-        verdict_json
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b))
-                .wrapping_mul(0x0100_0000_01b3))
-    );
+    let config_hash = fnv1a(verdict_json);
     let last_decided = store
         .last_decided_hour_for(&profile.name, market.mode)
         .await?;
@@ -365,11 +406,13 @@ async fn trade(
         client.clone(),
         store,
         ensemble,
-        &profile.name,
-        &profile.symbols,
-        profile.history_hours,
-        run.run_id,
-        profile.trading,
+        EngineSetup {
+            profile: &profile.name,
+            symbols: &profile.symbols,
+            history_hours: profile.history_hours,
+            run_id: run.run_id,
+            trading: profile.trading,
+        },
     )
     .await?;
     engine.reconcile().await?;
@@ -391,14 +434,53 @@ async fn trade(
             .newest_common_bar()
             .map_or(history_start, |t| (t + HOUR_SECS).max(history_start)),
     };
-    let mut poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
+    let poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
     let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));
+    let poll_errors = poll_loop(
+        &mut engine,
+        poller,
+        market.clock.as_ref(),
+        interval,
+        (decide_from, until),
+    )
+    .await?;
+    let summary = summarize(
+        &engine,
+        &client,
+        &market,
+        SummaryInputs {
+            profile: &profile.name,
+            store_path,
+            run,
+            decide_from,
+            until,
+            start_account,
+            poll_errors,
+        },
+    )
+    .await?;
+    drop(engine);
+    if let Some(sim) = market.sim {
+        sim.stop().await;
+    }
+    Ok(summary)
+}
+
+/// Polls every `interval` of `clock` time until `until` or a signal; hours
+/// before `decide_from` are history. Returns poll errors by kind.
+async fn poll_loop(
+    engine: &mut Engine<AlpacaClient>,
+    mut poller: Poller<AlpacaClient>,
+    clock: &dyn Clock,
+    interval: Duration,
+    (decide_from, until): (i64, i64),
+) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut poll_errors: BTreeMap<String, u64> = BTreeMap::new();
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let mut stopping = false;
     loop {
-        let now = market.clock.now().timestamp();
+        let now = clock.now().timestamp();
         match poller.poll(now).await {
             Ok(hours) => {
                 for hour in hours {
@@ -419,7 +501,7 @@ async fn trade(
         if stopping || now >= until {
             break;
         }
-        let wait = market.clock.real_duration(interval);
+        let wait = clock.real_duration(interval);
         tokio::select! {
             () = tokio::time::sleep(wait) => {},
             () = &mut signal => {
@@ -432,23 +514,46 @@ async fn trade(
         }
     }
 
+    Ok(poll_errors)
+}
+
+struct SummaryInputs<'a> {
+    profile: &'a str,
+    store_path: &'a std::path::Path,
+    run: trader_store::RunStart,
+    decide_from: i64,
+    until: i64,
+    start_account: Option<trader_core::AccountState>,
+    poll_errors: BTreeMap<String, u64>,
+}
+
+/// Finishes the run in the store and sums it up from the store's counts.
+async fn summarize(
+    engine: &Engine<AlpacaClient>,
+    client: &AlpacaClient,
+    market: &Market,
+    inputs: SummaryInputs<'_>,
+) -> anyhow::Result<Summary> {
     let end_account = client.account().await.ok();
     let finished_at = market.clock.now().timestamp();
-    engine.store().finish_run(run.run_id, finished_at).await?;
-    let counts = engine.store().run_counts(run.run_id).await?;
+    engine
+        .store()
+        .finish_run(inputs.run.run_id, finished_at)
+        .await?;
+    let counts = engine.store().run_counts(inputs.run.run_id).await?;
     let stats = engine.stats().clone();
     let mut latencies = stats.latencies_us.clone();
     latencies.sort_unstable();
-    let equity_start = start_account.map_or(0.0, |a| a.equity);
+    let equity_start = inputs.start_account.map_or(0.0, |a| a.equity);
     let equity_end = end_account.map_or(equity_start, |a| a.equity);
-    let summary = Summary {
-        profile: profile.name.clone(),
+    Ok(Summary {
+        profile: inputs.profile.to_owned(),
         mode: market.mode.as_str(),
-        store: store_path.to_path_buf(),
-        run_id: run.run_id,
-        resumed: run.resumed,
-        from: format_time(decide_from),
-        until: format_time(finished_at.min(until)),
+        store: inputs.store_path.to_path_buf(),
+        run_id: inputs.run.run_id,
+        resumed: inputs.run.resumed,
+        from: format_time(inputs.decide_from),
+        until: format_time(finished_at.min(inputs.until)),
         hours_seen: stats.hours,
         bars_stored: stats.bars,
         decisions: counts.decisions,
@@ -457,7 +562,7 @@ async fn trade(
         orders_adopted: stats.orders_adopted,
         orders_filled: counts.filled,
         fills: counts.fills,
-        poll_errors,
+        poll_errors: inputs.poll_errors,
         equity_start,
         equity_end,
         return_pct: if equity_start > 0.0 {
@@ -468,12 +573,7 @@ async fn trade(
         decision_latency_us_p50: percentile(&latencies, 0.5),
         decision_latency_us_p99: percentile(&latencies, 0.99),
         peak_rss_bytes: peak_rss(),
-    };
-    drop(engine);
-    if let Some(sim) = market.sim {
-        sim.stop().await;
-    }
-    Ok(summary)
+    })
 }
 
 fn render(s: &Summary) -> String {

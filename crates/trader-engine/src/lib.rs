@@ -73,6 +73,18 @@ pub struct EngineStats {
     pub latencies_us: Vec<u64>,
 }
 
+/// Who the engine trades for.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSetup<'a> {
+    /// Profile name: the prefix of every `client_order_id`.
+    pub profile: &'a str,
+    /// The profile's symbols (the ensemble must trade the same).
+    pub symbols: &'a [Symbol],
+    pub history_hours: u32,
+    pub run_id: i64,
+    pub trading: TradingSettings,
+}
+
 /// The engine of one trader.
 pub struct Engine<B> {
     broker: B,
@@ -205,12 +217,15 @@ impl<B: Broker> Engine<B> {
         broker: B,
         store: Store,
         ensemble: Ensemble,
-        profile: &str,
-        profile_symbols: &[Symbol],
-        history_hours: u32,
-        run_id: i64,
-        trading: TradingSettings,
+        setup: EngineSetup<'_>,
     ) -> Result<Self, EngineError> {
+        let EngineSetup {
+            profile,
+            symbols: profile_symbols,
+            history_hours,
+            run_id,
+            trading,
+        } = setup;
         let symbols = ensemble.symbols().to_vec();
         let mut a: Vec<&Symbol> = symbols.iter().collect();
         let mut b: Vec<&Symbol> = profile_symbols.iter().collect();
@@ -333,17 +348,9 @@ impl<B: Broker> Engine<B> {
                 .await;
         }
         // Fail closed: without the broker's view there is no trading.
-        let account = match self.broker.account().await {
-            Ok(a) => a,
-            Err(e) => return self.skip(t, format!("account unreadable: {e}"), now).await,
-        };
-        let positions = match self.broker.positions().await {
-            Ok(p) => p,
-            Err(e) => {
-                return self
-                    .skip(t, format!("positions unreadable: {e}"), now)
-                    .await;
-            }
+        let (account, positions) = match self.read_broker().await {
+            Ok(view) => view,
+            Err(reason) => return self.skip(t, reason, now).await,
         };
         let started = Instant::now();
         let held: BTreeMap<Symbol, f64> = positions
@@ -361,24 +368,10 @@ impl<B: Broker> Engine<B> {
                 .skip(t, format!("equity {equity} is not positive"), now)
                 .await;
         }
-        let mut states = Vec::with_capacity(self.ensemble.specs().len());
-        for spec in self.ensemble.specs() {
-            let mut state = Vec::with_capacity(spec.state_dim());
-            state.push((account.cash / equity) as f32);
-            for s in &spec.symbols {
-                let value =
-                    held.get(s).copied().unwrap_or(0.0) * prices.get(s).copied().unwrap_or(0.0);
-                state.push((value / equity) as f32);
-            }
-            let windows: Vec<&[Bar]> = spec.symbols.iter().map(|s| self.window.bars(s)).collect();
-            match market_state(&windows, spec.lookback as usize, &spec.features) {
-                Ok(market) => state.extend(market),
-                Err(e) => {
-                    return self.skip(t, format!("state unavailable: {e}"), now).await;
-                }
-            }
-            states.push(state);
-        }
+        let states = match self.states(account.cash, equity, &held, &prices) {
+            Ok(states) => states,
+            Err(reason) => return self.skip(t, reason, now).await,
+        };
         let decision = match self.ensemble.infer(&states) {
             Ok(d) => d,
             Err(e) => return self.skip(t, format!("inference failed: {e}"), now).await,
@@ -394,22 +387,7 @@ impl<B: Broker> Engine<B> {
             account.cash,
             &self.trading,
         );
-        let planned: Vec<PlannedOrder> = trades
-            .iter()
-            .map(|tr| PlannedOrder {
-                client_order_id: client_order_id(&self.profile, t, &tr.symbol),
-                symbol: tr.symbol.as_str().to_owned(),
-                side: tr.side.as_str().to_owned(),
-                notional: match tr.amount {
-                    OrderAmount::Notional(n) => Some(n),
-                    OrderAmount::Qty(_) => None,
-                },
-                qty: match tr.amount {
-                    OrderAmount::Qty(q) => Some(q),
-                    OrderAmount::Notional(_) => None,
-                },
-            })
-            .collect();
+        let planned = self.planned(t, &trades);
         let record = DecisionRecord {
             bar_t: t,
             member_actions: decision.members.clone(),
@@ -428,25 +406,8 @@ impl<B: Broker> Engine<B> {
             .await?;
         self.stats.decisions += 1;
         self.stats.latencies_us.push(latency_us);
-        let snapshot: BTreeMap<String, f64> = held
-            .iter()
-            .map(|(s, q)| (s.as_str().to_owned(), *q))
-            .collect();
-        self.store
-            .record_equity(self.run_id, t, account.cash, equity, &snapshot)
+        self.record_and_send(t, account.cash, equity, &held, &trades, &planned, now)
             .await?;
-        for (trade, order) in trades.iter().zip(&planned) {
-            self.send(
-                &OrderRequest {
-                    client_order_id: order.client_order_id.clone(),
-                    symbol: trade.symbol.clone(),
-                    side: trade.side,
-                    amount: trade.amount,
-                },
-                now,
-            )
-            .await?;
-        }
         tracing::info!(
             hour = %trader_core::format_time(t),
             orders = planned.len(),
@@ -458,6 +419,101 @@ impl<B: Broker> Engine<B> {
             orders: planned.len(),
             latency_us,
         })
+    }
+
+    /// The account and positions, or why they could not be read.
+    async fn read_broker(&self) -> Result<(trader_core::AccountState, Vec<Position>), String> {
+        let account = self
+            .broker
+            .account()
+            .await
+            .map_err(|e| format!("account unreadable: {e}"))?;
+        let positions = self
+            .broker
+            .positions()
+            .await
+            .map_err(|e| format!("positions unreadable: {e}"))?;
+        Ok((account, positions))
+    }
+
+    /// Writes the equity snapshot, then sends the planned orders.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_and_send(
+        &mut self,
+        t: i64,
+        cash: f64,
+        equity: f64,
+        held: &BTreeMap<Symbol, f64>,
+        trades: &[PlannedTrade],
+        planned: &[PlannedOrder],
+        now: i64,
+    ) -> Result<(), EngineError> {
+        let snapshot: BTreeMap<String, f64> = held
+            .iter()
+            .map(|(s, q)| (s.as_str().to_owned(), *q))
+            .collect();
+        self.store
+            .record_equity(self.run_id, t, cash, equity, &snapshot)
+            .await?;
+        for (trade, order) in trades.iter().zip(planned) {
+            self.send(
+                &OrderRequest {
+                    client_order_id: order.client_order_id.clone(),
+                    symbol: trade.symbol.clone(),
+                    side: trade.side,
+                    amount: trade.amount,
+                },
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn planned(&self, t: i64, trades: &[PlannedTrade]) -> Vec<PlannedOrder> {
+        trades
+            .iter()
+            .map(|tr| PlannedOrder {
+                client_order_id: client_order_id(&self.profile, t, &tr.symbol),
+                symbol: tr.symbol.as_str().to_owned(),
+                side: tr.side.as_str().to_owned(),
+                notional: match tr.amount {
+                    OrderAmount::Notional(n) => Some(n),
+                    OrderAmount::Qty(_) => None,
+                },
+                qty: match tr.amount {
+                    OrderAmount::Qty(q) => Some(q),
+                    OrderAmount::Notional(_) => None,
+                },
+            })
+            .collect()
+    }
+
+    /// The state vector of every distinct member input: cash and position
+    /// weights, then the window's market features.
+    fn states(
+        &self,
+        cash: f64,
+        equity: f64,
+        held: &BTreeMap<Symbol, f64>,
+        prices: &BTreeMap<Symbol, f64>,
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let mut states = Vec::with_capacity(self.ensemble.specs().len());
+        for spec in self.ensemble.specs() {
+            let mut state = Vec::with_capacity(spec.state_dim());
+            state.push((cash / equity) as f32);
+            for s in &spec.symbols {
+                let value =
+                    held.get(s).copied().unwrap_or(0.0) * prices.get(s).copied().unwrap_or(0.0);
+                state.push((value / equity) as f32);
+            }
+            let windows: Vec<&[Bar]> = spec.symbols.iter().map(|s| self.window.bars(s)).collect();
+            let market = market_state(&windows, spec.lookback as usize, &spec.features)
+                .map_err(|e| format!("state unavailable: {e}"))?;
+            state.extend(market);
+            states.push(state);
+        }
+        Ok(states)
     }
 
     async fn skip(&mut self, t: i64, reason: String, now: i64) -> Result<HourOutcome, EngineError> {

@@ -221,7 +221,7 @@ impl Store {
         .bind(json(serde_json::to_string(&decision.member_actions)))
         .bind(json(serde_json::to_string(&decision.aggregate)))
         .bind(json(serde_json::to_string(&decision.target_weights)))
-        .bind(decision.latency_us as i64)
+        .bind(i64::try_from(decision.latency_us).unwrap_or(i64::MAX))
         .bind(decision.skipped_reason.as_deref())
         .fetch_one(&mut *tx)
         .await

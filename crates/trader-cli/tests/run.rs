@@ -1,0 +1,299 @@
+//! `trader run`: a replay through the embedded simulator whose store matches
+//! its summary, the budget refusal before anything starts, the live-host
+//! guard, and two traders side by side against one standalone simulator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn sql(db: &Path, query: &str) -> String {
+    let o = Command::new("sqlite3").arg(db).arg(query).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+fn run_replay(tmp: &Path, profile: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp)
+        .args(["--config-dir", "configs", "run", "--profile", profile])
+        .args([
+            "--data",
+            &repo().join("data/coinbase_2017_2018").display().to_string(),
+        ])
+        .args(extra)
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn replay_without_keys_leaves_a_store_that_matches_the_summary() {
+    let tmp = sandbox();
+    let db = tmp.path().join("lean.sqlite");
+    let o = run_replay(
+        tmp.path(),
+        "lean",
+        &[
+            "--store",
+            &db.display().to_string(),
+            "--from",
+            "2018-09-01T00:00:00Z",
+            "--until",
+            "2018-09-08T00:00:00Z",
+            "--speed",
+            "100000",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = json(&o);
+    assert_eq!(s["mode"], "replay");
+    // 7 days: 168 hours decided (or skipped with a reason), none twice.
+    assert_eq!(
+        s["decisions"].as_u64().unwrap() + s["skipped"].as_u64().unwrap(),
+        168
+    );
+    let run = s["run_id"].as_i64().unwrap();
+    let q = |what: &str| sql(&db, &what.replace("RUN", &run.to_string()));
+    assert_eq!(
+        q("SELECT COUNT(*) FROM decisions WHERE run_id = RUN AND skipped_reason IS NULL"),
+        s["decisions"].to_string()
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM decisions WHERE run_id = RUN AND skipped_reason IS NOT NULL"),
+        s["skipped"].to_string()
+    );
+    assert_eq!(
+        q("SELECT COUNT(DISTINCT bar_t) FROM decisions WHERE run_id = RUN"),
+        "168"
+    );
+    assert_eq!(
+        q("SELECT MIN(bar_t) FROM decisions WHERE run_id = RUN"),
+        "1535760000"
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM orders WHERE run_id = RUN"),
+        s["orders"].to_string()
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM orders WHERE run_id = RUN AND status = 'filled'"),
+        s["orders_filled"].to_string()
+    );
+    assert_eq!(q("SELECT COUNT(*) FROM fills"), s["fills"].to_string());
+    assert!(
+        s["orders"].as_u64().unwrap() > 0,
+        "the fixture ensemble trades at least once"
+    );
+    // Every order id is derived from (profile, hour, symbol), and unique.
+    assert_eq!(
+        q("SELECT COUNT(*) FROM orders WHERE client_order_id NOT LIKE 'lean-2018%'"),
+        "0"
+    );
+    assert_eq!(
+        q("SELECT COUNT(DISTINCT client_order_id) = COUNT(*) FROM orders"),
+        "1"
+    );
+    // The window's 72 h of history before the first decision, then every
+    // replayed hour, 3 symbols each; the store keeps the last 72 h of each.
+    assert_eq!(s["bars_stored"], (72 + 168) * 3);
+    assert_eq!(
+        q("SELECT GROUP_CONCAT(n) FROM (SELECT COUNT(*) AS n FROM bars GROUP BY symbol)"),
+        "72,72,72"
+    );
+    assert_eq!(
+        q("SELECT ended_at IS NOT NULL FROM runs WHERE id = RUN"),
+        "1"
+    );
+    assert!(s["peak_rss_bytes"].as_u64().unwrap() > 1_000_000);
+
+    // A second replay into the same store is a new run over the same hours.
+    let o = run_replay(
+        tmp.path(),
+        "lean",
+        &[
+            "--store",
+            &db.display().to_string(),
+            "--from",
+            "2018-09-01T00:00:00Z",
+            "--until",
+            "2018-09-02T00:00:00Z",
+            "--speed",
+            "100000",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["run_id"].as_i64().unwrap(), run + 1);
+}
+
+#[test]
+fn budget_refusal_exits_3_before_any_model_or_store() {
+    let tmp = sandbox();
+    let host = tmp.path().join("configs/host.toml");
+    let text = std::fs::read_to_string(&host).unwrap();
+    std::fs::write(&host, text.replace("ram = \"auto\"", "ram = \"300MB\"")).unwrap();
+    let db = tmp.path().join("never.sqlite");
+    let o = run_replay(tmp.path(), "lean", &["--store", &db.display().to_string()]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("refused"), "{}", stdout(&o));
+    assert!(!db.exists(), "the store was created before the verdict");
+}
+
+#[test]
+fn live_host_needs_allow_live_and_bad_ranges_are_named() {
+    let tmp = sandbox();
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp.path())
+        .args(["--config-dir", "configs", "run", "--profile", "lean"])
+        .env("APCA_API_KEY_ID", "PKLIVE")
+        .env("APCA_API_SECRET_KEY", "live-secret")
+        .env("APCA_API_BASE_URL", "https://api.alpaca.markets")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--allow-live"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("live-secret"));
+
+    let o = run_replay(
+        tmp.path(),
+        "lean",
+        &[
+            "--from",
+            "2018-09-08T00:00:00Z",
+            "--until",
+            "2018-09-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is not before --until"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_replay(tmp.path(), "lean", &["--from", "yesterday"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--from \"yesterday\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn full_and_lean_side_by_side_against_one_simulator() {
+    let tmp = sandbox();
+    let keys = tmp.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[keys]]\nkey_id = \"PKFULL\"\nsecret_key = \"s-full\"\n\n[[keys]]\nkey_id = \"PKLEAN\"\nsecret_key = \"s-lean\"\n",
+    )
+    .unwrap();
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .args([
+            "sim",
+            "--data",
+            &repo().join("data/coinbase_2017_2018").display().to_string(),
+        ])
+        .args([
+            "--keys",
+            &keys.display().to_string(),
+            "--start",
+            "2018-09-01T00:10:00Z",
+            "--speed",
+            "3600",
+        ])
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().to_owned();
+    let start = |profile: &str, key: &str, secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_trader"))
+            .current_dir(tmp.path())
+            .args([
+                "--config-dir",
+                "configs",
+                "run",
+                "--profile",
+                profile,
+                "--speed",
+                "3600",
+                "--json",
+            ])
+            .args([
+                "--store",
+                &tmp.path()
+                    .join(format!("{profile}.sqlite"))
+                    .display()
+                    .to_string(),
+            ])
+            .env("APCA_API_KEY_ID", key)
+            .env("APCA_API_SECRET_KEY", secret)
+            .env("APCA_API_BASE_URL", &base)
+            .env("APCA_API_DATA_URL", &base)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let full = start("full", "PKFULL", "s-full");
+    let lean = start("lean", "PKLEAN", "s-lean");
+    // About 8 simulated hours at one hour per second.
+    std::thread::sleep(Duration::from_secs(8));
+    for child in [&full, &lean] {
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let full = full.wait_with_output().unwrap();
+    let lean = lean.wait_with_output().unwrap();
+    sim.kill().unwrap();
+    let _ = sim.wait();
+    for (name, o) in [("full", &full), ("lean", &lean)] {
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(o));
+        let s = json(o);
+        assert_eq!(s["mode"], "live");
+        assert!(s["decisions"].as_u64().unwrap() >= 4, "{name}: {s}");
+        let db = tmp.path().join(format!("{name}.sqlite"));
+        // Each store holds only its own profile's orders and decisions.
+        assert_eq!(
+            sql(
+                &db,
+                &format!("SELECT COUNT(*) FROM orders WHERE client_order_id NOT LIKE '{name}-%'")
+            ),
+            "0"
+        );
+        assert_eq!(sql(&db, "SELECT COUNT(DISTINCT profile) FROM runs"), "1");
+        assert_eq!(
+            sql(&db, "SELECT COUNT(*) FROM decisions"),
+            (s["decisions"].as_u64().unwrap() + s["skipped"].as_u64().unwrap()).to_string()
+        );
+        assert_eq!(
+            sql(&db, "SELECT ended_at IS NOT NULL FROM runs"),
+            "1",
+            "SIGTERM finishes the run"
+        );
+        // Separate accounts: each started from the simulator's $100,000.
+        assert_eq!(s["equity_start"], 100_000.0, "{name}");
+    }
+}
