@@ -430,9 +430,11 @@ async fn trade(
     let history_start = decide_from - i64::from(profile.history_hours) * HOUR_SECS;
     let first_hour = match market.replay {
         Some(_) => history_start,
-        None => engine
-            .newest_common_bar()
-            .map_or(history_start, |t| (t + HOUR_SECS).max(history_start)),
+        // Continue after the newest stored bar, but never after an hour
+        // still to decide (a kill between storing a bar and deciding on it).
+        None => engine.newest_common_bar().map_or(history_start, |t| {
+            (t + HOUR_SECS).min(decide_from).max(history_start)
+        }),
     };
     let poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
     let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));

@@ -71,12 +71,26 @@ pub fn json(o: &Output) -> serde_json::Value {
 /// three shipped symbols with this lookback and these features, and an
 /// `ensemble_params.json` listing it, under `dir`.
 pub fn write_linear_ensemble(dir: &Path, lookback: usize, features: &[&str]) {
+    write_linear_ensemble_with(dir, lookback, features, |_, _| 0.0, [0.0; 3]);
+}
+
+/// As [`write_linear_ensemble`], with `weight(output, input)` and `bias`.
+pub fn write_linear_ensemble_with(
+    dir: &Path,
+    lookback: usize,
+    features: &[&str],
+    weight: impl Fn(usize, usize) -> f32,
+    bias: [f32; 3],
+) {
     use safetensors::tensor::{Dtype, TensorView};
     let member = dir.join("trial_0000");
     std::fs::create_dir_all(&member).unwrap();
     let inputs = 1 + 3 + lookback * 3 * features.len();
-    let weight = vec![0u8; 3 * inputs * 4];
-    let bias = vec![0u8; 3 * 4];
+    let weight: Vec<u8> = (0..3)
+        .flat_map(|o| (0..inputs).map(move |i| (o, i)))
+        .flat_map(|(o, i)| weight(o, i).to_le_bytes())
+        .collect();
+    let bias: Vec<u8> = bias.iter().flat_map(|b| b.to_le_bytes()).collect();
     let tensors = [
         (
             "net.0.weight",

@@ -2,7 +2,12 @@
 //! its summary, the budget refusal before anything starts, the live-host
 //! guard, and two traders side by side against one standalone simulator.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    clippy::print_stdout
+)]
 
 mod common;
 
@@ -296,4 +301,221 @@ fn full_and_lean_side_by_side_against_one_simulator() {
         // Separate accounts: each started from the simulator's $100,000.
         assert_eq!(s["equity_start"], 100_000.0, "{name}");
     }
+}
+
+/// Orders of one account at the simulator, as (client_order_id, status).
+fn sim_orders(base: &str, key: &str, secret: &str) -> Vec<(String, String)> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /v2/orders?status=all HTTP/1.1\r\nHost: {addr}\r\nAPCA-API-KEY-ID: {key}\r\nAPCA-API-SECRET-KEY: {secret}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+    // The body may be chunked: take the JSON array inside.
+    let json = &body[body.find('[').unwrap()..=body.rfind(']').unwrap()];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["client_order_id"].as_str().unwrap().to_owned(),
+                o["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn positions(base: &str, key: &str, secret: &str) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .args(["account", "--json"])
+        .env("APCA_API_BASE_URL", base)
+        .env("APCA_API_DATA_URL", base)
+        .env("APCA_API_KEY_ID", key)
+        .env("APCA_API_SECRET_KEY", secret)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    json(&o)["positions"].clone()
+}
+
+/// One trader runs undisturbed; its twin (same profile, own account and
+/// store, same simulator and so the same hours and prices) is killed with
+/// SIGKILL at seeded random points, mostly right after an hour closes when
+/// it decides and sends orders, and restarted each time. At the end: no
+/// client_order_id accepted twice, no hour decided twice, the same positions.
+#[cfg(unix)]
+#[test]
+fn sigkill_at_random_points_and_restart_changes_nothing() {
+    const SPEED: f64 = 450.0; // one simulated hour every 8 s
+    const HOURS: u64 = 6;
+    let tmp = sandbox();
+    // A momentum policy that rebalances every hour: action of symbol s =
+    // tanh(0.5 + 60 x its last log return), so orders both ways each hour.
+    write_linear_ensemble_with(
+        &tmp.path().join("models/momentum"),
+        1,
+        &["log_return"],
+        |o, i| if i == 4 + o { 60.0 } else { 0.0 },
+        [0.5, 0.5, 0.5],
+    );
+    let lean = tmp.path().join("configs/lean.toml");
+    let text = std::fs::read_to_string(&lean).unwrap();
+    std::fs::write(
+        &lean,
+        text.replace("../models/fixture-small", "../models/momentum")
+            .replace("top_n = 5", "top_n = 1"),
+    )
+    .unwrap();
+    let keys = tmp.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[keys]]\nkey_id = \"PKCALM\"\nsecret_key = \"s-calm\"\n\n[[keys]]\nkey_id = \"PKCRASH\"\nsecret_key = \"s-crash\"\n",
+    )
+    .unwrap();
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .args([
+            "sim",
+            "--data",
+            &repo().join("data/coinbase_2017_2018").display().to_string(),
+        ])
+        .args([
+            "--keys",
+            &keys.display().to_string(),
+            "--start",
+            "2018-09-01T00:59:00Z",
+            "--speed",
+            &SPEED.to_string(),
+        ])
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().to_owned();
+    let sim_started = std::time::Instant::now();
+    let start = |key: &str, secret: &str, store: &str| {
+        Command::new(env!("CARGO_BIN_EXE_trader"))
+            .current_dir(tmp.path())
+            .args([
+                "--config-dir",
+                "configs",
+                "run",
+                "--profile",
+                "lean",
+                "--speed",
+                &SPEED.to_string(),
+            ])
+            .args(["--store", &tmp.path().join(store).display().to_string()])
+            .env("APCA_API_KEY_ID", key)
+            .env("APCA_API_SECRET_KEY", secret)
+            .env("APCA_API_BASE_URL", &base)
+            .env("APCA_API_DATA_URL", &base)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let calm = start("PKCALM", "s-calm", "calm.sqlite");
+    let mut crash = start("PKCRASH", "s-crash", "crash.sqlite");
+    let hour = Duration::from_secs_f64(3600.0 / SPEED);
+    // The first hour boundary comes 60 simulated seconds after the start.
+    let first_boundary = Duration::from_secs_f64(60.0 / SPEED);
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut kills = 0;
+    for h in 0..HOURS - 1 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // 0..400 ms after the boundary: while the hour is being decided.
+        let offset = Duration::from_millis(rng % 400);
+        let at = first_boundary + hour * u32::try_from(h).unwrap() + offset;
+        if let Some(wait) = at.checked_sub(sim_started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        crash.kill().unwrap(); // SIGKILL
+        let _ = crash.wait();
+        kills += 1;
+        crash = start("PKCRASH", "s-crash", "crash.sqlite");
+    }
+    // Let the last hour be decided by both, then stop them cleanly.
+    let end = first_boundary + hour * u32::try_from(HOURS - 1).unwrap() + Duration::from_secs(3);
+    if let Some(wait) = end.checked_sub(sim_started.elapsed()) {
+        std::thread::sleep(wait);
+    }
+    for child in [&calm, &crash] {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    let calm_out = calm.wait_with_output().unwrap();
+    let crash_out = crash.wait_with_output().unwrap();
+    assert_eq!(calm_out.status.code(), Some(0));
+    assert_eq!(crash_out.status.code(), Some(0));
+
+    let calm_orders = sim_orders(&base, "PKCALM", "s-calm");
+    let crash_orders = sim_orders(&base, "PKCRASH", "s-crash");
+    let mut ids: Vec<&String> = crash_orders.iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), crash_orders.len(), "an id accepted twice");
+    assert!(
+        !calm_orders.is_empty(),
+        "the fixture ensemble placed no order"
+    );
+    let calm_positions = positions(&base, "PKCALM", "s-calm");
+    let crash_positions = positions(&base, "PKCRASH", "s-crash");
+    sim.kill().unwrap();
+    let _ = sim.wait();
+
+    let db = tmp.path().join("crash.sqlite");
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT COUNT(*) = COUNT(DISTINCT bar_t) FROM decisions"
+        ),
+        "1",
+        "an hour decided twice"
+    );
+    assert_eq!(
+        sql(&db, "SELECT COUNT(*) FROM runs"),
+        "1",
+        "restarts resume the run"
+    );
+    let decided = sql(&db, "SELECT COUNT(*) FROM decisions");
+    assert_eq!(
+        decided,
+        sql(
+            &tmp.path().join("calm.sqlite"),
+            "SELECT COUNT(*) FROM decisions"
+        )
+    );
+    assert!(
+        decided.parse::<u64>().unwrap() >= HOURS,
+        "{decided} hours decided"
+    );
+    assert_eq!(
+        calm_orders.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        crash_orders.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        "the same orders"
+    );
+    assert_eq!(calm_positions, crash_positions, "killed {kills} times");
+    println!(
+        "killed {kills} times; {} orders, the same at the simulator for both; {decided} hours decided once each",
+        crash_orders.len()
+    );
 }
