@@ -66,6 +66,9 @@ pub(crate) struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Timeout of every request to the broker, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
 }
 
 /// What `trader run` prints at the end.
@@ -340,16 +343,20 @@ fn fnv1a(text: &str) -> String {
 }
 
 /// The client for `market`: Alpaca's quota, or none for the embedded replay.
-fn client_for(market: &Market) -> anyhow::Result<AlpacaClient> {
+fn client_for(market: &Market, timeout: Duration) -> anyhow::Result<AlpacaClient> {
     let settings = match market.mode {
         // The replay compresses hours into milliseconds: Alpaca's per-minute
         // quota does not apply to the embedded simulator.
         RunMode::Replay => ClientSettings {
             requests_per_minute: NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MIN),
             burst: NonZeroU32::new(1_000).unwrap_or(NonZeroU32::MIN),
+            timeout,
             ..ClientSettings::default()
         },
-        _ => ClientSettings::default(),
+        _ => ClientSettings {
+            timeout,
+            ..ClientSettings::default()
+        },
     };
     Ok(AlpacaClient::new(
         &market.endpoints,
@@ -365,7 +372,7 @@ async fn trade(
     verdict_json: &str,
 ) -> anyhow::Result<Summary> {
     let market = connect(a, profile).await?;
-    let client = client_for(&market)?;
+    let client = client_for(&market, Duration::from_millis(a.timeout_ms.max(1)))?;
     let store = Store::open(store_path, Some(profile.history_hours)).await?;
     let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
     let ensemble = Ensemble::load(

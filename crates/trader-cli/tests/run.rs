@@ -519,3 +519,172 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
         crash_orders.len()
     );
 }
+
+/// Starts `trader sim` over the shipped data with these key pairs and extra
+/// flags; returns the child and its URL.
+fn start_sim(tmp: &Path, pairs: &[(&str, &str)], extra: &[&str]) -> (std::process::Child, String) {
+    let keys = tmp.join(format!("keys-{}.toml", pairs[0].0));
+    let text: String = pairs
+        .iter()
+        .map(|(k, s)| format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n"))
+        .collect();
+    std::fs::write(&keys, text).unwrap();
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .args([
+            "sim",
+            "--data",
+            &repo().join("data/coinbase_2017_2018").display().to_string(),
+        ])
+        .args(["--keys", &keys.display().to_string()])
+        .args(extra)
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (sim, line.trim().to_owned())
+}
+
+/// The same policy against a simulator injecting every fault at once and
+/// against a clean one, side by side on the same hours: the same orders and
+/// positions, or the hours skipped by fail-closed, each with its reason.
+#[cfg(unix)]
+#[test]
+fn every_fault_at_once_same_positions_as_a_clean_run() {
+    const SPEED: &str = "300"; // one simulated hour every 12 s
+    let tmp = sandbox();
+    write_linear_ensemble_with(
+        &tmp.path().join("models/momentum"),
+        1,
+        &["log_return"],
+        |o, i| if i == 4 + o { 60.0 } else { 0.0 },
+        [0.5, 0.5, 0.5],
+    );
+    let lean = tmp.path().join("configs/lean.toml");
+    let text = std::fs::read_to_string(&lean).unwrap();
+    std::fs::write(
+        &lean,
+        text.replace("../models/fixture-small", "../models/momentum")
+            .replace("top_n = 5", "top_n = 1"),
+    )
+    .unwrap();
+    let common = ["--start", "2018-09-01T00:59:00Z", "--speed", SPEED];
+    let (mut faulty, faulty_url) = start_sim(
+        tmp.path(),
+        &[("PKFAULT", "s-fault")],
+        &[
+            &common[..],
+            &[
+                "--fault-429",
+                "0.04",
+                "--fault-500",
+                "0.05",
+                "--fault-slow",
+                "0.03",
+                "--fault-slow-ms",
+                "700",
+                "--fault-malformed",
+                "0.05",
+                "--fault-drop",
+                "0.05",
+                "--fault-lost-order",
+                "0.3",
+                "--fault-seed",
+                "11",
+            ],
+        ]
+        .concat(),
+    );
+    let (mut clean, clean_url) = start_sim(tmp.path(), &[("PKCLEAN", "s-clean")], &common);
+    let start = |url: &str, key: &str, secret: &str, store: &str| {
+        Command::new(env!("CARGO_BIN_EXE_trader"))
+            .current_dir(tmp.path())
+            .args([
+                "--config-dir",
+                "configs",
+                "run",
+                "--profile",
+                "lean",
+                "--speed",
+                SPEED,
+                "--timeout-ms",
+                "400",
+                "--json",
+            ])
+            .args(["--store", &tmp.path().join(store).display().to_string()])
+            .env("APCA_API_KEY_ID", key)
+            .env("APCA_API_SECRET_KEY", secret)
+            .env("APCA_API_BASE_URL", url)
+            .env("APCA_API_DATA_URL", url)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let a = start(&faulty_url, "PKFAULT", "s-fault", "faulty.sqlite");
+    let b = start(&clean_url, "PKCLEAN", "s-clean", "clean.sqlite");
+    // Five simulated hours and a bit.
+    std::thread::sleep(Duration::from_secs(63));
+    for child in [&a, &b] {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    assert_eq!(a.status.code(), Some(0), "the faulty run ended badly");
+    assert_eq!(b.status.code(), Some(0));
+    let faulty_orders = sim_orders(&faulty_url, "PKFAULT", "s-fault");
+    let clean_orders = sim_orders(&clean_url, "PKCLEAN", "s-clean");
+    let faulty_positions = positions(&faulty_url, "PKFAULT", "s-fault");
+    let clean_positions = positions(&clean_url, "PKCLEAN", "s-clean");
+    faulty.kill().unwrap();
+    clean.kill().unwrap();
+    let _ = (faulty.wait(), clean.wait());
+
+    let db = tmp.path().join("faulty.sqlite");
+    let skipped = sql(
+        &db,
+        "SELECT bar_t || ': ' || skipped_reason FROM decisions WHERE skipped_reason IS NOT NULL",
+    );
+    let mut ids: Vec<&String> = faulty_orders.iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), faulty_orders.len(), "an id accepted twice");
+    assert!(clean_orders.len() >= 8, "{} orders", clean_orders.len());
+    if skipped.is_empty() {
+        assert_eq!(
+            faulty_orders.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            clean_orders.iter().map(|(id, _)| id).collect::<Vec<_>>()
+        );
+        assert_eq!(faulty_positions, clean_positions);
+    } else {
+        // Fail-closed skips are allowed only with their reason recorded.
+        assert!(
+            skipped.lines().all(|l| l.contains("unreadable")),
+            "{skipped}"
+        );
+    }
+    let s = json(&a);
+    println!(
+        "faulty run: {} decisions, {} skipped{}, {} orders ({} adopted after a lost answer or 422); poll errors {}",
+        s["decisions"],
+        s["skipped"],
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({skipped})")
+        },
+        s["orders"],
+        s["orders_adopted"],
+        s["poll_errors"]
+    );
+}
