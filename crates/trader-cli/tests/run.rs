@@ -524,10 +524,10 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
 /// flags; returns the child and its URL.
 fn start_sim(tmp: &Path, pairs: &[(&str, &str)], extra: &[&str]) -> (std::process::Child, String) {
     let keys = tmp.join(format!("keys-{}.toml", pairs[0].0));
-    let text: String = pairs
-        .iter()
-        .map(|(k, s)| format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n"))
-        .collect();
+    let mut text = String::new();
+    for (k, s) in pairs {
+        text += &format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n");
+    }
     std::fs::write(&keys, text).unwrap();
     let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
         .args([
