@@ -12,6 +12,7 @@ mod ensemble_cmd;
 mod output;
 mod run_cmd;
 mod sim_cmd;
+mod status_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Trade paper: Alpaca with keys in the environment, else a replay through the embedded simulator.
     Run(run_cmd::RunArgs),
+    /// What the store says about a profile's trader: newest bars, run, decision, equity, open orders.
+    Status(status_cmd::StatusArgs),
     /// Show the broker's account, positions and open orders (Alpaca or the simulator).
     Account(account_cmd::AccountArgs),
 }
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Account(args) => account_cmd::run(args),
         Command::Run(args) => run_cmd::run(args, &cli.config_dir),
+        Command::Status(args) => status_cmd::run(args, &cli.config_dir),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -133,6 +133,9 @@ struct Market {
     mode: RunMode,
     /// Replay: first hour decided and the end of the replay.
     replay: Option<(i64, i64)>,
+    /// Replay: the embedded simulator's clock and its start, restarted when
+    /// the trader is ready.
+    replay_clock: Option<(Arc<ReplayClock>, i64)>,
     sim: Option<trader_sim::SimHandle>,
 }
 
@@ -179,6 +182,7 @@ async fn connect_alpaca(a: &RunArgs, keys: AlpacaKeys) -> anyhow::Result<Market>
             clock,
             mode: RunMode::Live,
             replay: None,
+            replay_clock: None,
             sim: None,
         })
     }
@@ -240,10 +244,11 @@ async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyh
     // The replay starts ten minutes into the first hour, so that hour's
     // predecessor has closed and the first decision is at `from`.
     let start = from + HOUR_SECS + 600;
-    let clock: Arc<dyn Clock> = Arc::new(ReplayClock::new(
+    let replay_clock = Arc::new(ReplayClock::new(
         DateTime::from_timestamp(start, 0).unwrap_or_default(),
         speed,
     ));
+    let clock: Arc<dyn Clock> = replay_clock.clone();
     let sim = serve(
         SimConfig {
             bars,
@@ -275,6 +280,7 @@ async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyh
         clock,
         mode: RunMode::Replay,
         replay: Some((from, until)),
+        replay_clock: Some((replay_clock, start)),
         sim: Some(sim),
     })
 }
@@ -444,6 +450,10 @@ async fn trade(
         }),
     };
     let poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
+    if let Some((clock, start)) = &market.replay_clock {
+        // Loading took real time; the replay starts now.
+        clock.restart_at(DateTime::from_timestamp(*start, 0).unwrap_or_default());
+    }
     let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));
     let poll_errors = poll_loop(
         &mut engine,

@@ -120,6 +120,46 @@ fn replay_without_keys_leaves_a_store_that_matches_the_summary() {
     );
     assert!(s["peak_rss_bytes"].as_u64().unwrap() > 1_000_000);
 
+    // `trader status` reads the same store.
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp.path())
+        .args([
+            "--config-dir",
+            "configs",
+            "status",
+            "--profile",
+            "lean",
+            "--json",
+        ])
+        .args(["--store", &db.display().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st = json(&o);
+    assert_eq!(st["run"][0], run);
+    assert_eq!(
+        st["last_decision"][0],
+        1_536_364_800 - 3600,
+        "the last replayed hour"
+    );
+    assert_eq!(st["newest_bars"][0][1], "2018-09-07T23:00:00+00:00");
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp.path())
+        .args([
+            "--config-dir",
+            "configs",
+            "status",
+            "--profile",
+            "lean",
+            "--store",
+            "missing.sqlite",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has not run yet"), "{}", stderr(&o));
+    assert!(!tmp.path().join("missing.sqlite").exists());
+
     // A second replay into the same store is a new run over the same hours.
     let o = run_replay(
         tmp.path(),

@@ -24,7 +24,8 @@ mod window;
 
 pub use error::StoreError;
 pub use records::{
-    DecisionRecord, PlannedOrder, RunCounts, RunMode, RunStart, StoredOrder, UNSETTLED,
+    DecisionRecord, PlannedOrder, ProfileStatus, RunCounts, RunMode, RunStart, StoredOrder,
+    UNSETTLED,
 };
 pub use store::{InsertReport, Store};
 pub use window::{HistoryWindow, PushOutcome};

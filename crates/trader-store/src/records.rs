@@ -66,7 +66,7 @@ pub struct PlannedOrder {
 }
 
 /// An order row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredOrder {
     pub client_order_id: String,
     pub symbol: String,
@@ -86,6 +86,19 @@ pub struct RunCounts {
     pub orders: u64,
     pub filled: u64,
     pub fills: u64,
+}
+
+/// The newest state of a profile's runs, for `trader status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProfileStatus {
+    /// Newest run: id, mode, started, ended (None: running or killed).
+    pub run: Option<(i64, String, i64, Option<i64>)>,
+    /// Newest decision: hour, target weights JSON, skipped reason.
+    pub last_decision: Option<(i64, String, Option<String>)>,
+    /// Newest equity snapshot: hour, cash, equity, positions JSON.
+    pub last_equity: Option<(i64, f64, f64, String)>,
+    /// Orders that may still change, of any run of the profile.
+    pub unsettled_orders: Vec<StoredOrder>,
 }
 
 /// Order statuses that may still change.
@@ -353,6 +366,50 @@ impl Store {
         .await
         .map_err(self.query_err("recording equity"))?;
         Ok(())
+    }
+
+    /// The newest run, decision, equity snapshot and unsettled orders of
+    /// `profile`.
+    pub async fn profile_status(&self, profile: &str) -> Result<ProfileStatus, StoreError> {
+        let run = sqlx::query(
+            "SELECT id, mode, started_at, ended_at FROM runs WHERE profile = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(profile)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.query_err("reading the newest run"))?
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+        let Some((run_id, ..)) = run.clone() else {
+            return Ok(ProfileStatus {
+                run: None,
+                last_decision: None,
+                last_equity: None,
+                unsettled_orders: Vec::new(),
+            });
+        };
+        let last_decision = sqlx::query(
+            "SELECT bar_t, target_weights, skipped_reason FROM decisions WHERE run_id = ? \
+             ORDER BY bar_t DESC LIMIT 1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.query_err("reading the newest decision"))?
+        .map(|r| (r.get(0), r.get(1), r.get(2)));
+        let last_equity = sqlx::query(
+            "SELECT t, cash, equity, positions FROM equity WHERE run_id = ? ORDER BY t DESC LIMIT 1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.query_err("reading the newest equity"))?
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+        Ok(ProfileStatus {
+            run,
+            last_decision,
+            last_equity,
+            unsettled_orders: self.unsettled_orders(run_id).await?,
+        })
     }
 
     /// Positions (qty per symbol) of the run's newest equity snapshot.

@@ -1,0 +1,130 @@
+//! `trader status --profile P`: what the store says about the profile's
+//! trader: newest bar per symbol, newest run, decision, equity and positions,
+//! orders that may still change. Reads the store only (read-only use: it
+//! opens the file through the same migrations, so a missing file is an
+//! error, never created).
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+use serde::Serialize;
+use trader_config::Profile;
+use trader_core::format_time;
+use trader_store::{ProfileStatus, Store};
+
+use crate::{Outcome, output};
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Profile name (configs/NAME.toml) or path to a TOML file.
+    #[arg(long)]
+    profile: String,
+    /// SQLite store; default: the profile's `[store] path`.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct StatusView {
+    profile: String,
+    store: PathBuf,
+    newest_bars: Vec<(String, Option<String>)>,
+    #[serde(flatten)]
+    status: ProfileStatus,
+}
+
+pub(crate) fn run(a: &StatusArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
+    let profile = Profile::load(&a.profile, config_dir)?;
+    let path = a
+        .store
+        .clone()
+        .unwrap_or_else(|| profile.store_path.clone());
+    if !path.exists() {
+        bail!(
+            "no store at {} (profile {}): the trader has not run yet",
+            path.display(),
+            profile.name
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let view = runtime.block_on(async {
+        let store = Store::open(&path, None).await?;
+        let mut newest_bars = Vec::new();
+        for s in &profile.symbols {
+            let last = store.latest_bars(s, 1, None).await?;
+            newest_bars.push((
+                s.as_str().to_owned(),
+                last.first().map(|b| format_time(b.t)),
+            ));
+        }
+        let status = store.profile_status(&profile.name).await?;
+        store.close().await;
+        anyhow::Ok(StatusView {
+            profile: profile.name.clone(),
+            store: path.clone(),
+            newest_bars,
+            status,
+        })
+    })?;
+    if a.json {
+        output::print_json(&view)?;
+    } else {
+        output::print(&render(&view));
+    }
+    Ok(Outcome::Ok)
+}
+
+fn render(v: &StatusView) -> String {
+    let mut out = format!(
+        "trader status: profile {}, store {}\n",
+        v.profile,
+        v.store.display()
+    );
+    for (s, t) in &v.newest_bars {
+        out += &format!("  newest bar   {s:<9} {}\n", t.as_deref().unwrap_or("none"));
+    }
+    let s = &v.status;
+    match &s.run {
+        Some((id, mode, started, ended)) => {
+            out += &format!(
+                "  run          {id} ({mode}), started {}, {}\n",
+                format_time(*started),
+                ended.map_or_else(
+                    || "not finished (running, or stopped by a kill)".to_owned(),
+                    |e| format!("finished {}", format_time(e))
+                )
+            );
+        }
+        None => out += "  run          none\n",
+    }
+    if let Some((t, targets, skipped)) = &s.last_decision {
+        out += &format!(
+            "  decision     {} {}\n",
+            format_time(*t),
+            skipped
+                .as_ref()
+                .map_or_else(|| format!("targets {targets}"), |r| format!("skipped: {r}"))
+        );
+    }
+    if let Some((t, cash, equity, positions)) = &s.last_equity {
+        out += &format!(
+            "  equity       {equity:.2} USD (cash {cash:.2}) at {}\n  positions    {positions}\n",
+            format_time(*t)
+        );
+    }
+    out += &format!("  open orders  {}\n", s.unsettled_orders.len());
+    for o in &s.unsettled_orders {
+        out += &format!(
+            "    {} {} {} {}\n",
+            o.client_order_id, o.side, o.symbol, o.status
+        );
+    }
+    out += "  alerts       none recorded (the resource monitor is not built yet)\n";
+    out
+}
