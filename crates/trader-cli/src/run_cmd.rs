@@ -340,6 +340,35 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
     Ok(Outcome::Ok)
 }
 
+/// The first hour to decide, the end, and the first hour to fetch. Hours
+/// before the first decided one are history for the window.
+fn hours_to_trade(
+    replay: Option<(i64, i64)>,
+    now: i64,
+    last_decided: Option<i64>,
+    newest_stored: Option<i64>,
+    history_hours: u32,
+) -> (i64, i64, i64) {
+    let newest_closed = now.div_euclid(HOUR_SECS) * HOUR_SECS - HOUR_SECS;
+    let (decide_from, until) = match replay {
+        Some((from, until)) => (from, until),
+        None => (
+            last_decided.map_or(newest_closed, |t| (t + HOUR_SECS).min(newest_closed)),
+            i64::MAX,
+        ),
+    };
+    let history_start = decide_from - i64::from(history_hours) * HOUR_SECS;
+    let first_hour = match replay {
+        Some(_) => history_start,
+        // Continue after the newest stored bar, but never after an hour
+        // still to decide (a kill between storing a bar and deciding on it).
+        None => newest_stored.map_or(history_start, |t| {
+            (t + HOUR_SECS).min(decide_from).max(history_start)
+        }),
+    };
+    (decide_from, until, first_hour)
+}
+
 /// FNV-1a of the budget verdict: which configuration a run used.
 fn fnv1a(text: &str) -> String {
     let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -431,24 +460,13 @@ async fn trade(
     engine.reconcile().await?;
     let start_account = client.account().await.ok();
 
-    // Hours before `decide_from` are history; from it on, each is decided.
-    let newest_closed = now.div_euclid(HOUR_SECS) * HOUR_SECS - HOUR_SECS;
-    let (decide_from, until) = match market.replay {
-        Some((from, until)) => (from, until),
-        None => (
-            last_decided.map_or(newest_closed, |t| (t + HOUR_SECS).min(newest_closed)),
-            i64::MAX,
-        ),
-    };
-    let history_start = decide_from - i64::from(profile.history_hours) * HOUR_SECS;
-    let first_hour = match market.replay {
-        Some(_) => history_start,
-        // Continue after the newest stored bar, but never after an hour
-        // still to decide (a kill between storing a bar and deciding on it).
-        None => engine.newest_common_bar().map_or(history_start, |t| {
-            (t + HOUR_SECS).min(decide_from).max(history_start)
-        }),
-    };
+    let (decide_from, until, first_hour) = hours_to_trade(
+        market.replay,
+        now,
+        last_decided,
+        engine.newest_common_bar(),
+        profile.history_hours,
+    );
     let poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
     if let Some((clock, start)) = &market.replay_clock {
         // Loading took real time; the replay starts now.
