@@ -10,8 +10,10 @@
 //! bar twice changes nothing; a corrected bar for the same hour replaces the
 //! old one and is logged.
 //!
-//! The `runs`, `decisions`, `orders`, `fills` and `equity` tables are created
-//! by the migrations now; the run loop fills them. They are never pruned.
+//! The `runs`, `decisions`, `orders`, `fills` and `equity` tables are written
+//! by `records.rs`: a decision and its planned orders in one transaction
+//! before any order is sent, so a killed trader knows on restart what it
+//! decided and what it may have sent. They are never pruned.
 //!
 //! What it does not do: compute features (trader-core) or fetch bars
 //! (trader-alpaca). Tests: `cargo test -p trader-store` (real SQLite files in
