@@ -13,7 +13,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -233,33 +233,26 @@ fn live_host_needs_allow_live_and_bad_ranges_are_named() {
     );
 }
 
-#[cfg(unix)]
-#[test]
-fn full_and_lean_side_by_side_against_one_simulator() {
-    let tmp = sandbox();
-    let keys = tmp.path().join("keys.toml");
-    std::fs::write(
-        &keys,
-        "[[keys]]\nkey_id = \"PKFULL\"\nsecret_key = \"s-full\"\n\n[[keys]]\nkey_id = \"PKLEAN\"\nsecret_key = \"s-lean\"\n",
-    )
-    .unwrap();
+/// Starts `trader sim` over the shipped data with these key pairs and extra
+/// flags; returns the child and its URL.
+fn start_sim(tmp: &Path, pairs: &[(&str, &str)], extra: &[&str]) -> (Child, String) {
+    let keys = tmp.join(format!("keys-{}.toml", pairs[0].0));
+    let mut text = String::new();
+    for (k, s) in pairs {
+        text += &format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n");
+    }
+    std::fs::write(&keys, text).unwrap();
     let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
         .args([
             "sim",
             "--data",
             &repo().join("data/coinbase_2017_2018").display().to_string(),
         ])
-        .args([
-            "--keys",
-            &keys.display().to_string(),
-            "--start",
-            "2018-09-01T00:10:00Z",
-            "--speed",
-            "3600",
-        ])
+        .args(["--keys", &keys.display().to_string()])
+        .args(extra)
         .env_remove("APCA_API_KEY_ID")
         .env_remove("APCA_API_SECRET_KEY")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -268,79 +261,66 @@ fn full_and_lean_side_by_side_against_one_simulator() {
     BufReader::new(sim.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let base = line.trim().to_owned();
-    let start = |profile: &str, key: &str, secret: &str| {
-        Command::new(env!("CARGO_BIN_EXE_trader"))
-            .current_dir(tmp.path())
-            .args([
-                "--config-dir",
-                "configs",
-                "run",
-                "--profile",
-                profile,
-                "--speed",
-                "3600",
-                "--json",
-            ])
-            .args([
-                "--store",
-                &tmp.path()
-                    .join(format!("{profile}.sqlite"))
-                    .display()
-                    .to_string(),
-            ])
-            .env("APCA_API_KEY_ID", key)
-            .env("APCA_API_SECRET_KEY", secret)
-            .env("APCA_API_BASE_URL", &base)
-            .env("APCA_API_DATA_URL", &base)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let full = start("full", "PKFULL", "s-full");
-    let lean = start("lean", "PKLEAN", "s-lean");
-    // About 8 simulated hours at one hour per second.
-    std::thread::sleep(Duration::from_secs(8));
-    for child in [&full, &lean] {
-        let ok = Command::new("kill")
+    (sim, line.trim().to_owned())
+}
+
+/// Starts `trader run` in `tmp` against the simulator at `url` with one key
+/// pair, storing in `tmp/STORE`; stdout piped (for `--json`).
+fn start_trader(
+    tmp: &Path,
+    url: &str,
+    (key, secret): (&str, &str),
+    store: &str,
+    args: &[&str],
+) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp)
+        .args(["--config-dir", "configs", "run"])
+        .args(args)
+        .args(["--store", &tmp.join(store).display().to_string()])
+        .env("APCA_API_KEY_ID", key)
+        .env("APCA_API_SECRET_KEY", secret)
+        .env("APCA_API_BASE_URL", url)
+        .env("APCA_API_DATA_URL", url)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM to each child, then their outputs.
+fn terminate(children: Vec<Child>) -> Vec<Output> {
+    for child in &children {
+        Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
-        assert!(ok.success());
     }
-    let full = full.wait_with_output().unwrap();
-    let lean = lean.wait_with_output().unwrap();
-    sim.kill().unwrap();
-    let _ = sim.wait();
-    for (name, o) in [("full", &full), ("lean", &lean)] {
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(o));
-        let s = json(o);
-        assert_eq!(s["mode"], "live");
-        assert!(s["decisions"].as_u64().unwrap() >= 4, "{name}: {s}");
-        let db = tmp.path().join(format!("{name}.sqlite"));
-        // Each store holds only its own profile's orders and decisions.
-        assert_eq!(
-            sql(
-                &db,
-                &format!("SELECT COUNT(*) FROM orders WHERE client_order_id NOT LIKE '{name}-%'")
-            ),
-            "0"
-        );
-        assert_eq!(sql(&db, "SELECT COUNT(DISTINCT profile) FROM runs"), "1");
-        assert_eq!(
-            sql(&db, "SELECT COUNT(*) FROM decisions"),
-            (s["decisions"].as_u64().unwrap() + s["skipped"].as_u64().unwrap()).to_string()
-        );
-        assert_eq!(
-            sql(&db, "SELECT ended_at IS NOT NULL FROM runs"),
-            "1",
-            "SIGTERM finishes the run"
-        );
-        // Separate accounts: each started from the simulator's $100,000.
-        assert_eq!(s["equity_start"], 100_000.0, "{name}");
-    }
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+/// Points the sandbox's lean profile at a momentum policy that rebalances
+/// every hour: action of symbol s = tanh(0.5 + 60 x its last log return).
+fn use_momentum_policy(tmp: &Path) {
+    write_linear_ensemble_with(
+        &tmp.join("models/momentum"),
+        1,
+        &["log_return"],
+        |o, i| if i == 4 + o { 60.0 } else { 0.0 },
+        [0.5, 0.5, 0.5],
+    );
+    let lean = tmp.join("configs/lean.toml");
+    let text = std::fs::read_to_string(&lean).unwrap();
+    std::fs::write(
+        &lean,
+        text.replace("../models/fixture-small", "../models/momentum")
+            .replace("top_n = 5", "top_n = 1"),
+    )
+    .unwrap();
 }
 
 /// Orders of one account at the simulator, as (client_order_id, status).
@@ -385,6 +365,71 @@ fn positions(base: &str, key: &str, secret: &str) -> serde_json::Value {
     json(&o)["positions"].clone()
 }
 
+fn assert_ids_unique(orders: &[(String, String)]) {
+    let mut ids: Vec<&String> = orders.iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), orders.len(), "an id accepted twice");
+}
+
+#[cfg(unix)]
+#[test]
+fn full_and_lean_side_by_side_against_one_simulator() {
+    let tmp = sandbox();
+    let (mut sim, base) = start_sim(
+        tmp.path(),
+        &[("PKFULL", "s-full"), ("PKLEAN", "s-lean")],
+        &["--start", "2018-09-01T00:10:00Z", "--speed", "3600"],
+    );
+    let args = |profile: &'static str| ["--profile", profile, "--speed", "3600", "--json"];
+    let full = start_trader(
+        tmp.path(),
+        &base,
+        ("PKFULL", "s-full"),
+        "full.sqlite",
+        &args("full"),
+    );
+    let lean = start_trader(
+        tmp.path(),
+        &base,
+        ("PKLEAN", "s-lean"),
+        "lean.sqlite",
+        &args("lean"),
+    );
+    // About 8 simulated hours at one hour per second.
+    std::thread::sleep(Duration::from_secs(8));
+    let outputs = terminate(vec![full, lean]);
+    sim.kill().unwrap();
+    let _ = sim.wait();
+    for (name, o) in ["full", "lean"].iter().zip(&outputs) {
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(o));
+        let s = json(o);
+        assert_eq!(s["mode"], "live");
+        assert!(s["decisions"].as_u64().unwrap() >= 4, "{name}: {s}");
+        let db = tmp.path().join(format!("{name}.sqlite"));
+        // Each store holds only its own profile's orders and decisions.
+        assert_eq!(
+            sql(
+                &db,
+                &format!("SELECT COUNT(*) FROM orders WHERE client_order_id NOT LIKE '{name}-%'")
+            ),
+            "0"
+        );
+        assert_eq!(sql(&db, "SELECT COUNT(DISTINCT profile) FROM runs"), "1");
+        assert_eq!(
+            sql(&db, "SELECT COUNT(*) FROM decisions"),
+            (s["decisions"].as_u64().unwrap() + s["skipped"].as_u64().unwrap()).to_string()
+        );
+        assert_eq!(
+            sql(&db, "SELECT ended_at IS NOT NULL FROM runs"),
+            "1",
+            "SIGTERM finishes the run"
+        );
+        // Separate accounts: each started from the simulator's $100,000.
+        assert_eq!(s["equity_start"], 100_000.0, "{name}");
+    }
+}
+
 /// One trader runs undisturbed; its twin (same profile, own account and
 /// store, same simulator and so the same hours and prices) is killed with
 /// SIGKILL at seeded random points, mostly right after an hour closes when
@@ -396,81 +441,29 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
     const SPEED: f64 = 450.0; // one simulated hour every 8 s
     const HOURS: u64 = 6;
     let tmp = sandbox();
-    // A momentum policy that rebalances every hour: action of symbol s =
-    // tanh(0.5 + 60 x its last log return), so orders both ways each hour.
-    write_linear_ensemble_with(
-        &tmp.path().join("models/momentum"),
-        1,
-        &["log_return"],
-        |o, i| if i == 4 + o { 60.0 } else { 0.0 },
-        [0.5, 0.5, 0.5],
+    use_momentum_policy(tmp.path());
+    let speed = SPEED.to_string();
+    let (mut sim, base) = start_sim(
+        tmp.path(),
+        &[("PKCALM", "s-calm"), ("PKCRASH", "s-crash")],
+        &["--start", "2018-09-01T00:59:00Z", "--speed", &speed],
     );
-    let lean = tmp.path().join("configs/lean.toml");
-    let text = std::fs::read_to_string(&lean).unwrap();
-    std::fs::write(
-        &lean,
-        text.replace("../models/fixture-small", "../models/momentum")
-            .replace("top_n = 5", "top_n = 1"),
-    )
-    .unwrap();
-    let keys = tmp.path().join("keys.toml");
-    std::fs::write(
-        &keys,
-        "[[keys]]\nkey_id = \"PKCALM\"\nsecret_key = \"s-calm\"\n\n[[keys]]\nkey_id = \"PKCRASH\"\nsecret_key = \"s-crash\"\n",
-    )
-    .unwrap();
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
-        .args([
-            "sim",
-            "--data",
-            &repo().join("data/coinbase_2017_2018").display().to_string(),
-        ])
-        .args([
-            "--keys",
-            &keys.display().to_string(),
-            "--start",
-            "2018-09-01T00:59:00Z",
-            "--speed",
-            &SPEED.to_string(),
-        ])
-        .env_remove("APCA_API_KEY_ID")
-        .env_remove("APCA_API_SECRET_KEY")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line.trim().to_owned();
     let sim_started = std::time::Instant::now();
-    let start = |key: &str, secret: &str, store: &str| {
-        Command::new(env!("CARGO_BIN_EXE_trader"))
-            .current_dir(tmp.path())
-            .args([
-                "--config-dir",
-                "configs",
-                "run",
-                "--profile",
-                "lean",
-                "--speed",
-                &SPEED.to_string(),
-            ])
-            .args(["--store", &tmp.path().join(store).display().to_string()])
-            .env("APCA_API_KEY_ID", key)
-            .env("APCA_API_SECRET_KEY", secret)
-            .env("APCA_API_BASE_URL", &base)
-            .env("APCA_API_DATA_URL", &base)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let calm = start("PKCALM", "s-calm", "calm.sqlite");
-    let mut crash = start("PKCRASH", "s-crash", "crash.sqlite");
+    let args = ["--profile", "lean", "--speed", speed.as_str()];
+    let calm = start_trader(
+        tmp.path(),
+        &base,
+        ("PKCALM", "s-calm"),
+        "calm.sqlite",
+        &args,
+    );
+    let mut crash = start_trader(
+        tmp.path(),
+        &base,
+        ("PKCRASH", "s-crash"),
+        "crash.sqlite",
+        &args,
+    );
     let hour = Duration::from_secs_f64(3600.0 / SPEED);
     // The first hour boundary comes 60 simulated seconds after the start.
     let first_boundary = Duration::from_secs_f64(60.0 / SPEED);
@@ -489,39 +482,35 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
         crash.kill().unwrap(); // SIGKILL
         let _ = crash.wait();
         kills += 1;
-        crash = start("PKCRASH", "s-crash", "crash.sqlite");
+        crash = start_trader(
+            tmp.path(),
+            &base,
+            ("PKCRASH", "s-crash"),
+            "crash.sqlite",
+            &args,
+        );
     }
     // Let the last hour be decided by both, then stop them cleanly.
     let end = first_boundary + hour * u32::try_from(HOURS - 1).unwrap() + Duration::from_secs(3);
     if let Some(wait) = end.checked_sub(sim_started.elapsed()) {
         std::thread::sleep(wait);
     }
-    for child in [&calm, &crash] {
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+    for o in terminate(vec![calm, crash]) {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
-    let calm_out = calm.wait_with_output().unwrap();
-    let crash_out = crash.wait_with_output().unwrap();
-    assert_eq!(calm_out.status.code(), Some(0));
-    assert_eq!(crash_out.status.code(), Some(0));
-
     let calm_orders = sim_orders(&base, "PKCALM", "s-calm");
     let crash_orders = sim_orders(&base, "PKCRASH", "s-crash");
-    let mut ids: Vec<&String> = crash_orders.iter().map(|(id, _)| id).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), crash_orders.len(), "an id accepted twice");
-    assert!(
-        !calm_orders.is_empty(),
-        "the fixture ensemble placed no order"
-    );
     let calm_positions = positions(&base, "PKCALM", "s-calm");
     let crash_positions = positions(&base, "PKCRASH", "s-crash");
     sim.kill().unwrap();
     let _ = sim.wait();
 
+    assert_ids_unique(&crash_orders);
+    assert!(
+        calm_orders.len() >= 2 * HOURS as usize,
+        "{} orders",
+        calm_orders.len()
+    );
     let db = tmp.path().join("crash.sqlite");
     assert_eq!(
         sql(
@@ -560,37 +549,6 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
     );
 }
 
-/// Starts `trader sim` over the shipped data with these key pairs and extra
-/// flags; returns the child and its URL.
-fn start_sim(tmp: &Path, pairs: &[(&str, &str)], extra: &[&str]) -> (std::process::Child, String) {
-    let keys = tmp.join(format!("keys-{}.toml", pairs[0].0));
-    let mut text = String::new();
-    for (k, s) in pairs {
-        text += &format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n");
-    }
-    std::fs::write(&keys, text).unwrap();
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
-        .args([
-            "sim",
-            "--data",
-            &repo().join("data/coinbase_2017_2018").display().to_string(),
-        ])
-        .args(["--keys", &keys.display().to_string()])
-        .args(extra)
-        .env_remove("APCA_API_KEY_ID")
-        .env_remove("APCA_API_SECRET_KEY")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (sim, line.trim().to_owned())
-}
-
 /// The same policy against a simulator injecting every fault at once and
 /// against a clean one, side by side on the same hours: the same orders and
 /// positions, or the hours skipped by fail-closed, each with its reason.
@@ -599,89 +557,64 @@ fn start_sim(tmp: &Path, pairs: &[(&str, &str)], extra: &[&str]) -> (std::proces
 fn every_fault_at_once_same_positions_as_a_clean_run() {
     const SPEED: &str = "300"; // one simulated hour every 12 s
     let tmp = sandbox();
-    write_linear_ensemble_with(
-        &tmp.path().join("models/momentum"),
-        1,
-        &["log_return"],
-        |o, i| if i == 4 + o { 60.0 } else { 0.0 },
-        [0.5, 0.5, 0.5],
-    );
-    let lean = tmp.path().join("configs/lean.toml");
-    let text = std::fs::read_to_string(&lean).unwrap();
-    std::fs::write(
-        &lean,
-        text.replace("../models/fixture-small", "../models/momentum")
-            .replace("top_n = 5", "top_n = 1"),
-    )
-    .unwrap();
+    use_momentum_policy(tmp.path());
     let common = ["--start", "2018-09-01T00:59:00Z", "--speed", SPEED];
+    let faults = [
+        "--fault-429",
+        "0.04",
+        "--fault-500",
+        "0.05",
+        "--fault-slow",
+        "0.03",
+        "--fault-slow-ms",
+        "700",
+        "--fault-malformed",
+        "0.05",
+        "--fault-drop",
+        "0.05",
+        "--fault-lost-order",
+        "0.3",
+        "--fault-seed",
+        "11",
+    ];
     let (mut faulty, faulty_url) = start_sim(
         tmp.path(),
         &[("PKFAULT", "s-fault")],
-        &[
-            &common[..],
-            &[
-                "--fault-429",
-                "0.04",
-                "--fault-500",
-                "0.05",
-                "--fault-slow",
-                "0.03",
-                "--fault-slow-ms",
-                "700",
-                "--fault-malformed",
-                "0.05",
-                "--fault-drop",
-                "0.05",
-                "--fault-lost-order",
-                "0.3",
-                "--fault-seed",
-                "11",
-            ],
-        ]
-        .concat(),
+        &[&common[..], &faults].concat(),
     );
     let (mut clean, clean_url) = start_sim(tmp.path(), &[("PKCLEAN", "s-clean")], &common);
-    let start = |url: &str, key: &str, secret: &str, store: &str| {
-        Command::new(env!("CARGO_BIN_EXE_trader"))
-            .current_dir(tmp.path())
-            .args([
-                "--config-dir",
-                "configs",
-                "run",
-                "--profile",
-                "lean",
-                "--speed",
-                SPEED,
-                "--timeout-ms",
-                "400",
-                "--json",
-            ])
-            .args(["--store", &tmp.path().join(store).display().to_string()])
-            .env("APCA_API_KEY_ID", key)
-            .env("APCA_API_SECRET_KEY", secret)
-            .env("APCA_API_BASE_URL", url)
-            .env("APCA_API_DATA_URL", url)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let a = start(&faulty_url, "PKFAULT", "s-fault", "faulty.sqlite");
-    let b = start(&clean_url, "PKCLEAN", "s-clean", "clean.sqlite");
+    let args = [
+        "--profile",
+        "lean",
+        "--speed",
+        SPEED,
+        "--timeout-ms",
+        "400",
+        "--json",
+    ];
+    let a = start_trader(
+        tmp.path(),
+        &faulty_url,
+        ("PKFAULT", "s-fault"),
+        "faulty.sqlite",
+        &args,
+    );
+    let b = start_trader(
+        tmp.path(),
+        &clean_url,
+        ("PKCLEAN", "s-clean"),
+        "clean.sqlite",
+        &args,
+    );
     // Five simulated hours and a bit.
     std::thread::sleep(Duration::from_secs(63));
-    for child in [&a, &b] {
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-    let a = a.wait_with_output().unwrap();
-    let b = b.wait_with_output().unwrap();
-    assert_eq!(a.status.code(), Some(0), "the faulty run ended badly");
-    assert_eq!(b.status.code(), Some(0));
+    let outputs = terminate(vec![a, b]);
+    assert_eq!(
+        outputs[0].status.code(),
+        Some(0),
+        "the faulty run ended badly"
+    );
+    assert_eq!(outputs[1].status.code(), Some(0));
     let faulty_orders = sim_orders(&faulty_url, "PKFAULT", "s-fault");
     let clean_orders = sim_orders(&clean_url, "PKCLEAN", "s-clean");
     let faulty_positions = positions(&faulty_url, "PKFAULT", "s-fault");
@@ -695,10 +628,7 @@ fn every_fault_at_once_same_positions_as_a_clean_run() {
         &db,
         "SELECT bar_t || ': ' || skipped_reason FROM decisions WHERE skipped_reason IS NOT NULL",
     );
-    let mut ids: Vec<&String> = faulty_orders.iter().map(|(id, _)| id).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), faulty_orders.len(), "an id accepted twice");
+    assert_ids_unique(&faulty_orders);
     assert!(clean_orders.len() >= 8, "{} orders", clean_orders.len());
     if skipped.is_empty() {
         assert_eq!(
@@ -713,7 +643,7 @@ fn every_fault_at_once_same_positions_as_a_clean_run() {
             "{skipped}"
         );
     }
-    let s = json(&a);
+    let s = json(&outputs[0]);
     println!(
         "faulty run: {} decisions, {} skipped{}, {} orders ({} adopted after a lost answer or 422); poll errors {}",
         s["decisions"],
