@@ -53,7 +53,7 @@ for n in 1 5 10; do
       | python3 -c "
 import json, sys
 r = json.load(sys.stdin)
-pred = sum(t['ram_bytes'] for t in r['trader_terms'] if t['component'] not in ('history', 'store cache'))
+pred = sum(t['ram_bytes'] for t in r['trader_terms'] if t['component'] not in ('history', 'store cache', 'trading loop'))
 meas = $kb * 1024
 print(f'| $n | $dtype | {meas/1e6:.2f} | {pred/1e6:.2f} | {pred/meas:.3f} |')"
   done

@@ -7,6 +7,9 @@
 //! - **runtime base** ([`RUNTIME_BASE_RSS`]): peak RSS of the `trader` binary
 //!   with everything initialised but no model loaded; measured by
 //!   `scripts/measure_runtime_base.sh` (numbers in BENCHMARKS.md).
+//! - **trading loop** ([`TRADING_LOOP_RSS`]): what `trader run` adds to that
+//!   (tokio workers, HTTP client, SQLite, the embedded simulator); measured by
+//!   `scripts/bench_run.sh`.
 //! - **weights**, **load transient**, **activations**: reported by
 //!   trader-ensemble from the safetensors headers (parameters x bytes of the
 //!   profile's dtype; the largest member file while members load one at a time;
@@ -44,8 +47,8 @@ pub use error::BudgetError;
 pub use gpu::{GpuProbe, probe_gpu};
 pub use model::{
     ALLOCATOR_SLACK_PERCENT, CUDA_CONTEXT_VRAM, EnsembleDemandFn, Envelope, Fix, Knobs, Limit,
-    RUNTIME_BASE_RSS, Report, ResourceLine, STORE_CACHE_BYTES, THREAD_RSS, Tenant, TenantLine,
-    TraderPlan, Verdict, WORKER_TENANT, evaluate, suggest,
+    RUNTIME_BASE_RSS, Report, ResourceLine, STORE_CACHE_BYTES, THREAD_RSS, TRADING_LOOP_RSS,
+    Tenant, TenantLine, TraderPlan, Verdict, WORKER_TENANT, evaluate, suggest,
 };
 pub use probe::{MemoryProbe, probe_memory};
 pub use render::render_text;

@@ -8,11 +8,19 @@ use crate::BudgetError;
 /// Peak RSS of the release `trader` binary running inference, less the terms
 /// this model adds for the model itself: `scripts/measure_runtime_base.sh`
 /// runs `trader ensemble infer` on one 25,539-parameter fixture member
-/// (median peak 6.6 MB of 5 runs) and subtracts its weights, load transient,
-/// activations and threads (2.31 MB): 4.32 MB with sqlx, tokio and axum
-/// linked, rounded up. On the CI machine kind (2 vCPU, 24 GiB); see
-/// BENCHMARKS.md. Re-measure whenever the binary links something large.
-pub const RUNTIME_BASE_RSS: u64 = 4_500_000;
+/// (median peak 9.3 MB of 5 runs) and subtracts its weights, load transient,
+/// activations and threads (2.31 MB): 6.96 MB with sqlx, tokio, axum, apca,
+/// reqwest and OpenSSL linked, rounded up. On the CI machine kind (2 vCPU,
+/// 24 GiB); see BENCHMARKS.md. Re-measure whenever the binary links
+/// something large.
+pub const RUNTIME_BASE_RSS: u64 = 7_000_000;
+/// What the trading loop of `trader run` adds beyond the runtime base and the
+/// model: tokio's two worker threads, the HTTP client's pools, the SQLite
+/// connection and, without Alpaca keys, the embedded simulator holding the
+/// recorded set. Measured by `scripts/bench_run.sh`: peak RSS of a 7-day
+/// replay (22.7 MiB lean, 23.2 MiB full) minus every other term, 11.5 MB for
+/// both profiles. Against Alpaca (no embedded simulator) it is an upper bound.
+pub const TRADING_LOOP_RSS: u64 = 11_500_000;
 /// Per-thread resident cost (stack pages touched plus allocator arena), ~1 MB
 /// per thread as measured for candle 0.11 on this machine kind.
 pub const THREAD_RSS: u64 = 1_000_000;
@@ -175,6 +183,12 @@ fn runtime_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Vec<DemandTerm> {
             STORE_CACHE_BYTES,
             0,
             "SQLite page cache, cache_size = -2000, 1 connection",
+        ),
+        DemandTerm::new(
+            "trading loop",
+            TRADING_LOOP_RSS,
+            0,
+            "tokio workers, HTTP client, SQLite, embedded simulator (BENCHMARKS.md)",
         ),
         DemandTerm::new(
             "threads",
