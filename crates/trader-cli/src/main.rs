@@ -9,6 +9,7 @@ mod account_cmd;
 mod budget_cmd;
 mod data_cmd;
 mod ensemble_cmd;
+mod metrics;
 mod output;
 mod run_cmd;
 mod sim_cmd;

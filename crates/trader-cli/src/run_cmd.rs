@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -28,6 +28,7 @@ use trader_store::{RunMode, Store};
 
 use crate::budget_cmd::{BudgetArgs, budget_report, resolve};
 use crate::data_cmd::{read_csv, recorded_files};
+use crate::metrics::Metrics;
 use crate::{Outcome, output};
 
 /// Days replayed by default without Alpaca keys.
@@ -66,6 +67,13 @@ pub(crate) struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// No `/metrics` and `/healthz` endpoint.
+    #[arg(long)]
+    no_metrics: bool,
+    /// Port of `/metrics` and `/healthz` on 127.0.0.1 (0: any free port);
+    /// default: the profile's `[metrics] port`.
+    #[arg(long)]
+    metrics_port: Option<u16>,
     /// Timeout of every request to the broker, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -369,6 +377,38 @@ fn hours_to_trade(
     (decide_from, until, first_hour)
 }
 
+/// `/metrics` and `/healthz` on 127.0.0.1:`port`, healthy while a poll
+/// succeeded within three poll intervals (real time, at least 5 s).
+async fn start_metrics(
+    port: Option<u16>,
+    members: u32,
+    real_interval: Duration,
+) -> anyhow::Result<Option<Arc<Mutex<Metrics>>>> {
+    let Some(port) = port else {
+        return Ok(None);
+    };
+    let healthy_within = (real_interval * 3).as_secs().max(5);
+    let m = Arc::new(Mutex::new(Metrics::new(members as usize, healthy_within)));
+    let addr = crate::metrics::serve(Arc::clone(&m), port).await?;
+    tracing::info!(url = %format!("http://{addr}/metrics"), "metrics endpoint");
+    Ok(Some(m))
+}
+
+/// The profile's ensemble: its best `top_n` members, dtype, device.
+fn load_ensemble(profile: &trader_config::Profile) -> anyhow::Result<Ensemble> {
+    let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
+    Ok(Ensemble::load(
+        &catalog,
+        LoadOptions {
+            top_n: profile.top_n as usize,
+            dtype: profile.dtype,
+            device: profile.device,
+            aggregate: profile.aggregate,
+            mode: ForwardMode::default_for(profile.dtype),
+        },
+    )?)
+}
+
 /// FNV-1a of the budget verdict: which configuration a run used.
 fn fnv1a(text: &str) -> String {
     let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -409,17 +449,7 @@ async fn trade(
     let market = connect(a, profile).await?;
     let client = client_for(&market, Duration::from_millis(a.timeout_ms.max(1)))?;
     let store = Store::open(store_path, Some(profile.history_hours)).await?;
-    let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
-    let ensemble = Ensemble::load(
-        &catalog,
-        LoadOptions {
-            top_n: profile.top_n as usize,
-            dtype: profile.dtype,
-            device: profile.device,
-            aggregate: profile.aggregate,
-            mode: ForwardMode::default_for(profile.dtype),
-        },
-    )?;
+    let ensemble = load_ensemble(profile)?;
     let now = market.clock.now().timestamp();
     if let Some((from, _)) = market.replay {
         let history_start = from - i64::from(profile.history_hours) * HOUR_SECS;
@@ -473,12 +503,19 @@ async fn trade(
         clock.restart_at(DateTime::from_timestamp(*start, 0).unwrap_or_default());
     }
     let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));
+    let port = if a.no_metrics {
+        None
+    } else {
+        a.metrics_port.or(profile.metrics_port)
+    };
+    let metrics = start_metrics(port, profile.top_n, market.clock.real_duration(interval)).await?;
     let poll_errors = poll_loop(
         &mut engine,
         poller,
         market.clock.as_ref(),
         interval,
         (decide_from, until),
+        metrics.as_ref(),
     )
     .await?;
     let summary = summarize(
@@ -511,6 +548,7 @@ async fn poll_loop(
     clock: &dyn Clock,
     interval: Duration,
     (decide_from, until): (i64, i64),
+    metrics: Option<&Arc<Mutex<Metrics>>>,
 ) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut poll_errors: BTreeMap<String, u64> = BTreeMap::new();
     let signal = shutdown_signal();
@@ -518,7 +556,9 @@ async fn poll_loop(
     let mut stopping = false;
     loop {
         let now = clock.now().timestamp();
-        match poller.poll(now).await {
+        let polled = poller.poll(now).await;
+        let failed_kind = polled.as_ref().err().map(|e| e.kind.as_str());
+        match polled {
             Ok(hours) => {
                 for hour in hours {
                     if hour.t < decide_from {
@@ -534,6 +574,12 @@ async fn poll_loop(
                 tracing::warn!(error = %e, "poll failed; asking again at the next poll");
                 *poll_errors.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
             }
+        }
+        if let Some(m) = metrics
+            && let Ok(mut m) = m.lock()
+        {
+            let age = engine.newest_common_bar().map(|t| now - (t + HOUR_SECS));
+            m.update(engine.stats(), age, failed_kind);
         }
         if stopping || now >= until {
             break;

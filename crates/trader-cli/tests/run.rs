@@ -277,16 +277,107 @@ fn start_trader(
         .current_dir(tmp)
         .args(["--config-dir", "configs", "run"])
         .args(args)
+        .args(if args.contains(&"--metrics-port") {
+            &[][..]
+        } else {
+            &["--no-metrics"][..]
+        })
         .args(["--store", &tmp.join(store).display().to_string()])
         .env("APCA_API_KEY_ID", key)
         .env("APCA_API_SECRET_KEY", secret)
         .env("APCA_API_BASE_URL", url)
         .env("APCA_API_DATA_URL", url)
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// A raw HTTP/1.1 GET on loopback: (status line, body).
+fn http_get(url: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.lines().next().unwrap_or("").to_owned();
+    let body = out[out.find("\r\n\r\n").map_or(0, |i| i + 4)..].to_owned();
+    (status, body)
+}
+
+#[cfg(unix)]
+#[test]
+fn metrics_and_healthz_while_trading() {
+    let tmp = sandbox();
+    let (mut sim, base) = start_sim(
+        tmp.path(),
+        &[("PKMETRICS", "s-metrics")],
+        &["--start", "2018-09-01T00:50:00Z", "--speed", "3600"],
+    );
+    let mut trader = start_trader(
+        tmp.path(),
+        &base,
+        ("PKMETRICS", "s-metrics"),
+        "m.sqlite",
+        &[
+            "--profile",
+            "lean",
+            "--speed",
+            "3600",
+            "--metrics-port",
+            "0",
+        ],
+    );
+    // The endpoint's URL is logged at start.
+    let mut err = BufReader::new(trader.stderr.take().unwrap());
+    let mut url = None;
+    for _ in 0..200 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let (true, Some(i)) = (line.contains("metrics endpoint"), line.find(" url=http://")) {
+            url = Some(line[i + 5..].split_whitespace().next().unwrap().to_owned());
+            break;
+        }
+    }
+    let url = url.expect("no metrics URL logged");
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    std::thread::sleep(Duration::from_secs(4));
+    let (status, body) = http_get(&url);
+    assert!(status.contains("200"), "{status}");
+    for name in [
+        "trader_rss_bytes ",
+        "trader_bars_received_total ",
+        "trader_decisions_total ",
+        "trader_orders_total{status=\"sent\"}",
+        "trader_last_bar_age_seconds ",
+        "trader_decision_latency_seconds_bucket",
+        "trader_ensemble_members 5",
+    ] {
+        assert!(body.contains(name), "{name} missing:\n{body}");
+    }
+    let decisions: f64 = body
+        .lines()
+        .find(|l| l.starts_with("trader_decisions_total"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(decisions >= 2.0, "{body}");
+    let (status, body) = http_get(&url.replace("/metrics", "/healthz"));
+    assert!(status.contains("200"), "{status} {body}");
+    let out = terminate(vec![trader]);
+    assert_eq!(out[0].status.code(), Some(0));
+    sim.kill().unwrap();
+    let _ = sim.wait();
 }
 
 /// SIGTERM to each child, then their outputs.

@@ -1,0 +1,233 @@
+//! `/metrics` (Prometheus text format, prometheus-client: the Prometheus
+//! project's own Rust client) and `/healthz` of `trader run`, on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use trader_engine::EngineStats;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+/// The trader's metrics, updated by the run loop after each poll.
+pub(crate) struct Metrics {
+    registry: Registry,
+    rss: Gauge<i64, AtomicI64>,
+    bars: Counter<u64, AtomicU64>,
+    decisions: Counter<u64, AtomicU64>,
+    skipped: Counter<u64, AtomicU64>,
+    orders: Family<StatusLabel, Counter<u64, AtomicU64>>,
+    poll_errors: Family<KindLabel, Counter<u64, AtomicU64>>,
+    last_bar_age: Gauge<i64, AtomicI64>,
+    latency: Histogram,
+    members: Gauge<i64, AtomicI64>,
+    seen: EngineStats,
+    /// Real time of the last poll that succeeded, for `/healthz`.
+    last_ok_poll: Option<Instant>,
+    healthy_within_secs: u64,
+}
+
+fn rss_bytes() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<i64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+impl Metrics {
+    pub(crate) fn new(members: usize, healthy_within_secs: u64) -> Self {
+        let mut registry = Registry::with_prefix("trader");
+        let rss = Gauge::<i64, AtomicI64>::default();
+        let bars = Counter::<u64, AtomicU64>::default();
+        let decisions = Counter::<u64, AtomicU64>::default();
+        let skipped = Counter::<u64, AtomicU64>::default();
+        let orders = Family::<StatusLabel, Counter<u64, AtomicU64>>::default();
+        let poll_errors = Family::<KindLabel, Counter<u64, AtomicU64>>::default();
+        let last_bar_age = Gauge::<i64, AtomicI64>::default();
+        let latency = Histogram::new([
+            100e-6, 250e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 25e-3, 100e-3,
+        ]);
+        let member_gauge = Gauge::<i64, AtomicI64>::default();
+        member_gauge.set(i64::try_from(members).unwrap_or(i64::MAX));
+        registry.register(
+            "rss_bytes",
+            "Resident set size of this process",
+            rss.clone(),
+        );
+        registry.register(
+            "bars_received",
+            "Bars stored (history and closed hours)",
+            bars.clone(),
+        );
+        registry.register("decisions", "Hours decided", decisions.clone());
+        registry.register(
+            "hours_skipped",
+            "Hours not traded (fail-closed, no state)",
+            skipped.clone(),
+        );
+        registry.register(
+            "orders",
+            "Orders by outcome (sent, adopted, failed, filled)",
+            orders.clone(),
+        );
+        registry.register(
+            "poll_errors",
+            "Polls that failed after retries, by kind",
+            poll_errors.clone(),
+        );
+        registry.register(
+            "last_bar_age_seconds",
+            "Clock time since the newest stored bar closed",
+            last_bar_age.clone(),
+        );
+        registry.register(
+            "decision_latency_seconds",
+            "State + inference time of a decision",
+            latency.clone(),
+        );
+        registry.register("ensemble_members", "Members loaded", member_gauge.clone());
+        Metrics {
+            registry,
+            rss,
+            bars,
+            decisions,
+            skipped,
+            orders,
+            poll_errors,
+            last_bar_age,
+            latency,
+            members: member_gauge,
+            seen: EngineStats::default(),
+            last_ok_poll: None,
+            healthy_within_secs,
+        }
+    }
+
+    /// Brings the metrics up to `stats` (counts only grow).
+    pub(crate) fn update(
+        &mut self,
+        stats: &EngineStats,
+        last_bar_age_secs: Option<i64>,
+        poll_ok: Option<&str>,
+    ) {
+        let d = |now: u64, before: u64| now.saturating_sub(before);
+        self.bars.inc_by(d(stats.bars, self.seen.bars));
+        self.decisions
+            .inc_by(d(stats.decisions, self.seen.decisions));
+        self.skipped.inc_by(d(stats.skipped, self.seen.skipped));
+        for (status, now, before) in [
+            ("sent", stats.orders_sent, self.seen.orders_sent),
+            ("adopted", stats.orders_adopted, self.seen.orders_adopted),
+            ("failed", stats.orders_failed, self.seen.orders_failed),
+            ("filled", stats.fills, self.seen.fills),
+        ] {
+            self.orders
+                .get_or_create(&StatusLabel {
+                    status: status.to_owned(),
+                })
+                .inc_by(d(now, before));
+        }
+        for us in stats.latencies_us.iter().skip(self.seen.latencies_us.len()) {
+            self.latency.observe(*us as f64 / 1e6);
+        }
+        self.seen = stats.clone();
+        if let Some(age) = last_bar_age_secs {
+            self.last_bar_age.set(age);
+        }
+        match poll_ok {
+            None => self.last_ok_poll = Some(Instant::now()),
+            Some(kind) => {
+                self.poll_errors
+                    .get_or_create(&KindLabel {
+                        kind: kind.to_owned(),
+                    })
+                    .inc();
+            }
+        }
+        self.rss.set(rss_bytes());
+        let _ = &self.members;
+    }
+
+    fn healthy(&self) -> bool {
+        self.last_ok_poll
+            .is_some_and(|t| t.elapsed().as_secs() <= self.healthy_within_secs)
+    }
+}
+
+type Shared = Arc<Mutex<Metrics>>;
+
+async fn metrics_text(
+    State(m): State<Shared>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let mut out = String::new();
+    let ok = m.lock().map(|m| {
+        m.rss.set(rss_bytes());
+        prometheus_client::encoding::text::encode(&mut out, &m.registry).is_ok()
+    });
+    let status = if matches!(ok, Ok(true)) {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (
+        status,
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+}
+
+async fn healthz(State(m): State<Shared>) -> (StatusCode, &'static str) {
+    if m.lock().is_ok_and(|m| m.healthy()) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no successful poll recently\n",
+        )
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on 127.0.0.1:`port` (0: any free port);
+/// returns the address.
+pub(crate) async fn serve(metrics: Shared, port: u16) -> anyhow::Result<SocketAddr> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("binding the metrics endpoint to {addr} ([metrics] port, or --no-metrics)")
+    })?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .with_state(metrics);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
+    Ok(addr)
+}
