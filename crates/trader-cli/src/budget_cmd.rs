@@ -54,6 +54,8 @@ pub(crate) struct BudgetInputs {
     pub(crate) members: Vec<MemberSummary>,
     pub(crate) catalog_len: u32,
     pub(crate) warnings: Vec<String>,
+    /// The host file's `[alerts]`, when there is a host file.
+    pub(crate) alerts: Option<trader_config::AlertSettings>,
 }
 
 fn default_host(config_dir: &Path) -> Option<PathBuf> {
@@ -233,6 +235,7 @@ pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Bu
         .with_context(|| format!("reading the ensemble of profile {}", profile.path.display()))?;
     check_members_fit_profile(&profile, &members, knobs.history_hours)?;
     Ok(BudgetInputs {
+        alerts: host.as_ref().map(|h| h.alerts),
         catalog_len: catalog.len() as u32,
         profile,
         knobs,

@@ -10,6 +10,7 @@ mod budget_cmd;
 mod data_cmd;
 mod ensemble_cmd;
 mod metrics;
+mod monitor;
 mod output;
 mod run_cmd;
 mod sim_cmd;

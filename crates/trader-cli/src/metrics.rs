@@ -41,6 +41,8 @@ pub(crate) struct Metrics {
     last_bar_age: Gauge<i64, AtomicI64>,
     latency: Histogram,
     members: Gauge<i64, AtomicI64>,
+    alerts: Family<KindLabel, Counter<u64, AtomicU64>>,
+    alerts_active: Family<KindLabel, Gauge<i64, AtomicI64>>,
     seen: EngineStats,
     /// Real time of the last poll that succeeded, for `/healthz`.
     last_ok_poll: Option<Instant>,
@@ -111,6 +113,18 @@ impl Metrics {
             latency.clone(),
         );
         registry.register("ensemble_members", "Members loaded", member_gauge.clone());
+        let alerts = Family::<KindLabel, Counter<u64, AtomicU64>>::default();
+        let alerts_active = Family::<KindLabel, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "alerts",
+            "Resource alert crossings, by kind",
+            alerts.clone(),
+        );
+        registry.register(
+            "alert_active",
+            "Resource alerts holding now, by kind",
+            alerts_active.clone(),
+        );
         Metrics {
             registry,
             rss,
@@ -122,6 +136,8 @@ impl Metrics {
             last_bar_age,
             latency,
             members: member_gauge,
+            alerts,
+            alerts_active,
             seen: EngineStats::default(),
             last_ok_poll: None,
             healthy_within_secs,
@@ -171,6 +187,26 @@ impl Metrics {
         }
         self.rss.set(rss_bytes());
         let _ = &self.members;
+    }
+
+    /// Records new alert crossings and the kinds active now.
+    pub(crate) fn alerts(
+        &mut self,
+        new: &[(String, String)],
+        active: &std::collections::BTreeMap<String, u64>,
+    ) {
+        for (key, _) in new {
+            let kind = key.split(':').next().unwrap_or(key).to_owned();
+            self.alerts.get_or_create(&KindLabel { kind }).inc();
+        }
+        for kind in ["vram", "process_rss", "own_rss"] {
+            let n = active.get(kind).copied().unwrap_or(0);
+            self.alerts_active
+                .get_or_create(&KindLabel {
+                    kind: kind.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     fn healthy(&self) -> bool {

@@ -74,6 +74,10 @@ pub(crate) struct RunArgs {
     /// default: the profile's `[metrics] port`.
     #[arg(long)]
     metrics_port: Option<u16>,
+    /// Seconds between resource checks; default: host.toml's
+    /// `[alerts] check_interval_secs`.
+    #[arg(long)]
+    alert_interval_secs: Option<u64>,
     /// Timeout of every request to the broker, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -339,7 +343,14 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let summary = runtime.block_on(trade(a, &profile, &store_path, &verdict_json))?;
+    let predicted_rss: u64 = report.trader_terms.iter().map(|t| t.ram_bytes).sum();
+    let watch = inputs.alerts.map(|alerts| {
+        let every = a
+            .alert_interval_secs
+            .unwrap_or(u64::from(alerts.check_interval_secs.get()));
+        (alerts, Duration::from_secs(every.max(1)), predicted_rss)
+    });
+    let summary = runtime.block_on(trade(a, &profile, &store_path, &verdict_json, watch))?;
     if a.json {
         output::print_json(&summary)?;
     } else {
@@ -445,6 +456,7 @@ async fn trade(
     profile: &trader_config::Profile,
     store_path: &std::path::Path,
     verdict_json: &str,
+    watch: Option<(trader_config::AlertSettings, Duration, u64)>,
 ) -> anyhow::Result<Summary> {
     let market = connect(a, profile).await?;
     let client = client_for(&market, Duration::from_millis(a.timeout_ms.max(1)))?;
@@ -509,6 +521,9 @@ async fn trade(
         a.metrics_port.or(profile.metrics_port)
     };
     let metrics = start_metrics(port, profile.top_n, market.clock.real_duration(interval)).await?;
+    if let Some((alerts, every, predicted)) = watch {
+        crate::monitor::spawn(alerts, every, predicted, metrics.clone());
+    }
     let poll_errors = poll_loop(
         &mut engine,
         poller,

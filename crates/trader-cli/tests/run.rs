@@ -314,8 +314,16 @@ fn http_get(url: &str) -> (String, String) {
 
 #[cfg(unix)]
 #[test]
-fn metrics_and_healthz_while_trading() {
+fn metrics_healthz_and_alerts_while_trading() {
     let tmp = sandbox();
+    // Every process on the machine is over 1 MB: a process_rss alert.
+    let host = tmp.path().join("configs/host.toml");
+    let text = std::fs::read_to_string(&host).unwrap();
+    std::fs::write(
+        &host,
+        text.replace("process_rss = \"1.5GB\"", "process_rss = \"1MB\""),
+    )
+    .unwrap();
     let (mut sim, base) = start_sim(
         tmp.path(),
         &[("PKMETRICS", "s-metrics")],
@@ -349,7 +357,11 @@ fn metrics_and_healthz_while_trading() {
         }
     }
     let url = url.expect("no metrics URL logged");
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut text);
+        text
+    });
     std::thread::sleep(Duration::from_secs(4));
     let (status, body) = http_get(&url);
     assert!(status.contains("200"), "{status}");
@@ -361,6 +373,7 @@ fn metrics_and_healthz_while_trading() {
         "trader_last_bar_age_seconds ",
         "trader_decision_latency_seconds_bucket",
         "trader_ensemble_members 5",
+        "trader_alerts_total{kind=\"process_rss\"}",
     ] {
         assert!(body.contains(name), "{name} missing:\n{body}");
     }
@@ -372,12 +385,38 @@ fn metrics_and_healthz_while_trading() {
         .parse()
         .unwrap();
     assert!(decisions >= 2.0, "{body}");
-    let (status, body) = http_get(&url.replace("/metrics", "/healthz"));
-    assert!(status.contains("200"), "{status} {body}");
+    let (status, health) = http_get(&url.replace("/metrics", "/healthz"));
+    assert!(status.contains("200"), "{status} {health}");
+    let active: f64 = body
+        .lines()
+        .find(|l| l.starts_with("trader_alert_active{kind=\"process_rss\"}"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(active >= 1.0, "{body}");
     let out = terminate(vec![trader]);
     assert_eq!(out[0].status.code(), Some(0));
     sim.kill().unwrap();
     let _ = sim.wait();
+    // One WARN per crossing: each process named once, not once per check.
+    let log = rest.join().unwrap();
+    let warns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("resource alert") && l.contains("WARN"))
+        .collect();
+    assert!(!warns.is_empty(), "{log}");
+    let mut keys: Vec<&str> = warns
+        .iter()
+        .filter_map(|l| {
+            l.find("process ")
+                .map(|i| l[i..].split(" (").next().unwrap())
+        })
+        .collect();
+    let n = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "a process alerted twice: {warns:?}");
 }
 
 /// SIGTERM to each child, then their outputs.
