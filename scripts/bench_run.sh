@@ -36,7 +36,8 @@ profile, median_kib, predicted, runs = sys.argv[2], int(sys.argv[3]), int(sys.ar
 measured = median_kib * 1024
 print(f"{profile}: peak RSS {measured/1e6:.1f} MB (runs KiB: {runs}), budget predicts {predicted/1e6:.1f} MB "
       f"({(measured - predicted) / predicted * 100:+.0f} %); {s['decisions']} decisions, {s['orders']} orders, "
-      f"decision latency p50 {s['decision_latency_us_p50']} us p99 {s['decision_latency_us_p99']} us")
+      f"decision latency p50 {s['decision_latency_us_p50']} us p99 {s['decision_latency_us_p99']} us, "
+      f"bar handed over -> last order answered p50 {s['bar_to_order_us_p50']} us p99 {s['bar_to_order_us_p99']} us")
 PY
 done
 

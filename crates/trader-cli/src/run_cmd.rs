@@ -107,6 +107,9 @@ struct Summary {
     return_pct: f64,
     decision_latency_us_p50: u64,
     decision_latency_us_p99: u64,
+    /// Bars handed over to the hour's last order answered (hours with orders).
+    bar_to_order_us_p50: u64,
+    bar_to_order_us_p99: u64,
     peak_rss_bytes: u64,
 }
 
@@ -642,6 +645,8 @@ async fn summarize(
     let stats = engine.stats().clone();
     let mut latencies = stats.latencies_us.clone();
     latencies.sort_unstable();
+    let mut to_order = stats.bar_to_order_us.clone();
+    to_order.sort_unstable();
     let equity_start = inputs.start_account.map_or(0.0, |a| a.equity);
     let equity_end = end_account.map_or(equity_start, |a| a.equity);
     Ok(Summary {
@@ -670,6 +675,8 @@ async fn summarize(
         },
         decision_latency_us_p50: percentile(&latencies, 0.5),
         decision_latency_us_p99: percentile(&latencies, 0.99),
+        bar_to_order_us_p50: percentile(&to_order, 0.5),
+        bar_to_order_us_p99: percentile(&to_order, 0.99),
         peak_rss_bytes: peak_rss(),
     })
 }
@@ -704,6 +711,10 @@ fn render(s: &Summary) -> String {
     out += &format!(
         "  decision     p50 {} us, p99 {} us\n",
         s.decision_latency_us_p50, s.decision_latency_us_p99
+    );
+    out += &format!(
+        "  bar->order   p50 {} us, p99 {} us (from the poll that brought the bar)\n",
+        s.bar_to_order_us_p50, s.bar_to_order_us_p99
     );
     out += &format!("  peak RSS     {:.1} MB\n", s.peak_rss_bytes as f64 / 1e6);
     if !s.poll_errors.is_empty() {

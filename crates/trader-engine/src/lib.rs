@@ -71,6 +71,10 @@ pub struct EngineStats {
     pub fills: u64,
     /// Decision latency (state + inference), microseconds, in order.
     pub latencies_us: Vec<u64>,
+    /// From the hour's bars handed over to the last of its orders answered
+    /// (store, settle, broker reads, decision, orders), microseconds, for
+    /// hours that sent orders.
+    pub bar_to_order_us: Vec<u64>,
 }
 
 /// Who the engine trades for.
@@ -326,6 +330,7 @@ impl<B: Broker> Engine<B> {
         now: i64,
     ) -> Result<HourOutcome, EngineError> {
         self.stats.hours += 1;
+        let handed_over = Instant::now();
         self.add_history(bars, now).await?;
         self.settle(now).await?;
         if self.store.decided(self.run_id, t).await? {
@@ -333,19 +338,8 @@ impl<B: Broker> Engine<B> {
             return Ok(HourOutcome::AlreadyDecided);
         }
         if !complete {
-            let missing: Vec<&str> = self
-                .symbols
-                .iter()
-                .filter(|s| !bars.contains_key(*s))
-                .map(Symbol::as_str)
-                .collect();
-            return self
-                .skip(
-                    t,
-                    format!("no bar for {} this hour", missing.join(", ")),
-                    now,
-                )
-                .await;
+            let reason = format!("no bar for {} this hour", self.missing(bars));
+            return self.skip(t, reason, now).await;
         }
         // Fail closed: without the broker's view there is no trading.
         let (account, positions) = match self.read_broker().await {
@@ -408,6 +402,11 @@ impl<B: Broker> Engine<B> {
         self.stats.latencies_us.push(latency_us);
         self.record_and_send(t, account.cash, equity, &held, &trades, &planned, now)
             .await?;
+        if !planned.is_empty() {
+            self.stats
+                .bar_to_order_us
+                .push(handed_over.elapsed().as_micros() as u64);
+        }
         tracing::info!(
             hour = %trader_core::format_time(t),
             orders = planned.len(),
@@ -419,6 +418,16 @@ impl<B: Broker> Engine<B> {
             orders: planned.len(),
             latency_us,
         })
+    }
+
+    /// The symbols without a bar in `bars`, comma-separated.
+    fn missing(&self, bars: &BTreeMap<Symbol, Bar>) -> String {
+        self.symbols
+            .iter()
+            .filter(|s| !bars.contains_key(*s))
+            .map(Symbol::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The account and positions, or why they could not be read.
