@@ -1,6 +1,7 @@
 //! `trader status --profile P`: what the store says about the profile's
-//! trader: newest bar per symbol, newest run, decision, equity and positions,
-//! orders that may still change. Reads the store only (read-only use: it
+//! trader (newest bar per symbol, newest run, decision, equity and positions,
+//! orders that may still change) and, when the trader is up, what its
+//! `/metrics` says (RSS, newest bar's age, active alerts). Reads the store only (read-only use: it
 //! opens the file through the same migrations, so a missing file is an
 //! error, never created).
 
@@ -35,6 +36,48 @@ struct StatusView {
     newest_bars: Vec<(String, Option<String>)>,
     #[serde(flatten)]
     status: ProfileStatus,
+    /// From the running trader's `/metrics`, when it answers.
+    live: Option<LiveView>,
+}
+
+#[derive(Serialize)]
+struct LiveView {
+    url: String,
+    rss_bytes: Option<f64>,
+    last_bar_age_seconds: Option<f64>,
+    /// Alerts holding now, by kind.
+    alerts_active: Vec<(String, f64)>,
+}
+
+/// Reads the trader's `/metrics` on 127.0.0.1:`port`, if it answers.
+async fn live_view(port: u16) -> Option<LiveView> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let text = client.get(&url).send().await.ok()?.text().await.ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let alerts_active = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("trader_alert_active{kind=\""))
+        .filter_map(|l| {
+            let (kind, rest) = l.split_once('"')?;
+            let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+            (n > 0.0).then(|| (kind.to_owned(), n))
+        })
+        .collect();
+    Some(LiveView {
+        rss_bytes: value("trader_rss_bytes "),
+        last_bar_age_seconds: value("trader_last_bar_age_seconds "),
+        alerts_active,
+        url,
+    })
 }
 
 pub(crate) fn run(a: &StatusArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
@@ -65,11 +108,16 @@ pub(crate) fn run(a: &StatusArgs, config_dir: &std::path::Path) -> anyhow::Resul
         }
         let status = store.profile_status(&profile.name).await?;
         store.close().await;
+        let live = match profile.metrics_port {
+            Some(port) if port > 0 => live_view(port).await,
+            _ => None,
+        };
         anyhow::Ok(StatusView {
             profile: profile.name.clone(),
             store: path.clone(),
             newest_bars,
             status,
+            live,
         })
     })?;
     if a.json {
@@ -125,6 +173,24 @@ fn render(v: &StatusView) -> String {
             o.client_order_id, o.side, o.symbol, o.status
         );
     }
-    out += "  alerts       none recorded (the resource monitor is not built yet)\n";
+    match &v.live {
+        Some(l) => {
+            out += &format!(
+                "  live         {} answers: RSS {:.1} MB, newest bar closed {:.0} s ago\n",
+                l.url,
+                l.rss_bytes.unwrap_or(0.0) / 1e6,
+                l.last_bar_age_seconds.unwrap_or(f64::NAN)
+            );
+            if l.alerts_active.is_empty() {
+                out += "  alerts       none active\n";
+            }
+            for (kind, n) in &l.alerts_active {
+                out += &format!("  alerts       {kind}: {n} active\n");
+            }
+        }
+        None => {
+            out += "  live         no trader answering on the profile's metrics port (not running, or --no-metrics)\n";
+        }
+    }
     out
 }

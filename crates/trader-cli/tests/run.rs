@@ -324,6 +324,20 @@ fn metrics_healthz_and_alerts_while_trading() {
         text.replace("process_rss = \"1.5GB\"", "process_rss = \"1MB\""),
     )
     .unwrap();
+    // A free port for the profile's [metrics], so that `trader status` finds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let lean = tmp.path().join("configs/lean.toml");
+    let text = std::fs::read_to_string(&lean).unwrap();
+    std::fs::write(
+        &lean,
+        text.replace("port = 9102", &format!("port = {port}")),
+    )
+    .unwrap();
+    let port = port.to_string();
     let (mut sim, base) = start_sim(
         tmp.path(),
         &[("PKMETRICS", "s-metrics")],
@@ -340,7 +354,9 @@ fn metrics_healthz_and_alerts_while_trading() {
             "--speed",
             "3600",
             "--metrics-port",
-            "0",
+            &port,
+            "--alert-interval-secs",
+            "1",
         ],
     );
     // The endpoint's URL is logged at start.
@@ -395,6 +411,27 @@ fn metrics_healthz_and_alerts_while_trading() {
         .parse()
         .unwrap();
     assert!(active >= 1.0, "{body}");
+    // `trader status` shows the store and, the trader being up, its alerts.
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp.path())
+        .args([
+            "--config-dir",
+            "configs",
+            "status",
+            "--profile",
+            "lean",
+            "--store",
+            "m.sqlite",
+        ])
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!("http://127.0.0.1:{port}/metrics answers")),
+        "{text}"
+    );
+    assert!(text.contains("alerts       process_rss:"), "{text}");
+    assert!(text.contains("not finished (running"), "{text}");
     let out = terminate(vec![trader]);
     assert_eq!(out[0].status.code(), Some(0));
     sim.kill().unwrap();
