@@ -43,6 +43,7 @@ pub(crate) struct Metrics {
     members: Gauge<i64, AtomicI64>,
     alerts: Family<KindLabel, Counter<u64, AtomicU64>>,
     alerts_active: Family<KindLabel, Gauge<i64, AtomicI64>>,
+    vram_used: Gauge<i64, AtomicI64>,
     seen: EngineStats,
     /// Real time of the last poll that succeeded, for `/healthz`.
     last_ok_poll: Option<Instant>,
@@ -125,6 +126,12 @@ impl Metrics {
             "Resource alerts holding now, by kind",
             alerts_active.clone(),
         );
+        let vram_used = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "gpu_vram_used_bytes",
+            "VRAM in use on GPU 0 (all processes) at the last resource check; 0 without a GPU",
+            vram_used.clone(),
+        );
         Metrics {
             registry,
             rss,
@@ -138,6 +145,7 @@ impl Metrics {
             members: member_gauge,
             alerts,
             alerts_active,
+            vram_used,
             seen: EngineStats::default(),
             last_ok_poll: None,
             healthy_within_secs,
@@ -187,6 +195,11 @@ impl Metrics {
         }
         self.rss.set(rss_bytes());
         let _ = &self.members;
+    }
+
+    /// Records GPU 0's VRAM in use.
+    pub(crate) fn set_vram_used(&mut self, bytes: u64) {
+        self.vram_used.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Records new alert crossings and the kinds active now.

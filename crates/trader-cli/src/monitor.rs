@@ -178,6 +178,9 @@ pub(crate) fn spawn(
                 && let Ok(mut m) = m.lock()
             {
                 m.alerts(&new, &crossings.active_kinds());
+                if let Some((used, _)) = s.vram {
+                    m.set_vram_used(used);
+                }
             }
         }
     });
