@@ -663,9 +663,10 @@ impl<B: Broker> Engine<B> {
         Ok(())
     }
 
-    /// Checks the broker's positions against the store's last snapshot and
-    /// logs every difference; the broker's view wins (the next decision reads
-    /// it). Returns the differences.
+    /// Checks the broker's positions against the store's last snapshot, and
+    /// its open orders against the store's orders, and logs every difference;
+    /// the broker's view wins (the next decision reads it). Returns the
+    /// differences.
     pub async fn reconcile(&mut self) -> Result<Vec<String>, EngineError> {
         let positions = match self.broker.positions().await {
             Ok(p) => p,
@@ -687,8 +688,25 @@ impl<B: Broker> Engine<B> {
                 }
             }
         }
+        match self.broker.open_orders().await {
+            Ok(open) => {
+                for o in open {
+                    if !self.store.order_known(&o.client_order_id).await? {
+                        diffs.push(format!(
+                            "open order {} ({} {}) is not in the store",
+                            o.client_order_id,
+                            o.side.as_str(),
+                            o.symbol
+                        ));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "open orders unreadable at start");
+            }
+        }
         for d in &diffs {
-            tracing::warn!(difference = %d, "position differs from the store's last snapshot (orders filled since, or changed outside); the broker's view wins");
+            tracing::warn!(difference = %d, "the broker differs from the store (orders filled since, or placed or changed outside this trader); the broker's view wins");
         }
         Ok(diffs)
     }

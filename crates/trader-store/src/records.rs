@@ -297,6 +297,16 @@ impl Store {
             .collect())
     }
 
+    /// Whether an order with this `client_order_id` is in the store.
+    pub async fn order_known(&self, client_order_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM orders WHERE client_order_id = ?")
+            .bind(client_order_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.query_err("looking up an order"))?;
+        Ok(row.is_some())
+    }
+
     /// Sets an order's status (and broker id when known).
     pub async fn update_order(
         &self,
