@@ -6,6 +6,7 @@
 //! (`crates/trader-cli/tests/`).
 
 mod account_cmd;
+mod backtest_cmd;
 mod budget_cmd;
 mod data_cmd;
 mod ensemble_cmd;
@@ -62,6 +63,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Trade paper: Alpaca with keys in the environment, else a replay through the embedded simulator.
     Run(run_cmd::RunArgs),
+    /// Backtest a profile on recorded bars: the run engine with the simulator's fill model.
+    Backtest(backtest_cmd::BacktestArgs),
     /// What the store says about a profile's trader: newest bars, run, decision, equity, open orders.
     Status(status_cmd::StatusArgs),
     /// Show the broker's account, positions and open orders (Alpaca or the simulator).
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Account(args) => account_cmd::run(args),
         Command::Run(args) => run_cmd::run(args, &cli.config_dir),
         Command::Status(args) => status_cmd::run(args, &cli.config_dir),
+        Command::Backtest(args) => backtest_cmd::run(args, &cli.config_dir),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

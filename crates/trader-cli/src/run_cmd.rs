@@ -409,7 +409,7 @@ async fn start_metrics(
 }
 
 /// The profile's ensemble: its best `top_n` members, dtype, device.
-fn load_ensemble(profile: &trader_config::Profile) -> anyhow::Result<Ensemble> {
+pub(crate) fn load_ensemble(profile: &trader_config::Profile) -> anyhow::Result<Ensemble> {
     let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
     Ok(Ensemble::load(
         &catalog,
@@ -578,7 +578,9 @@ async fn poll_loop(
         let failed_kind = polled.as_ref().err().map(|e| e.kind.as_str());
         match polled {
             Ok(hours) => {
-                for hour in hours {
+                // A replay ends at `until`: hours closing after it (the clock
+                // runs on while the last poll works) are not traded.
+                for hour in hours.into_iter().filter(|h| h.t + HOUR_SECS <= until) {
                     if hour.t < decide_from {
                         engine.add_history(&hour.bars, now).await?;
                     } else {

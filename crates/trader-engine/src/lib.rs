@@ -407,7 +407,7 @@ impl<B: Broker> Engine<B> {
                 .bar_to_order_us
                 .push(handed_over.elapsed().as_micros() as u64);
         }
-        tracing::info!(
+        tracing::debug!(
             hour = %trader_core::format_time(t),
             orders = planned.len(),
             latency_us,

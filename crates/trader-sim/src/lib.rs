@@ -25,12 +25,16 @@
 //! answer is lost), and every request, fault and accepted order is logged
 //! ([`SimHandle::stats`]).
 //!
+//! [`PaperBroker`] is the same accounts and fill model in process, as a
+//! `trader_core::Broker`, for backtests.
+//!
 //! Tests: `cargo test -p trader-sim` (reqwest over loopback, a manual clock).
 
 mod bars;
 mod broker;
 mod clock;
 mod faults;
+mod paper;
 mod ratelimit;
 mod routes;
 mod wire;
@@ -42,6 +46,7 @@ use std::sync::{Arc, Mutex};
 pub use broker::FEE_BPS;
 pub use clock::ReplayClock;
 pub use faults::{Fault, FaultConfig, SimStats};
+pub use paper::PaperBroker;
 use trader_core::{Bar, Clock, Symbol};
 
 /// A key pair the simulator accepts; each pair has its own account.

@@ -297,6 +297,42 @@ impl Store {
             .collect())
     }
 
+    /// Every decision of a run, oldest first: (hour, aggregate JSON, target
+    /// weights JSON, skipped reason).
+    pub async fn decisions_of_run(
+        &self,
+        run_id: i64,
+    ) -> Result<Vec<(i64, String, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT bar_t, aggregate, target_weights, skipped_reason FROM decisions \
+             WHERE run_id = ? ORDER BY bar_t",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_err("reading decisions"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
+    /// Every fill of a run: (qty, price, fee).
+    pub async fn fills_of_run(&self, run_id: i64) -> Result<Vec<(f64, f64, f64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.qty, f.price, f.fee FROM fills f JOIN orders o ON o.id = f.order_id \
+             WHERE o.run_id = ? ORDER BY f.id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_err("reading fills"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     /// Whether an order with this `client_order_id` is in the store.
     pub async fn order_known(&self, client_order_id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM orders WHERE client_order_id = ?")

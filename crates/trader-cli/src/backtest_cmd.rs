@@ -1,0 +1,446 @@
+//! `trader backtest --profile P --data DIR [--from T] [--to T] [--json]
+//! [--out DIR]`: the engine of `trader run`, fed hour by hour from recorded
+//! bars, trading the simulator's fill model in process ([`PaperBroker`]).
+//! Deterministic: the same inputs give byte-identical JSON (no timings in it).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::DateTime;
+use clap::Args;
+use serde::Serialize;
+use trader_config::Profile;
+use trader_core::{Bar, Broker, HOUR_SECS, ManualClock, Symbol, format_time};
+use trader_engine::{Engine, EngineSetup};
+use trader_sim::PaperBroker;
+use trader_store::{RunMode, Store};
+
+use crate::data_cmd::{read_csv, recorded_files};
+use crate::{Outcome, output};
+
+/// Hours per year, for annualising hourly figures (crypto trades 24x365).
+const HOURS_PER_YEAR: f64 = 24.0 * 365.0;
+
+#[derive(Debug, Args)]
+pub(crate) struct BacktestArgs {
+    /// Profile name (configs/NAME.toml) or path to a TOML file.
+    #[arg(long)]
+    profile: String,
+    /// Recorded set (one CSV per symbol).
+    #[arg(long, default_value = "data/coinbase_2017_2018")]
+    data: PathBuf,
+    /// First hour decided, RFC 3339 (default: as soon as the history fits).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last hour decided, RFC 3339 (default: the last common bar).
+    #[arg(long)]
+    to: Option<String>,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write metrics.json, equity.csv and decisions.csv here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The backtest's figures. Field order is the JSON's order.
+#[derive(Debug, Serialize)]
+pub(crate) struct Metrics {
+    profile: String,
+    from: String,
+    to: String,
+    hours: usize,
+    decisions: u64,
+    skipped: u64,
+    orders: u64,
+    fills: u64,
+    equity_start: f64,
+    equity_end: f64,
+    total_return: f64,
+    annualised_return: f64,
+    annualised_volatility: f64,
+    sharpe: f64,
+    sortino: f64,
+    max_drawdown: f64,
+    max_drawdown_peak: String,
+    max_drawdown_trough: String,
+    turnover: f64,
+    fees_paid: f64,
+    exposure: f64,
+    buy_and_hold_return: f64,
+    buy_and_hold_max_drawdown: f64,
+}
+
+fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
+    Ok(DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time"))?
+        .timestamp())
+}
+
+/// Max drawdown of a curve and the indices of its peak and trough.
+fn drawdown(curve: &[f64]) -> (f64, usize, usize) {
+    let (mut peak, mut peak_i) = (f64::MIN, 0);
+    let (mut worst, mut worst_peak, mut worst_trough) = (0.0, 0, 0);
+    for (i, v) in curve.iter().enumerate() {
+        if *v > peak {
+            peak = *v;
+            peak_i = i;
+        }
+        let dd = if peak > 0.0 { 1.0 - v / peak } else { 0.0 };
+        if dd > worst {
+            worst = dd;
+            worst_peak = peak_i;
+            worst_trough = i;
+        }
+    }
+    (worst, worst_peak, worst_trough)
+}
+
+/// Mean and population standard deviation.
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// Loads the profile's symbols from `dir`, checking the set matches.
+fn load_bars(
+    profile: &Profile,
+    dir: &std::path::Path,
+) -> anyhow::Result<BTreeMap<Symbol, Vec<Bar>>> {
+    let files = recorded_files(dir)?;
+    if files.is_empty() {
+        bail!(
+            "{}: no recorded CSV files (SYMBOL.csv, e.g. BTCUSD.csv)",
+            dir.display()
+        );
+    }
+    let mut bars = BTreeMap::new();
+    for (symbol, path) in files {
+        if profile.symbols.contains(&symbol) {
+            bars.insert(symbol, read_csv(&path)?);
+        }
+    }
+    let missing: Vec<&str> = profile
+        .symbols
+        .iter()
+        .filter(|s| !bars.contains_key(*s))
+        .map(Symbol::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "profile {} trades {}, but {} has no CSV for {}",
+            profile.name,
+            profile
+                .symbols
+                .iter()
+                .map(Symbol::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            dir.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(bars)
+}
+
+/// Hours at which every symbol has a bar.
+fn common_hours(bars: &BTreeMap<Symbol, Vec<Bar>>) -> Vec<i64> {
+    let mut sets = bars.values().map(|b| {
+        b.iter()
+            .map(|x| x.t)
+            .collect::<std::collections::BTreeSet<_>>()
+    });
+    let Some(first) = sets.next() else {
+        return Vec::new();
+    };
+    sets.fold(first, |acc, s| acc.intersection(&s).copied().collect())
+        .into_iter()
+        .collect()
+}
+
+pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
+    let profile = Profile::load(&a.profile, config_dir)?;
+    let bars = load_bars(&profile, &a.data)?;
+    let hours = common_hours(&bars);
+    let history = i64::from(profile.history_hours) * HOUR_SECS;
+    let first_possible = hours.first().map_or(i64::MAX, |t| t + history);
+    let from = match &a.from {
+        Some(s) => parse_time("--from", s)?,
+        None => first_possible,
+    };
+    let to = match &a.to {
+        Some(s) => parse_time("--to", s)?,
+        None => hours.last().copied().unwrap_or(i64::MIN),
+    };
+    let decided: Vec<i64> = hours
+        .iter()
+        .copied()
+        .filter(|t| (from..=to).contains(t))
+        .collect();
+    if decided.is_empty() {
+        bail!(
+            "no hour with bars of every symbol between {} and {} in {}",
+            format_time(from),
+            format_time(to),
+            a.data.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (metrics, equity_rows, decision_rows) =
+        runtime.block_on(backtest(&profile, bars, &hours, &decided))?;
+    if let Some(out) = &a.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let json = serde_json::to_string_pretty(&metrics)? + "\n";
+        std::fs::write(out.join("metrics.json"), json)?;
+        std::fs::write(out.join("equity.csv"), equity_rows)?;
+        std::fs::write(out.join("decisions.csv"), decision_rows)?;
+    }
+    if a.json {
+        output::print_json(&metrics)?;
+    } else {
+        output::print(&render(&metrics));
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn backtest(
+    profile: &Profile,
+    bars: BTreeMap<Symbol, Vec<Bar>>,
+    hours: &[i64],
+    decided: &[i64],
+) -> anyhow::Result<(Metrics, String, String)> {
+    let first = decided[0];
+    let clock = Arc::new(ManualClock::new(
+        DateTime::from_timestamp(first, 0).unwrap_or_default(),
+    ));
+    let at = |t: i64| -> BTreeMap<Symbol, Bar> {
+        bars.iter()
+            .filter_map(|(s, b)| {
+                let i = b.binary_search_by_key(&t, |x| x.t).ok()?;
+                Some((s.clone(), b[i]))
+            })
+            .collect()
+    };
+    let broker = PaperBroker::new(bars.clone(), 100_000.0, clock.clone());
+    let tmp = tempfile::tempdir().context("creating a scratch directory for the store")?;
+    let store = Store::open(
+        &tmp.path().join("backtest.sqlite"),
+        Some(profile.history_hours),
+    )
+    .await?;
+    let run = store
+        .start_run(&profile.name, "backtest", "{}", RunMode::Backtest, first)
+        .await?;
+    let ensemble = crate::run_cmd::load_ensemble(profile)?;
+    let mut engine = Engine::new(
+        broker,
+        store,
+        ensemble,
+        EngineSetup {
+            profile: &profile.name,
+            symbols: &profile.symbols,
+            history_hours: profile.history_hours,
+            run_id: run.run_id,
+            trading: profile.trading,
+        },
+    )
+    .await?;
+    // The window's history before the first decided hour.
+    let history_from = first - i64::from(profile.history_hours) * HOUR_SECS;
+    for t in hours
+        .iter()
+        .copied()
+        .filter(|t| (history_from..first).contains(t))
+    {
+        engine.add_history(&at(t), t + HOUR_SECS).await?;
+    }
+    let bar = indicatif::ProgressBar::new(decided.len() as u64);
+    let mut curve = Vec::with_capacity(decided.len());
+    let mut exposure = Vec::with_capacity(decided.len());
+    for &t in decided {
+        // One second after the hour closed: orders fill at the next open, as
+        // in a replay (whose decision comes minutes into the next hour).
+        let now = t + HOUR_SECS + 1;
+        clock.set(DateTime::from_timestamp(now, 0).unwrap_or_default());
+        engine.on_hour(t, &at(t), true, now).await?;
+        let account = engine.broker().account().await?;
+        curve.push(account.equity);
+        exposure.push(if account.equity > 0.0 {
+            1.0 - account.cash / account.equity
+        } else {
+            0.0
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let counts = engine.store().run_counts(run.run_id).await?;
+    let fills = engine.store().fills_of_run(run.run_id).await?;
+    let decisions = engine.store().decisions_of_run(run.run_id).await?;
+
+    let closes = |t: i64| at(t).values().map(|b| b.close).collect::<Vec<_>>();
+    // Buy and hold: equal weights at the first decided hour's close.
+    let base = closes(first);
+    let bh: Vec<f64> = decided
+        .iter()
+        .map(|t| {
+            let c = closes(*t);
+            c.iter().zip(&base).map(|(x, b)| x / b).sum::<f64>() / base.len().max(1) as f64
+        })
+        .collect();
+    let metrics = summarize(
+        &profile.name,
+        decided,
+        &Run {
+            curve: &curve,
+            exposure: &exposure,
+            buy_and_hold: &bh,
+            fills: &fills,
+        },
+        counts,
+    );
+    let equity_start = metrics.equity_start;
+    let (equity_csv, decisions_csv) = csv_files(decided, &curve, &bh, equity_start, decisions);
+    Ok((metrics, equity_csv, decisions_csv))
+}
+
+/// equity.csv and decisions.csv.
+fn csv_files(
+    decided: &[i64],
+    curve: &[f64],
+    bh: &[f64],
+    equity_start: f64,
+    decisions: Vec<(i64, String, String, Option<String>)>,
+) -> (String, String) {
+    let mut equity_csv = String::from("t,equity,buy_and_hold\n");
+    for ((t, e), b) in decided.iter().zip(curve).zip(bh) {
+        equity_csv += &format!("{},{e},{}\n", format_time(*t), b * equity_start);
+    }
+    let mut decisions_csv = String::from("t,aggregate,target_weights,skipped_reason\n");
+    for (t, aggregate, targets, skipped) in decisions {
+        decisions_csv += &format!(
+            "{},\"{}\",\"{}\",{}\n",
+            format_time(t),
+            aggregate.replace('"', "\"\""),
+            targets.replace('"', "\"\""),
+            skipped.unwrap_or_default()
+        );
+    }
+    (equity_csv, decisions_csv)
+}
+
+/// What one backtest produced, hour by hour.
+struct Run<'a> {
+    curve: &'a [f64],
+    exposure: &'a [f64],
+    buy_and_hold: &'a [f64],
+    /// (qty, price, fee) of every fill.
+    fills: &'a [(f64, f64, f64)],
+}
+
+/// The metrics of a run over the `decided` hours.
+fn summarize(
+    profile: &str,
+    decided: &[i64],
+    run: &Run<'_>,
+    counts: trader_store::RunCounts,
+) -> Metrics {
+    let Run {
+        curve,
+        exposure,
+        buy_and_hold: bh,
+        fills,
+    } = *run;
+    let returns: Vec<f64> = curve.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    let (mean, std) = mean_std(&returns);
+    let downside: Vec<f64> = returns.iter().map(|r| r.min(0.0)).collect();
+    let downside_std =
+        (downside.iter().map(|r| r * r).sum::<f64>() / downside.len().max(1) as f64).sqrt();
+    let (dd, peak, trough) = drawdown(curve);
+    let equity_start = 100_000.0;
+    let equity_end = curve.last().copied().unwrap_or(equity_start);
+    let total = equity_end / equity_start - 1.0;
+    let n = curve.len() as f64;
+    let traded: f64 = fills.iter().map(|(q, p, _)| q * p).sum();
+    let mean_equity = curve.iter().sum::<f64>() / n.max(1.0);
+    Metrics {
+        profile: profile.to_owned(),
+        from: format_time(decided[0]),
+        to: format_time(*decided.last().unwrap_or(&decided[0])),
+        hours: decided.len(),
+        decisions: counts.decisions,
+        skipped: counts.skipped,
+        orders: counts.orders,
+        fills: counts.fills,
+        equity_start,
+        equity_end,
+        total_return: total,
+        annualised_return: (1.0 + total).powf(HOURS_PER_YEAR / n.max(1.0)) - 1.0,
+        annualised_volatility: std * HOURS_PER_YEAR.sqrt(),
+        sharpe: if std > 0.0 {
+            mean / std * HOURS_PER_YEAR.sqrt()
+        } else {
+            0.0
+        },
+        sortino: if downside_std > 0.0 {
+            mean / downside_std * HOURS_PER_YEAR.sqrt()
+        } else {
+            0.0
+        },
+        max_drawdown: dd,
+        max_drawdown_peak: format_time(decided[peak]),
+        max_drawdown_trough: format_time(decided[trough]),
+        turnover: if mean_equity > 0.0 {
+            traded / mean_equity
+        } else {
+            0.0
+        },
+        fees_paid: fills.iter().map(|(_, _, f)| f).sum(),
+        exposure: exposure.iter().sum::<f64>() / n.max(1.0),
+        buy_and_hold_return: bh.last().copied().unwrap_or(1.0) - 1.0,
+        buy_and_hold_max_drawdown: drawdown(bh).0,
+    }
+}
+
+fn render(m: &Metrics) -> String {
+    format!(
+        "trader backtest: profile {}, {} .. {} ({} hours)\n  \
+         decisions {} ({} skipped), orders {}, fills {}\n  \
+         equity {:.2} -> {:.2} USD: total {:+.2} %, annualised {:+.2} %, volatility {:.2} %\n  \
+         Sharpe {:.2}, Sortino {:.2}, max drawdown {:.2} % ({} -> {})\n  \
+         turnover {:.2}x, fees {:.2} USD, exposure {:.1} %\n  \
+         buy and hold: {:+.2} %, max drawdown {:.2} %\n",
+        m.profile,
+        m.from,
+        m.to,
+        m.hours,
+        m.decisions,
+        m.skipped,
+        m.orders,
+        m.fills,
+        m.equity_start,
+        m.equity_end,
+        m.total_return * 100.0,
+        m.annualised_return * 100.0,
+        m.annualised_volatility * 100.0,
+        m.sharpe,
+        m.sortino,
+        m.max_drawdown * 100.0,
+        m.max_drawdown_peak,
+        m.max_drawdown_trough,
+        m.turnover,
+        m.fees_paid,
+        m.exposure * 100.0,
+        m.buy_and_hold_return * 100.0,
+        m.buy_and_hold_max_drawdown * 100.0
+    )
+}

@@ -1,0 +1,203 @@
+//! `trader backtest`: deterministic output, the same decisions as a replay
+//! through the simulator, and clear errors on bad data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn backtest(tmp: &Path, data: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp)
+        .args(["--config-dir", "configs", "backtest", "--profile", "lean"])
+        .args(["--data", &data.display().to_string()])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn shipped() -> std::path::PathBuf {
+    repo().join("data/coinbase_2017_2018")
+}
+
+const WEEK: [&str; 4] = [
+    "--from",
+    "2018-09-01T00:00:00Z",
+    "--to",
+    "2018-09-07T23:00:00Z",
+];
+
+#[test]
+fn same_inputs_give_byte_identical_json_and_the_files() {
+    let tmp = sandbox();
+    let out = tmp.path().join("out");
+    let a = backtest(
+        tmp.path(),
+        &shipped(),
+        &[&WEEK[..], &["--json", "--out", &out.display().to_string()]].concat(),
+    );
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    let b = backtest(tmp.path(), &shipped(), &[&WEEK[..], &["--json"]].concat());
+    assert_eq!(a.stdout, b.stdout, "two runs differ");
+    let m = json(&a);
+    assert_eq!(m["hours"], 168);
+    assert_eq!(
+        m["decisions"].as_u64().unwrap() + m["skipped"].as_u64().unwrap(),
+        168
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.json")).unwrap(),
+        stdout(&a)
+    );
+    let equity = std::fs::read_to_string(out.join("equity.csv")).unwrap();
+    assert_eq!(equity.lines().count(), 169);
+    assert_eq!(
+        std::fs::read_to_string(out.join("decisions.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        169
+    );
+
+    // Buy and hold, recomputed here from the CSVs: equal weights from the
+    // first hour's close to the last's.
+    let close = |file: &str, t: &str| -> f64 {
+        let text = std::fs::read_to_string(shipped().join(file)).unwrap();
+        let line = text.lines().find(|l| l.starts_with(t)).unwrap();
+        line.split(',').nth(4).unwrap().parse().unwrap()
+    };
+    let bh = ["BTCUSD.csv", "ETHUSD.csv", "LTCUSD.csv"]
+        .iter()
+        .map(|f| close(f, "2018-09-07T23:00:00Z") / close(f, "2018-09-01T00:00:00Z"))
+        .sum::<f64>()
+        / 3.0
+        - 1.0;
+    assert!(
+        (m["buy_and_hold_return"].as_f64().unwrap() - bh).abs() < 1e-12,
+        "{m}"
+    );
+    assert!(m["max_drawdown"].as_f64().unwrap() >= 0.0);
+    assert!(m["buy_and_hold_max_drawdown"].as_f64().unwrap() > 0.0);
+}
+
+/// A replay of the same hours through the simulator (over loopback, at a
+/// speed that leaves each hour ample time) decides the same target weights
+/// at every hour as the backtest.
+#[test]
+fn backtest_and_replay_decide_the_same() {
+    let tmp = sandbox();
+    let out = tmp.path().join("out");
+    let b = backtest(
+        tmp.path(),
+        &shipped(),
+        &[&WEEK[..], &["--out", &out.display().to_string()]].concat(),
+    );
+    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    let db = tmp.path().join("replay.sqlite");
+    let r = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp.path())
+        .args([
+            "--config-dir",
+            "configs",
+            "run",
+            "--profile",
+            "lean",
+            "--no-metrics",
+        ])
+        .args([
+            "--data",
+            &shipped().display().to_string(),
+            "--store",
+            &db.display().to_string(),
+        ])
+        .args([
+            "--from",
+            "2018-09-01T00:00:00Z",
+            "--until",
+            "2018-09-08T00:00:00Z",
+            "--speed",
+            "20000",
+        ])
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let q = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT target_weights FROM decisions ORDER BY bar_t")
+        .output()
+        .unwrap();
+    let replay: Vec<String> = String::from_utf8(q.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
+    let backtest: Vec<String> = csv::Reader::from_reader(decisions.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[2].to_owned())
+        .collect();
+    assert_eq!(replay.len(), 168);
+    assert_eq!(backtest, replay);
+}
+
+#[test]
+fn bad_data_is_named() {
+    let tmp = sandbox();
+    // No CSVs at all.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = backtest(tmp.path(), &empty, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no CSV files in"), "{}", stderr(&o));
+    // A bad header.
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    for f in ["BTCUSD.csv", "ETHUSD.csv", "LTCUSD.csv"] {
+        std::fs::copy(shipped().join(f), bad.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(bad.join("ETHUSD.csv")).unwrap();
+    std::fs::write(
+        bad.join("ETHUSD.csv"),
+        text.replacen("timestamp,open", "time,open", 1),
+    )
+    .unwrap();
+    let o = backtest(tmp.path(), &bad, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("ETHUSD.csv"), "{}", stderr(&o));
+    // A range with no bars.
+    let o = backtest(
+        tmp.path(),
+        &shipped(),
+        &[
+            "--from",
+            "2030-01-01T00:00:00Z",
+            "--to",
+            "2030-02-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no hour with bars of every symbol"),
+        "{}",
+        stderr(&o)
+    );
+    // Symbols the profile trades but the data lacks.
+    let partial = tmp.path().join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::copy(shipped().join("BTCUSD.csv"), partial.join("BTCUSD.csv")).unwrap();
+    let o = backtest(tmp.path(), &partial, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has no CSV for ETH/USD, LTC/USD"),
+        "{}",
+        stderr(&o)
+    );
+}
