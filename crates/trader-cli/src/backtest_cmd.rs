@@ -40,7 +40,8 @@ pub(crate) struct BacktestArgs {
     /// Print the metrics as JSON.
     #[arg(long)]
     json: bool,
-    /// Write metrics.json, equity.csv and decisions.csv here.
+    /// Write metrics.json, equity.csv, decisions.csv and resources.json
+    /// (peak RSS, decision latency: measurements, not deterministic) here.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -196,7 +197,7 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (metrics, equity_rows, decision_rows) =
+    let (metrics, equity_rows, decision_rows, mut latencies) =
         runtime.block_on(backtest(&profile, bars, &hours, &decided))?;
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -204,6 +205,17 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
         std::fs::write(out.join("metrics.json"), json)?;
         std::fs::write(out.join("equity.csv"), equity_rows)?;
         std::fs::write(out.join("decisions.csv"), decision_rows)?;
+        // Measurements vary run to run: kept out of metrics.json.
+        latencies.sort_unstable();
+        let resources = serde_json::json!({
+            "peak_rss_bytes": crate::run_cmd::peak_rss(),
+            "decision_latency_us_p50": crate::run_cmd::percentile(&latencies, 0.5),
+            "decision_latency_us_p99": crate::run_cmd::percentile(&latencies, 0.99),
+        });
+        std::fs::write(
+            out.join("resources.json"),
+            serde_json::to_string_pretty(&resources)? + "\n",
+        )?;
     }
     if a.json {
         output::print_json(&metrics)?;
@@ -218,7 +230,7 @@ async fn backtest(
     bars: BTreeMap<Symbol, Vec<Bar>>,
     hours: &[i64],
     decided: &[i64],
-) -> anyhow::Result<(Metrics, String, String)> {
+) -> anyhow::Result<(Metrics, String, String, Vec<u64>)> {
     let first = decided[0];
     let clock = Arc::new(ManualClock::new(
         DateTime::from_timestamp(first, 0).unwrap_or_default(),
@@ -310,7 +322,12 @@ async fn backtest(
     );
     let equity_start = metrics.equity_start;
     let (equity_csv, decisions_csv) = csv_files(decided, &curve, &bh, equity_start, decisions);
-    Ok((metrics, equity_csv, decisions_csv))
+    Ok((
+        metrics,
+        equity_csv,
+        decisions_csv,
+        engine.stats().latencies_us.clone(),
+    ))
 }
 
 /// equity.csv and decisions.csv.

@@ -201,3 +201,73 @@ fn bad_data_is_named() {
         stderr(&o)
     );
 }
+
+#[test]
+fn compare_full_and_lean_writes_the_report() {
+    let tmp = sandbox();
+    let out = tmp.path().join("cmp");
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp.path())
+        .args([
+            "--config-dir",
+            "configs",
+            "compare",
+            "--profiles",
+            "full,lean",
+        ])
+        .args([
+            "--data",
+            &shipped().display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ])
+        .args([
+            "--from",
+            "2018-09-01T00:00:00Z",
+            "--to",
+            "2018-09-03T23:00:00Z",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["profiles"], serde_json::json!(["full", "lean"]));
+    assert_eq!(r["agreement"]["hours_compared"], 72);
+    let share = r["agreement"]["same_way_share"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share));
+    // Each profile's own backtest, in its own process and directory.
+    for p in ["full", "lean"] {
+        assert_eq!(r["metrics"][p]["profile"], p);
+        assert!(r["resources"][p]["peak_rss_bytes"].as_u64().unwrap() > 1_000_000);
+        assert!(
+            r["resources"][p]["budget_predicted_rss_bytes"]
+                .as_u64()
+                .unwrap()
+                > 1_000_000
+        );
+        assert!(out.join(p).join("equity.csv").exists());
+    }
+    let d = r["difference"]["values"]["total_return"].as_f64().unwrap();
+    let want = r["metrics"]["lean"]["total_return"].as_f64().unwrap()
+        - r["metrics"]["full"]["total_return"].as_f64().unwrap();
+    assert_eq!(d, want);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("| total_return |") && md.contains("## Decision agreement"),
+        "{md}"
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp.path())
+        .args(["--config-dir", "configs", "compare", "--profiles", "full"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--profiles takes two profiles"),
+        "{}",
+        stderr(&o)
+    );
+}

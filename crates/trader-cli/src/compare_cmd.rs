@@ -1,0 +1,228 @@
+//! `trader compare --profiles A,B [--data DIR] [--from T] [--to T] [--out DIR]`:
+//! each profile's backtest in its own process (so each peak RSS is its own),
+//! then one report: metrics side by side and their difference, decision
+//! agreement, and resources (the budget's prediction next to the measured
+//! peak RSS, decision latency). Writes `report.json` and `report.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::budget_cmd::{BudgetArgs, budget_report, resolve};
+use crate::{Outcome, output};
+
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// Two profiles, comma-separated (names or TOML paths).
+    #[arg(long, value_delimiter = ',', required = true)]
+    profiles: Vec<String>,
+    /// Recorded set (one CSV per symbol).
+    #[arg(long, default_value = "data/coinbase_2017_2018")]
+    data: PathBuf,
+    /// First hour decided, RFC 3339.
+    #[arg(long)]
+    from: Option<String>,
+    /// Last hour decided, RFC 3339.
+    #[arg(long)]
+    to: Option<String>,
+    /// Report directory (each backtest's files go in a subdirectory).
+    #[arg(long, default_value = "compare")]
+    out: PathBuf,
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// (hour, aggregate actions, target weights) per decided hour of a backtest.
+type Decisions = BTreeMap<String, (Vec<f64>, BTreeMap<String, f64>)>;
+
+fn read_decisions(path: &Path) -> anyhow::Result<Decisions> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for record in reader.records() {
+        let r = record.with_context(|| format!("reading {}", path.display()))?;
+        if !r.get(3).unwrap_or("").is_empty() {
+            continue; // skipped hour
+        }
+        let aggregate: Vec<f64> = serde_json::from_str(r.get(1).unwrap_or("[]"))?;
+        let targets: BTreeMap<String, f64> = serde_json::from_str(r.get(2).unwrap_or("{}"))?;
+        out.insert(r.get(0).unwrap_or("").to_owned(), (aggregate, targets));
+    }
+    Ok(out)
+}
+
+/// Share of hours where both hold the same symbols (weight > 0 or not, per
+/// symbol), and the mean absolute difference of the aggregated actions.
+fn agreement(a: &Decisions, b: &Decisions) -> (usize, f64, f64) {
+    let mut hours = 0;
+    let mut same = 0usize;
+    let (mut diff, mut n) = (0.0, 0.0);
+    for (t, (agg_a, w_a)) in a {
+        let Some((agg_b, w_b)) = b.get(t) else {
+            continue;
+        };
+        hours += 1;
+        if w_a
+            .iter()
+            .all(|(s, x)| (*x > 0.0) == (w_b.get(s).copied().unwrap_or(0.0) > 0.0))
+        {
+            same += 1;
+        }
+        for (x, y) in agg_a.iter().zip(agg_b) {
+            diff += (x - y).abs();
+            n += 1.0;
+        }
+    }
+    let share = if hours > 0 {
+        same as f64 / hours as f64
+    } else {
+        0.0
+    };
+    (hours, share, if n > 0.0 { diff / n } else { 0.0 })
+}
+
+fn predicted_rss(profile: &str, config_dir: &Path) -> anyhow::Result<u64> {
+    let inputs = resolve(&BudgetArgs::for_run(profile, None), config_dir)?;
+    let report = budget_report(&inputs)?;
+    Ok(report.trader_terms.iter().map(|t| t.ram_bytes).sum())
+}
+
+pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
+    let [pa, pb] = a.profiles.as_slice() else {
+        bail!(
+            "--profiles takes two profiles, e.g. full,lean (got {})",
+            a.profiles.len()
+        );
+    };
+    let exe = std::env::current_exe().context("finding the trader binary")?;
+    let mut reports = Vec::new();
+    for profile in [pa, pb] {
+        let name = Path::new(profile)
+            .file_stem()
+            .map_or_else(|| profile.clone(), |s| s.to_string_lossy().into_owned());
+        let dir = a.out.join(&name);
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--config-dir")
+            .arg(config_dir)
+            .args(["backtest", "--profile", profile, "--json", "--out"])
+            .arg(&dir)
+            .arg("--data")
+            .arg(&a.data);
+        if let Some(f) = &a.from {
+            cmd.args(["--from", f]);
+        }
+        if let Some(t) = &a.to {
+            cmd.args(["--to", t]);
+        }
+        let o = cmd
+            .output()
+            .with_context(|| format!("running the backtest of {profile}"))?;
+        if !o.status.success() {
+            bail!(
+                "the backtest of {profile} failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        let metrics = read_json(&dir.join("metrics.json"))?;
+        let resources = read_json(&dir.join("resources.json"))?;
+        let decisions = read_decisions(&dir.join("decisions.csv"))?;
+        let predicted = predicted_rss(profile, config_dir)?;
+        reports.push((name, metrics, resources, decisions, predicted));
+    }
+    let (na, ma, ra, da, pra) = &reports[0];
+    let (nb, mb, rb, db, prb) = &reports[1];
+    let mut difference = serde_json::Map::new();
+    if let (Some(oa), Some(ob)) = (ma.as_object(), mb.as_object()) {
+        for (k, va) in oa {
+            if let (Some(x), Some(y)) = (va.as_f64(), ob.get(k).and_then(Value::as_f64)) {
+                difference.insert(k.clone(), json!(y - x));
+            }
+        }
+    }
+    let (hours, same_way, mean_abs_diff) = agreement(da, db);
+    let resources = |r: &Value, predicted: u64| {
+        json!({
+            "budget_predicted_rss_bytes": predicted,
+            "peak_rss_bytes": r["peak_rss_bytes"],
+            "decision_latency_us_p50": r["decision_latency_us_p50"],
+            "decision_latency_us_p99": r["decision_latency_us_p99"],
+        })
+    };
+    let report = json!({
+        "profiles": [na, nb],
+        "metrics": { na.as_str(): ma, nb.as_str(): mb },
+        "difference": { "of": format!("{nb} - {na}"), "values": difference },
+        "agreement": {
+            "hours_compared": hours,
+            "same_way_share": same_way,
+            "mean_abs_action_difference": mean_abs_diff,
+        },
+        "resources": { na.as_str(): resources(ra, *pra), nb.as_str(): resources(rb, *prb) },
+    });
+    std::fs::create_dir_all(&a.out)?;
+    std::fs::write(
+        a.out.join("report.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    let md = render_md(&report, na, nb);
+    std::fs::write(a.out.join("report.md"), &md)?;
+    output::print(&md);
+    Ok(Outcome::Ok)
+}
+
+fn render_md(report: &Value, a: &str, b: &str) -> String {
+    let r = report;
+    let mut md = format!(
+        "# trader compare: {a} vs {b}\n\n| metric | {a} | {b} | {b} - {a} |\n|---|---|---|---|\n"
+    );
+    if let Some(m) = r["metrics"][a].as_object() {
+        for (k, va) in m {
+            let vb = &r["metrics"][b][k];
+            let diff = &r["difference"]["values"][k];
+            let fmt = |v: &Value| match v.as_f64() {
+                Some(x) if v.is_f64() => format!("{x:.6}"),
+                _ => v.to_string().trim_matches('"').to_owned(),
+            };
+            md += &format!(
+                "| {k} | {} | {} | {} |\n",
+                fmt(va),
+                fmt(vb),
+                if diff.is_null() {
+                    String::new()
+                } else {
+                    fmt(diff)
+                }
+            );
+        }
+    }
+    let agree = &r["agreement"];
+    md += &format!(
+        "\n## Decision agreement\n\n{} hours compared: target weights point the same way (same symbols held) in {:.1} % of them; mean absolute difference of the aggregated actions {:.4}.\n",
+        agree["hours_compared"],
+        agree["same_way_share"].as_f64().unwrap_or(0.0) * 100.0,
+        agree["mean_abs_action_difference"].as_f64().unwrap_or(0.0)
+    );
+    md += &format!("\n## Resources\n\n| | {a} | {b} |\n|---|---|---|\n");
+    for (label, key, scale) in [
+        ("budget predicts (MB)", "budget_predicted_rss_bytes", 1e6),
+        ("peak RSS measured (MB)", "peak_rss_bytes", 1e6),
+        ("decision latency p50 (us)", "decision_latency_us_p50", 1.0),
+        ("decision latency p99 (us)", "decision_latency_us_p99", 1.0),
+    ] {
+        let v = |p: &str| {
+            r["resources"][p][key]
+                .as_f64()
+                .map_or_else(String::new, |x| format!("{:.1}", x / scale))
+        };
+        md += &format!("| {label} | {} | {} |\n", v(a), v(b));
+    }
+    md
+}
