@@ -2,7 +2,8 @@
 //! each profile's backtest in its own process (so each peak RSS is its own),
 //! then one report: metrics side by side and their difference, decision
 //! agreement, and resources (the budget's prediction next to the measured
-//! peak RSS, decision latency). Writes `report.json` and `report.md`.
+//! peak RSS, decision latency). Writes `report.json`, `report.md` and
+//! `equity.svg` (both equity curves and buy-and-hold, drawdowns below).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,20 @@ fn agreement(a: &Decisions, b: &Decisions) -> (usize, f64, f64) {
     (hours, share, if n > 0.0 { diff / n } else { 0.0 })
 }
 
+/// equity.csv of a backtest: equity, buy-and-hold, and the first hour.
+fn read_equity(path: &Path) -> anyhow::Result<(Vec<f64>, Vec<f64>, String)> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let (mut eq, mut bh, mut first) = (Vec::new(), Vec::new(), None);
+    for record in reader.records() {
+        let r = record.with_context(|| format!("reading {}", path.display()))?;
+        first.get_or_insert_with(|| r.get(0).unwrap_or("").to_owned());
+        eq.push(r.get(1).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN));
+        bh.push(r.get(2).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN));
+    }
+    Ok((eq, bh, first.unwrap_or_default()))
+}
+
 fn predicted_rss(profile: &str, config_dir: &Path) -> anyhow::Result<u64> {
     let inputs = resolve(&BudgetArgs::for_run(profile, None), config_dir)?;
     let report = budget_report(&inputs)?;
@@ -171,6 +186,26 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
     std::fs::write(
         a.out.join("report.json"),
         serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    let (eq_a, bh, first) = read_equity(&a.out.join(na).join("equity.csv"))?;
+    let (eq_b, _, _) = read_equity(&a.out.join(nb).join("equity.csv"))?;
+    crate::plot::equity_svg(
+        &a.out.join("equity.svg"),
+        &first,
+        &[
+            crate::plot::Curve {
+                name: na,
+                values: &eq_a,
+            },
+            crate::plot::Curve {
+                name: nb,
+                values: &eq_b,
+            },
+            crate::plot::Curve {
+                name: "buy and hold",
+                values: &bh,
+            },
+        ],
     )?;
     let md = render_md(&report, na, nb);
     std::fs::write(a.out.join("report.md"), &md)?;

@@ -14,6 +14,7 @@ mod ensemble_cmd;
 mod metrics;
 mod monitor;
 mod output;
+mod plot;
 mod run_cmd;
 mod sim_cmd;
 mod status_cmd;

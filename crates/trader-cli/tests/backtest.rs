@@ -253,6 +253,20 @@ fn compare_full_and_lean_writes_the_report() {
     let want = r["metrics"]["lean"]["total_return"].as_f64().unwrap()
         - r["metrics"]["full"]["total_return"].as_f64().unwrap();
     assert_eq!(d, want);
+    // Both curves and buy-and-hold, and their three drawdowns, with text.
+    let svg = std::fs::read_to_string(out.join("equity.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
+    assert!(
+        svg.matches("<polyline").count() >= 6,
+        "{}",
+        svg.matches("<polyline").count()
+    );
+    for label in ["full", "lean", "buy and hold", "Drawdown (%)"] {
+        assert!(
+            svg.contains(&format!(">{label}<")) || svg.contains(label),
+            "{label} missing"
+        );
+    }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("| total_return |") && md.contains("## Decision agreement"),
