@@ -285,3 +285,56 @@ fn compare_full_and_lean_writes_the_report() {
         stderr(&o)
     );
 }
+
+/// CI smoke: both shipped profiles on the shipped slice give the committed
+/// golden metrics (floats to 1e-9 relative: a different CPU may round the
+/// last bits of a matmul differently). Regenerate on purpose only:
+/// `scripts/regenerate_golden.sh`.
+#[test]
+fn shipped_profiles_match_their_golden_metrics() {
+    let tmp = sandbox();
+    for profile in ["full", "lean"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+            .current_dir(tmp.path())
+            .args([
+                "--config-dir",
+                "configs",
+                "backtest",
+                "--profile",
+                profile,
+                "--json",
+            ])
+            .args([
+                "--data",
+                &repo().join("tests/fixtures/slice").display().to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let got = json(&o);
+        let path = repo().join(format!("tests/fixtures/golden/backtest-{profile}.json"));
+        let golden: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let (got_map, golden_map) = (got.as_object().unwrap(), golden.as_object().unwrap());
+        assert_eq!(
+            got_map.keys().collect::<Vec<_>>(),
+            golden_map.keys().collect::<Vec<_>>(),
+            "fields changed; if intended, run scripts/regenerate_golden.sh"
+        );
+        for (k, want) in golden_map {
+            let have = &got_map[k];
+            let same = match (have.as_f64(), want.as_f64()) {
+                (Some(x), Some(y)) if have.is_f64() || want.is_f64() => {
+                    (x - y).abs() <= 1e-9 * y.abs().max(1e-3)
+                }
+                _ => have == want,
+            };
+            assert!(
+                same,
+                "{profile}.{k}: got {have}, golden {want} ({}); if the change is intended, run scripts/regenerate_golden.sh",
+                path.display()
+            );
+        }
+    }
+}
