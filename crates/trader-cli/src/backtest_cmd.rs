@@ -111,7 +111,7 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 }
 
 /// Loads the profile's symbols from `dir`, checking the set matches.
-fn load_bars(
+pub(crate) fn load_bars(
     profile: &Profile,
     dir: &std::path::Path,
 ) -> anyhow::Result<BTreeMap<Symbol, Vec<Bar>>> {
@@ -331,7 +331,7 @@ async fn backtest(
 }
 
 /// equity.csv and decisions.csv.
-fn csv_files(
+pub(crate) fn csv_files(
     decided: &[i64],
     curve: &[f64],
     bh: &[f64],
@@ -356,16 +356,16 @@ fn csv_files(
 }
 
 /// What one backtest produced, hour by hour.
-struct Run<'a> {
-    curve: &'a [f64],
-    exposure: &'a [f64],
-    buy_and_hold: &'a [f64],
+pub(crate) struct Run<'a> {
+    pub(crate) curve: &'a [f64],
+    pub(crate) exposure: &'a [f64],
+    pub(crate) buy_and_hold: &'a [f64],
     /// (qty, price, fee) of every fill.
-    fills: &'a [(f64, f64, f64)],
+    pub(crate) fills: &'a [(f64, f64, f64)],
 }
 
 /// The metrics of a run over the `decided` hours.
-fn summarize(
+pub(crate) fn summarize(
     profile: &str,
     decided: &[i64],
     run: &Run<'_>,

@@ -20,19 +20,34 @@ use crate::{Outcome, output};
 pub(crate) struct CompareArgs {
     /// Two profiles, comma-separated (names or TOML paths).
     #[arg(long, value_delimiter = ',', required = true)]
-    profiles: Vec<String>,
+    pub(crate) profiles: Vec<String>,
     /// Recorded set (one CSV per symbol).
     #[arg(long, default_value = "data/coinbase_2017_2018")]
-    data: PathBuf,
+    pub(crate) data: PathBuf,
     /// First hour decided, RFC 3339.
     #[arg(long)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Last hour decided, RFC 3339.
     #[arg(long)]
-    to: Option<String>,
-    /// Report directory (each backtest's files go in a subdirectory).
+    pub(crate) to: Option<String>,
+    /// Report directory (each profile's files go in a subdirectory).
     #[arg(long, default_value = "compare")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
+    /// Instead of backtests: two concurrent `trader run` against one
+    /// standalone simulator (separate accounts and stores), reported from
+    /// their stores.
+    #[arg(long)]
+    pub(crate) live: bool,
+    /// --live: how long both traders run, in real seconds.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) duration_secs: u64,
+    /// --live: the simulator's speed (simulated seconds per real second).
+    #[arg(long, default_value_t = 3600.0)]
+    pub(crate) speed: f64,
+    /// --live: the simulator's start, RFC 3339 (default: 30 days before the
+    /// end of the recorded set).
+    #[arg(long)]
+    pub(crate) start: Option<String>,
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
@@ -90,6 +105,52 @@ fn agreement(a: &Decisions, b: &Decisions) -> (usize, f64, f64) {
     (hours, share, if n > 0.0 { diff / n } else { 0.0 })
 }
 
+/// Runs each profile's backtest in its own process into `out/NAME/`;
+/// returns the names.
+fn produce_backtests(
+    a: &CompareArgs,
+    config_dir: &Path,
+    profiles: [&String; 2],
+) -> anyhow::Result<Vec<String>> {
+    let exe = std::env::current_exe().context("finding the trader binary")?;
+    let mut names = Vec::new();
+    for profile in profiles {
+        let name = profile_name(profile);
+        let dir = a.out.join(&name);
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--config-dir")
+            .arg(config_dir)
+            .args(["backtest", "--profile", profile, "--json", "--out"])
+            .arg(&dir)
+            .arg("--data")
+            .arg(&a.data);
+        if let Some(f) = &a.from {
+            cmd.args(["--from", f]);
+        }
+        if let Some(t) = &a.to {
+            cmd.args(["--to", t]);
+        }
+        let o = cmd
+            .output()
+            .with_context(|| format!("running the backtest of {profile}"))?;
+        if !o.status.success() {
+            bail!(
+                "the backtest of {profile} failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// The directory name of a profile argument (`lean`, or `x/y.toml` -> `y`).
+pub(crate) fn profile_name(profile: &str) -> String {
+    Path::new(profile)
+        .file_stem()
+        .map_or_else(|| profile.to_owned(), |s| s.to_string_lossy().into_owned())
+}
+
 /// equity.csv of a backtest: equity, buy-and-hold, and the first hour.
 fn read_equity(path: &Path) -> anyhow::Result<(Vec<f64>, Vec<f64>, String)> {
     let mut reader =
@@ -117,35 +178,14 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
             a.profiles.len()
         );
     };
-    let exe = std::env::current_exe().context("finding the trader binary")?;
+    let names = if a.live {
+        crate::compare_live::produce(a, config_dir, [pa, pb])?
+    } else {
+        produce_backtests(a, config_dir, [pa, pb])?
+    };
     let mut reports = Vec::new();
-    for profile in [pa, pb] {
-        let name = Path::new(profile)
-            .file_stem()
-            .map_or_else(|| profile.clone(), |s| s.to_string_lossy().into_owned());
+    for (profile, name) in [pa, pb].into_iter().zip(names) {
         let dir = a.out.join(&name);
-        let mut cmd = Command::new(&exe);
-        cmd.arg("--config-dir")
-            .arg(config_dir)
-            .args(["backtest", "--profile", profile, "--json", "--out"])
-            .arg(&dir)
-            .arg("--data")
-            .arg(&a.data);
-        if let Some(f) = &a.from {
-            cmd.args(["--from", f]);
-        }
-        if let Some(t) = &a.to {
-            cmd.args(["--to", t]);
-        }
-        let o = cmd
-            .output()
-            .with_context(|| format!("running the backtest of {profile}"))?;
-        if !o.status.success() {
-            bail!(
-                "the backtest of {profile} failed: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-        }
         let metrics = read_json(&dir.join("metrics.json"))?;
         let resources = read_json(&dir.join("resources.json"))?;
         let decisions = read_decisions(&dir.join("decisions.csv"))?;

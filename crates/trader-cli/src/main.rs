@@ -9,6 +9,7 @@ mod account_cmd;
 mod backtest_cmd;
 mod budget_cmd;
 mod compare_cmd;
+mod compare_live;
 mod data_cmd;
 mod ensemble_cmd;
 mod metrics;

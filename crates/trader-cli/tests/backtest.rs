@@ -338,3 +338,65 @@ fn shipped_profiles_match_their_golden_metrics() {
         }
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn compare_live_runs_two_traders_against_one_simulator() {
+    let tmp = sandbox();
+    let out = tmp.path().join("live");
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(tmp.path())
+        .args([
+            "--config-dir",
+            "configs",
+            "compare",
+            "--profiles",
+            "full,lean",
+            "--live",
+        ])
+        .args([
+            "--data",
+            &shipped().display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ])
+        .args([
+            "--duration-secs",
+            "7",
+            "--speed",
+            "3600",
+            "--start",
+            "2018-09-01T00:10:00Z",
+        ])
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for f in ["report.json", "report.md", "equity.svg"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    assert!(
+        !out.join("sim-keys.toml").exists(),
+        "throwaway keys left on disk"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert!(
+        r["agreement"]["hours_compared"].as_u64().unwrap() >= 3,
+        "{r}"
+    );
+    for p in ["full", "lean"] {
+        // Each from its own store: decisions there equal the metrics' count.
+        let db = out.join(p).join("store.sqlite");
+        let q = Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT COUNT(*) FROM decisions WHERE skipped_reason IS NULL")
+            .output()
+            .unwrap();
+        let n: u64 = String::from_utf8(q.stdout).unwrap().trim().parse().unwrap();
+        assert_eq!(r["metrics"][p]["decisions"].as_u64().unwrap(), n, "{p}");
+        assert!(r["resources"][p]["peak_rss_bytes"].as_u64().unwrap() > 1_000_000);
+    }
+}

@@ -317,6 +317,19 @@ impl Store {
             .collect())
     }
 
+    /// The run's equity snapshots, oldest first: (hour, cash, equity).
+    pub async fn equity_curve(&self, run_id: i64) -> Result<Vec<(i64, f64, f64)>, StoreError> {
+        let rows = sqlx::query("SELECT t, cash, equity FROM equity WHERE run_id = ? ORDER BY t")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.query_err("reading equity"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     /// Every fill of a run: (qty, price, fee).
     pub async fn fills_of_run(&self, run_id: i64) -> Result<Vec<(f64, f64, f64)>, StoreError> {
         let rows = sqlx::query(
