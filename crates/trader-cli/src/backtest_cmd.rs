@@ -299,16 +299,7 @@ async fn backtest(
     let fills = engine.store().fills_of_run(run.run_id).await?;
     let decisions = engine.store().decisions_of_run(run.run_id).await?;
 
-    let closes = |t: i64| at(t).values().map(|b| b.close).collect::<Vec<_>>();
-    // Buy and hold: equal weights at the first decided hour's close.
-    let base = closes(first);
-    let bh: Vec<f64> = decided
-        .iter()
-        .map(|t| {
-            let c = closes(*t);
-            c.iter().zip(&base).map(|(x, b)| x / b).sum::<f64>() / base.len().max(1) as f64
-        })
-        .collect();
+    let bh = buy_and_hold(&bars, decided);
     let metrics = summarize(
         &profile.name,
         decided,
@@ -328,6 +319,27 @@ async fn backtest(
         decisions_csv,
         engine.stats().latencies_us.clone(),
     ))
+}
+
+/// Equal-weight buy-and-hold of every symbol from the first of `decided`'s
+/// closes, as a multiple of the start, per hour.
+pub(crate) fn buy_and_hold(bars: &BTreeMap<Symbol, Vec<Bar>>, decided: &[i64]) -> Vec<f64> {
+    let closes = |t: i64| -> Vec<f64> {
+        bars.values()
+            .filter_map(|b| {
+                let i = b.binary_search_by_key(&t, |x| x.t).ok()?;
+                Some(b[i].close)
+            })
+            .collect()
+    };
+    let base = decided.first().map(|t| closes(*t)).unwrap_or_default();
+    decided
+        .iter()
+        .map(|t| {
+            let c = closes(*t);
+            c.iter().zip(&base).map(|(x, b)| x / b).sum::<f64>() / base.len().max(1) as f64
+        })
+        .collect()
 }
 
 /// equity.csv and decisions.csv.

@@ -14,7 +14,7 @@ use trader_config::Profile;
 use trader_core::{HOUR_SECS, format_time};
 use trader_store::Store;
 
-use crate::backtest_cmd::{Run, csv_files, load_bars, summarize};
+use crate::backtest_cmd::{Run, buy_and_hold, csv_files, load_bars, summarize};
 use crate::compare_cmd::{CompareArgs, profile_name};
 
 fn spawn_sim(a: &CompareArgs, keys: &Path) -> anyhow::Result<(Child, String)> {
@@ -161,19 +161,7 @@ async fn write_files(
         .iter()
         .map(|(_, cash, eq)| if *eq > 0.0 { 1.0 - cash / eq } else { 0.0 })
         .collect();
-    let close = |t: i64| -> Vec<f64> {
-        bars.values()
-            .filter_map(|b| b.iter().find(|x| x.t == t).map(|x| x.close))
-            .collect()
-    };
-    let base = close(decided[0]);
-    let bh: Vec<f64> = decided
-        .iter()
-        .map(|t| {
-            let c = close(*t);
-            c.iter().zip(&base).map(|(x, b)| x / b).sum::<f64>() / base.len().max(1) as f64
-        })
-        .collect();
+    let bh = buy_and_hold(bars, &decided);
     let fills = store.fills_of_run(run_id).await?;
     let counts = store.run_counts(run_id).await?;
     let decisions = store.decisions_of_run(run_id).await?;
