@@ -258,13 +258,7 @@ async fn backtest(
         broker,
         store,
         ensemble,
-        EngineSetup {
-            profile: &profile.name,
-            symbols: &profile.symbols,
-            history_hours: profile.history_hours,
-            run_id: run.run_id,
-            trading: profile.trading,
-        },
+        EngineSetup::for_profile(profile, run.run_id),
     )
     .await?;
     // The window's history before the first decided hour.
@@ -300,7 +294,7 @@ async fn backtest(
     let decisions = engine.store().decisions_of_run(run.run_id).await?;
 
     let bh = buy_and_hold(&bars, decided);
-    let metrics = summarize(
+    let (metrics, equity_csv, decisions_csv) = report_files(
         &profile.name,
         decided,
         &Run {
@@ -310,9 +304,8 @@ async fn backtest(
             fills: &fills,
         },
         counts,
+        decisions,
     );
-    let equity_start = metrics.equity_start;
-    let (equity_csv, decisions_csv) = csv_files(decided, &curve, &bh, equity_start, decisions);
     Ok((
         metrics,
         equity_csv,
@@ -342,8 +335,27 @@ pub(crate) fn buy_and_hold(bars: &BTreeMap<Symbol, Vec<Bar>>, decided: &[i64]) -
         .collect()
 }
 
+/// The metrics of a run and its equity.csv and decisions.csv.
+pub(crate) fn report_files(
+    profile: &str,
+    decided: &[i64],
+    run: &Run<'_>,
+    counts: trader_store::RunCounts,
+    decisions: Vec<(i64, String, String, Option<String>)>,
+) -> (Metrics, String, String) {
+    let metrics = summarize(profile, decided, run, counts);
+    let (equity_csv, decisions_csv) = csv_files(
+        decided,
+        run.curve,
+        run.buy_and_hold,
+        metrics.equity_start,
+        decisions,
+    );
+    (metrics, equity_csv, decisions_csv)
+}
+
 /// equity.csv and decisions.csv.
-pub(crate) fn csv_files(
+fn csv_files(
     decided: &[i64],
     curve: &[f64],
     bh: &[f64],
@@ -377,7 +389,7 @@ pub(crate) struct Run<'a> {
 }
 
 /// The metrics of a run over the `decided` hours.
-pub(crate) fn summarize(
+fn summarize(
     profile: &str,
     decided: &[i64],
     run: &Run<'_>,

@@ -14,7 +14,7 @@ use trader_config::Profile;
 use trader_core::{HOUR_SECS, format_time};
 use trader_store::Store;
 
-use crate::backtest_cmd::{Run, buy_and_hold, csv_files, load_bars, summarize};
+use crate::backtest_cmd::{Run, buy_and_hold, load_bars, report_files};
 use crate::compare_cmd::{CompareArgs, profile_name};
 
 fn spawn_sim(a: &CompareArgs, keys: &Path) -> anyhow::Result<(Child, String)> {
@@ -166,7 +166,7 @@ async fn write_files(
     let counts = store.run_counts(run_id).await?;
     let decisions = store.decisions_of_run(run_id).await?;
     store.close().await;
-    let metrics = summarize(
+    let (metrics, equity_csv, decisions_csv) = report_files(
         name,
         &decided,
         &Run {
@@ -176,8 +176,8 @@ async fn write_files(
             fills: &fills,
         },
         counts,
+        decisions,
     );
-    let (equity_csv, decisions_csv) = csv_files(&decided, &curve, &bh, curve[0], decisions);
     std::fs::write(
         dir.join("metrics.json"),
         serde_json::to_string_pretty(&metrics)? + "\n",

@@ -493,13 +493,7 @@ async fn trade(
         client.clone(),
         store,
         ensemble,
-        EngineSetup {
-            profile: &profile.name,
-            symbols: &profile.symbols,
-            history_hours: profile.history_hours,
-            run_id: run.run_id,
-            trading: profile.trading,
-        },
+        EngineSetup::for_profile(profile, run.run_id),
     )
     .await?;
     engine.reconcile().await?;

@@ -89,6 +89,20 @@ pub struct EngineSetup<'a> {
     pub trading: TradingSettings,
 }
 
+impl<'a> EngineSetup<'a> {
+    /// The setup of `profile`'s trader in run `run_id`.
+    #[must_use]
+    pub fn for_profile(profile: &'a trader_config::Profile, run_id: i64) -> Self {
+        EngineSetup {
+            profile: &profile.name,
+            symbols: &profile.symbols,
+            history_hours: profile.history_hours,
+            run_id,
+            trading: profile.trading,
+        }
+    }
+}
+
 /// The engine of one trader.
 pub struct Engine<B> {
     broker: B,
