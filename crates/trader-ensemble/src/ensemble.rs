@@ -8,6 +8,7 @@ use trader_core::{Aggregate, ComputeDevice, DType, FeatureName, Symbol};
 use crate::aggregate::aggregate;
 use crate::manifest::{Activation, Normalize};
 use crate::model::{LoadedMember, activate, candle_dtype, load_member};
+use crate::projection::Unit;
 use crate::{EnsembleCatalog, EnsembleError, MemberSummary};
 
 /// States are clipped to this range after normalisation (DESIGN.md).
@@ -48,6 +49,12 @@ pub struct InputSpec {
 }
 
 impl InputSpec {
+    /// `1 + S`: cash weight and position weights.
+    #[must_use]
+    pub fn portfolio_dim(&self) -> usize {
+        1 + self.symbols.len()
+    }
+
     /// `1 + S + L*S*F`.
     #[must_use]
     pub fn state_dim(&self) -> usize {
@@ -113,25 +120,45 @@ pub fn candle_device(device: ComputeDevice) -> Result<Device, EnsembleError> {
 
 /// Normalises the market part of a state (per feature) and clips it.
 fn prepare(state: &[f32], spec: &InputSpec, normalize: Option<&Normalize>) -> Vec<f32> {
-    let portfolio = 1 + spec.symbols.len();
-    let features = spec.features.len();
-    state
+    let (portfolio, market) = state.split_at(spec.portfolio_dim().min(state.len()));
+    let mut out = prepare_portfolio(portfolio);
+    out.extend(prepare_market(market, spec, normalize));
+    out
+}
+
+/// The portfolio part of a state, clipped.
+pub(crate) fn prepare_portfolio(portfolio: &[f32]) -> Vec<f32> {
+    portfolio
+        .iter()
+        .map(|v| v.clamp(-STATE_CLIP, STATE_CLIP))
+        .collect()
+}
+
+/// Market values (one or more states' market parts back to back), normalised
+/// per feature and clipped.
+pub(crate) fn prepare_market(
+    market: &[f32],
+    spec: &InputSpec,
+    normalize: Option<&Normalize>,
+) -> Vec<f32> {
+    let features = spec.features.len().max(1);
+    market
         .iter()
         .enumerate()
         .map(|(i, v)| {
             let v = match normalize {
-                Some(n) if i >= portfolio => {
-                    let f = (i - portfolio) % features;
+                Some(n) => {
+                    let f = i % features;
                     (v - n.mean[f]) / n.std[f]
                 }
-                _ => *v,
+                None => *v,
             };
             v.clamp(-STATE_CLIP, STATE_CLIP)
         })
         .collect()
 }
 
-fn run_err(e: &candle_core::Error) -> EnsembleError {
+pub(crate) fn run_err(e: &candle_core::Error) -> EnsembleError {
     EnsembleError::Inference(e.to_string())
 }
 
@@ -234,6 +261,51 @@ impl Ensemble {
     #[must_use]
     pub fn options(&self) -> LoadOptions {
         self.options
+    }
+
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The members as they run: the stacked groups, or in sequential mode
+    /// each member alone (its tensors viewed as a group of one).
+    pub(crate) fn units(&self) -> Result<Vec<Unit<'_>>, EnsembleError> {
+        Ok(match self.options.mode {
+            ForwardMode::Stacked => self
+                .groups
+                .iter()
+                .map(|g| Unit {
+                    member_idx: g.member_idx.clone(),
+                    spec_id: g.spec_id,
+                    normalize: g.normalize.as_ref(),
+                    layers: g.layers.clone(),
+                })
+                .collect(),
+            ForwardMode::Sequential => self
+                .members
+                .iter()
+                .zip(&self.spec_of_member)
+                .enumerate()
+                .map(|(i, (m, &spec_id))| {
+                    Ok(Unit {
+                        member_idx: vec![i],
+                        spec_id,
+                        normalize: m.params.normalize.as_ref(),
+                        layers: m
+                            .layers
+                            .iter()
+                            .map(|l| {
+                                Ok((
+                                    l.weight.unsqueeze(0).map_err(|e| run_err(&e))?,
+                                    l.bias.unsqueeze(0).map_err(|e| run_err(&e))?,
+                                    l.activation,
+                                ))
+                            })
+                            .collect::<Result<_, EnsembleError>>()?,
+                    })
+                })
+                .collect::<Result<_, EnsembleError>>()?,
+        })
     }
 
     /// Runs every member on its state and aggregates. `states[i]` is the state

@@ -28,6 +28,7 @@ mod error;
 mod header;
 mod manifest;
 mod model;
+mod projection;
 
 pub use aggregate::aggregate;
 pub use catalog::{EnsembleCatalog, MemberSummary};
@@ -39,3 +40,4 @@ pub use error::EnsembleError;
 pub use header::{SafetensorsHeader, TensorEntry};
 pub use manifest::{Activation, EnsembleParams, LayerSpec, MemberParams, MemberRef, Normalize};
 pub use model::LoadedMember;
+pub use projection::MarketProjection;

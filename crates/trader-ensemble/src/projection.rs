@@ -1,0 +1,190 @@
+//! The batched first layer for backtests.
+//!
+//! A member's first layer is linear in the state, `W x + b` with
+//! `W = [W_p | W_m]` and `x = [portfolio | market]`, and the market part of
+//! the state does not depend on what the policy did. So for a block of hours
+//! known in advance, `W_m x_m` is computed for every hour and every member in
+//! ONE matmul per group (`[hours, D_m] x [D_m, N*H]`, compute-bound), and each
+//! hour then only adds the small portfolio product `W_p x_p`, the bias, and
+//! runs the remaining layers ([`Ensemble::infer_projected`]).
+//!
+//! The sum is split in two, so actions differ from [`Ensemble::infer`] by
+//! float rounding (about 1e-7 relative in f32), not more.
+
+use candle_core::{DType as CandleDType, Tensor};
+
+use crate::ensemble::{Decision, Ensemble, prepare_market, prepare_portfolio, run_err};
+use crate::manifest::Activation;
+use crate::model::{activate, candle_dtype};
+use crate::{EnsembleError, aggregate};
+
+/// One group's share of a projection.
+struct ProjectedGroup {
+    /// `[rows, N*H]`: row r holds every member's `W_m x_m` for hour r.
+    market: Tensor,
+    /// `[N, H, P]`: the portfolio columns of every member's first layer.
+    portfolio_weights: Tensor,
+}
+
+/// The market part of every member's first layer for `rows` hours.
+pub struct MarketProjection {
+    groups: Vec<ProjectedGroup>,
+    rows: usize,
+}
+
+impl std::fmt::Debug for MarketProjection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketProjection")
+            .field("groups", &self.groups.len())
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl MarketProjection {
+    /// Hours (rows) it holds.
+    #[must_use]
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+impl Ensemble {
+    /// Computes the market part of the first layer for `rows` hours.
+    /// `markets[i]` holds, for `specs()[i]`, the `rows` market parts
+    /// (`L*S*F` values each, as `trader_core::market_state` returns them)
+    /// one after the other.
+    ///
+    /// # Errors
+    /// A wrong number or length of inputs, a non-finite value, or a device error.
+    pub fn project_market(
+        &self,
+        markets: &[Vec<f32>],
+        rows: usize,
+    ) -> Result<MarketProjection, EnsembleError> {
+        if markets.len() != self.specs().len() {
+            return Err(EnsembleError::State(format!(
+                "{} market blocks given for {} distinct member inputs",
+                markets.len(),
+                self.specs().len()
+            )));
+        }
+        for (block, spec) in markets.iter().zip(self.specs()) {
+            let dim = spec.state_dim() - spec.portfolio_dim();
+            if block.len() != rows * dim {
+                return Err(EnsembleError::State(format!(
+                    "market block has {} values, expected {rows} hours x {dim}",
+                    block.len()
+                )));
+            }
+            if let Some(pos) = block.iter().position(|v| !v.is_finite()) {
+                return Err(EnsembleError::State(format!(
+                    "market block has a non-finite value ({}) at index {pos}",
+                    block[pos]
+                )));
+            }
+        }
+        let dtype = candle_dtype(self.options().dtype);
+        let mut groups = Vec::new();
+        for unit in self.units()? {
+            let spec = &self.specs()[unit.spec_id];
+            let (p, dm) = (
+                spec.portfolio_dim(),
+                spec.state_dim() - spec.portfolio_dim(),
+            );
+            let prepared = prepare_market(&markets[unit.spec_id], spec, unit.normalize);
+            let group = (|| {
+                let (first, _, _) = &unit.layers[0];
+                let (n, h, _) = first.dims3()?;
+                let x = Tensor::from_vec(prepared, (rows, dm), self.device())?.to_dtype(dtype)?;
+                let wm = first.narrow(2, p, dm)?.contiguous()?.reshape((n * h, dm))?;
+                let market = x.matmul(&wm.t()?)?;
+                let portfolio_weights = first.narrow(2, 0, p)?.contiguous()?;
+                Ok::<_, candle_core::Error>(ProjectedGroup {
+                    market,
+                    portfolio_weights,
+                })
+            })()
+            .map_err(|e| run_err(&e))?;
+            groups.push(group);
+        }
+        Ok(MarketProjection { groups, rows })
+    }
+
+    /// The decision for hour `row` of `projection`, given the portfolio part
+    /// of each state (`portfolios[i]` for `specs()[i]`: cash weight, then
+    /// the position weights).
+    ///
+    /// # Errors
+    /// A row outside the projection, a wrong portfolio, or a device error.
+    pub fn infer_projected(
+        &self,
+        projection: &MarketProjection,
+        row: usize,
+        portfolios: &[Vec<f32>],
+    ) -> Result<Decision, EnsembleError> {
+        if row >= projection.rows {
+            return Err(EnsembleError::State(format!(
+                "hour {row} asked of a projection of {} hours",
+                projection.rows
+            )));
+        }
+        if portfolios.len() != self.specs().len()
+            || portfolios
+                .iter()
+                .zip(self.specs())
+                .any(|(p, s)| p.len() != s.portfolio_dim() || p.iter().any(|v| !v.is_finite()))
+        {
+            return Err(EnsembleError::State(
+                "portfolio parts do not match the members' inputs (1 + S finite values each)"
+                    .to_owned(),
+            ));
+        }
+        let dtype = candle_dtype(self.options().dtype);
+        let mut rows = vec![Vec::new(); self.members().len()];
+        for (unit, projected) in self.units()?.iter().zip(&projection.groups) {
+            let spec = &self.specs()[unit.spec_id];
+            let pdim = spec.portfolio_dim();
+            let portfolio = prepare_portfolio(&portfolios[unit.spec_id]);
+            let out = (|| {
+                let (n, h, _) = projected.portfolio_weights.dims3()?;
+                let xp = Tensor::from_vec(portfolio, (1, pdim, 1), self.device())?
+                    .to_dtype(dtype)?
+                    .broadcast_as((n, pdim, 1))?
+                    .contiguous()?;
+                let market = projected.market.narrow(0, row, 1)?.reshape((n, h, 1))?;
+                let (_, b, act) = &unit.layers[0];
+                let mut x = activate(
+                    &projected
+                        .portfolio_weights
+                        .matmul(&xp)?
+                        .add(&market)?
+                        .broadcast_add(b)?,
+                    *act,
+                )?;
+                for (w, b, act) in &unit.layers[1..] {
+                    x = activate(&w.matmul(&x)?.broadcast_add(b)?, *act)?;
+                }
+                x.to_dtype(CandleDType::F32)?.squeeze(2)?.to_vec2::<f32>()
+            })()
+            .map_err(|e| run_err(&e))?;
+            for (idx, row) in unit.member_idx.iter().zip(out) {
+                rows[*idx] = row;
+            }
+        }
+        let aggregate = aggregate(&rows, self.options().aggregate);
+        Ok(Decision {
+            members: rows,
+            aggregate,
+        })
+    }
+}
+
+/// Members run together: a stacked group, or one member in sequential mode.
+pub(crate) struct Unit<'a> {
+    pub(crate) member_idx: Vec<usize>,
+    pub(crate) spec_id: usize,
+    pub(crate) normalize: Option<&'a crate::Normalize>,
+    /// `[N, out, in]` weights, `[N, out, 1]` biases.
+    pub(crate) layers: Vec<(Tensor, Tensor, Activation)>,
+}
