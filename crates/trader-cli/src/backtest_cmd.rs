@@ -44,6 +44,23 @@ pub(crate) struct BacktestArgs {
     /// (peak RSS, decision latency: measurements, not deterministic) here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How the first layer runs: `batched` computes its market part for a
+    /// block of hours in one matmul per member group; `plain` runs every
+    /// hour's whole state through the ensemble as `trader run` does. The two
+    /// differ by float rounding only.
+    #[arg(long, value_enum, default_value_t = Forward::Batched)]
+    forward: Forward,
+    /// Hours per batched block (memory: hours x members x first-layer width
+    /// x 4 bytes).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    block_hours: u32,
+}
+
+/// How a backtest runs the first layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Forward {
+    Batched,
+    Plain,
 }
 
 /// The backtest's figures. Field order is the JSON's order.
@@ -197,8 +214,16 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (metrics, equity_rows, decision_rows, mut latencies) =
-        runtime.block_on(backtest(&profile, bars, &hours, &decided))?;
+    let started = std::time::Instant::now();
+    let (metrics, equity_rows, decision_rows, (mut latencies, projection)) =
+        runtime.block_on(backtest(
+            &profile,
+            bars,
+            &hours,
+            &decided,
+            (a.forward == Forward::Batched).then_some(a.block_hours as usize),
+        ))?;
+    let seconds = started.elapsed().as_secs_f64();
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let json = serde_json::to_string_pretty(&metrics)? + "\n";
@@ -211,6 +236,11 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
             "peak_rss_bytes": crate::run_cmd::peak_rss(),
             "decision_latency_us_p50": crate::run_cmd::percentile(&latencies, 0.5),
             "decision_latency_us_p99": crate::run_cmd::percentile(&latencies, 0.99),
+            "forward": format!("{:?}", a.forward).to_lowercase(),
+            "projected_hours": projection.1,
+            "projection_us_per_hour": projection.0 as f64 / (projection.1 as f64).max(1.0),
+            "seconds": seconds,
+            "decided_hours_per_second": decided.len() as f64 / seconds.max(1e-9),
         });
         std::fs::write(
             out.join("resources.json"),
@@ -230,7 +260,8 @@ async fn backtest(
     bars: BTreeMap<Symbol, Vec<Bar>>,
     hours: &[i64],
     decided: &[i64],
-) -> anyhow::Result<(Metrics, String, String, Vec<u64>)> {
+    block_hours: Option<usize>,
+) -> anyhow::Result<(Metrics, String, String, (Vec<u64>, (u64, u64)))> {
     let first = decided[0];
     let clock = Arc::new(ManualClock::new(
         DateTime::from_timestamp(first, 0).unwrap_or_default(),
@@ -270,10 +301,29 @@ async fn backtest(
     {
         engine.add_history(&at(t), t + HOUR_SECS).await?;
     }
+    // The engine is fed the common hours only: the batched first layer
+    // computes its windows from the same bars.
+    let fed: BTreeMap<Symbol, Vec<Bar>> = bars
+        .iter()
+        .map(|(s, b)| {
+            let kept = b
+                .iter()
+                .filter(|x| hours.binary_search(&x.t).is_ok())
+                .copied()
+                .collect();
+            (s.clone(), kept)
+        })
+        .collect();
     let bar = indicatif::ProgressBar::new(decided.len() as u64);
     let mut curve = Vec::with_capacity(decided.len());
     let mut exposure = Vec::with_capacity(decided.len());
-    for &t in decided {
+    for (i, &t) in decided.iter().enumerate() {
+        if let Some(block) = block_hours
+            && i % block == 0
+        {
+            let upto = (i + block).min(decided.len());
+            engine.project_market(&decided[i..upto], &fed)?;
+        }
         // One second after the hour closed: orders fill at the next open, as
         // in a replay (whose decision comes minutes into the next hour).
         let now = t + HOUR_SECS + 1;
@@ -310,7 +360,10 @@ async fn backtest(
         metrics,
         equity_csv,
         decisions_csv,
-        engine.stats().latencies_us.clone(),
+        (
+            engine.stats().latencies_us.clone(),
+            (engine.stats().projection_us, engine.stats().projected_hours),
+        ),
     ))
 }
 

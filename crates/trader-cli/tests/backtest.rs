@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -85,19 +86,36 @@ fn same_inputs_give_byte_identical_json_and_the_files() {
     assert!(m["buy_and_hold_max_drawdown"].as_f64().unwrap() > 0.0);
 }
 
+/// The target weights column of a backtest's decisions.csv.
+fn backtest_targets(dir: &Path, forward: &str) -> Vec<String> {
+    let out = dir.join(format!("out-{forward}"));
+    let b = backtest(
+        dir,
+        &shipped(),
+        &[
+            &WEEK[..],
+            &["--out", &out.display().to_string(), "--forward", forward],
+        ]
+        .concat(),
+    );
+    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
+    csv::Reader::from_reader(decisions.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[2].to_owned())
+        .collect()
+}
+
 /// A replay of the same hours through the simulator (over loopback, at a
 /// speed that leaves each hour ample time) decides the same target weights
-/// at every hour as the backtest.
+/// at every hour as the backtest: exactly with `--forward plain` (the same
+/// computation as `trader run`), within float rounding with the batched
+/// first layer (the default).
 #[test]
 fn backtest_and_replay_decide_the_same() {
     let tmp = sandbox();
-    let out = tmp.path().join("out");
-    let b = backtest(
-        tmp.path(),
-        &shipped(),
-        &[&WEEK[..], &["--out", &out.display().to_string()]].concat(),
-    );
-    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    let plain = backtest_targets(tmp.path(), "plain");
+    let batched = backtest_targets(tmp.path(), "batched");
     let db = tmp.path().join("replay.sqlite");
     let r = Command::new(env!("CARGO_BIN_EXE_trader"))
         .current_dir(tmp.path())
@@ -139,13 +157,23 @@ fn backtest_and_replay_decide_the_same() {
         .lines()
         .map(str::to_owned)
         .collect();
-    let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
-    let backtest: Vec<String> = csv::Reader::from_reader(decisions.as_bytes())
-        .records()
-        .map(|r| r.unwrap()[2].to_owned())
-        .collect();
     assert_eq!(replay.len(), 168);
-    assert_eq!(backtest, replay);
+    assert_eq!(plain, replay);
+    assert_eq!(batched.len(), 168);
+    let weights = |s: &str| -> BTreeMap<String, f64> { serde_json::from_str(s).unwrap() };
+    let mut traded = 0;
+    for (b, r) in batched.iter().zip(&replay) {
+        let (b, r) = (weights(b), weights(r));
+        assert_eq!(b.keys().collect::<Vec<_>>(), r.keys().collect::<Vec<_>>());
+        for (x, y) in b.values().zip(r.values()) {
+            assert!((x - y).abs() <= 1e-6, "batched {b:?} vs replay {r:?}");
+            traded += usize::from(*y > 0.0);
+        }
+    }
+    assert!(
+        traded > 0,
+        "no hour with a positive target: the comparison is empty"
+    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ use trader_core::{
     Bar, Broker, ErrorKind, OrderAmount, OrderRequest, OrderStatus, Position, Side, Symbol,
     market_state,
 };
-use trader_ensemble::Ensemble;
+use trader_ensemble::{Ensemble, MarketProjection};
 use trader_store::{DecisionRecord, HistoryWindow, PlannedOrder, Store, StoreError};
 
 /// Alpaca's crypto fee, for the fee column of recorded fills.
@@ -39,6 +39,8 @@ pub const CRYPTO_FEE_BPS: f64 = 25.0;
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("batched first layer: {0}")]
+    Projection(String),
     #[error("the ensemble trades {model:?} but the profile lists {profile:?}")]
     Symbols {
         model: Vec<String>,
@@ -75,6 +77,10 @@ pub struct EngineStats {
     /// (store, settle, broker reads, decision, orders), microseconds, for
     /// hours that sent orders.
     pub bar_to_order_us: Vec<u64>,
+    /// Time spent computing batched first layers ([`Engine::project_market`]),
+    /// microseconds in all, and the hours they covered.
+    pub projection_us: u64,
+    pub projected_hours: u64,
 }
 
 /// Who the engine trades for.
@@ -115,6 +121,15 @@ pub struct Engine<B> {
     /// The ensemble's symbols, in its output order.
     symbols: Vec<Symbol>,
     stats: EngineStats,
+    history_hours: u32,
+    /// Backtests: the first layer's market part of hours to come.
+    projected: Option<Projected>,
+}
+
+/// A [`MarketProjection`] and the hour of each of its rows.
+struct Projected {
+    rows: BTreeMap<i64, usize>,
+    projection: MarketProjection,
 }
 
 /// Target weights from aggregated actions (DESIGN.md, Action): clamp to
@@ -269,6 +284,8 @@ impl<B: Broker> Engine<B> {
             trading,
             symbols,
             stats: EngineStats::default(),
+            history_hours,
+            projected: None,
         })
     }
 
@@ -301,6 +318,61 @@ impl<B: Broker> Engine<B> {
             .map(|s| self.window.bars(s).last().map(|b| b.t))
             .collect::<Option<Vec<_>>>()
             .and_then(|v| v.into_iter().min())
+    }
+
+    /// Backtests: computes the market part of every member's first layer for
+    /// `hours` ahead, in one batched matmul per member group, from `bars`
+    /// (per symbol, oldest first: the bars this engine is fed, so the
+    /// windows are the ones it would hold). [`Engine::on_hour`] then only
+    /// adds the portfolio part for those hours. Hours whose features are
+    /// unavailable are left out (`on_hour` records why, as without it).
+    /// Replaces the previous projection; returns the hours projected.
+    ///
+    /// # Errors
+    /// An inference error of the ensemble.
+    pub fn project_market(
+        &mut self,
+        hours: &[i64],
+        bars: &BTreeMap<Symbol, Vec<Bar>>,
+    ) -> Result<usize, EngineError> {
+        self.projected = None;
+        let started = Instant::now();
+        let span = i64::from(self.history_hours) * trader_core::HOUR_SECS;
+        let specs = self.ensemble.specs();
+        let mut blocks: Vec<Vec<f32>> = vec![Vec::new(); specs.len()];
+        let mut rows = BTreeMap::new();
+        'hours: for &t in hours {
+            let mut parts = Vec::with_capacity(specs.len());
+            for spec in specs {
+                let windows: Vec<&[Bar]> = spec
+                    .symbols
+                    .iter()
+                    .map(|s| {
+                        let b = bars.get(s).map_or(&[][..], Vec::as_slice);
+                        let end = b.partition_point(|x| x.t <= t);
+                        let start = b.partition_point(|x| x.t <= t - span);
+                        &b[start..end.max(start)]
+                    })
+                    .collect();
+                match market_state(&windows, spec.lookback as usize, &spec.features) {
+                    Ok(part) => parts.push(part),
+                    Err(_) => continue 'hours,
+                }
+            }
+            for (block, part) in blocks.iter_mut().zip(parts) {
+                block.extend(part);
+            }
+            rows.insert(t, rows.len());
+        }
+        let projection = self
+            .ensemble
+            .project_market(&blocks, rows.len())
+            .map_err(|e| EngineError::Projection(e.to_string()))?;
+        let n = rows.len();
+        self.projected = Some(Projected { rows, projection });
+        self.stats.projection_us += started.elapsed().as_micros() as u64;
+        self.stats.projected_hours += n as u64;
+        Ok(n)
     }
 
     /// Stores bars fetched as history (warm start), without deciding.
@@ -376,11 +448,21 @@ impl<B: Broker> Engine<B> {
                 .skip(t, format!("equity {equity} is not positive"), now)
                 .await;
         }
-        let states = match self.states(account.cash, equity, &held, &prices) {
-            Ok(states) => states,
-            Err(reason) => return self.skip(t, reason, now).await,
+        let projected = self
+            .projected
+            .as_ref()
+            .and_then(|p| Some((&p.projection, *p.rows.get(&t)?)));
+        let decision = match projected {
+            Some((projection, row)) => {
+                let portfolios = self.portfolios(account.cash, equity, &held, &prices);
+                self.ensemble.infer_projected(projection, row, &portfolios)
+            }
+            None => match self.states(account.cash, equity, &held, &prices) {
+                Ok(states) => self.ensemble.infer(&states),
+                Err(reason) => return self.skip(t, reason, now).await,
+            },
         };
-        let decision = match self.ensemble.infer(&states) {
+        let decision = match decision {
             Ok(d) => d,
             Err(e) => return self.skip(t, format!("inference failed: {e}"), now).await,
         };
@@ -512,6 +594,31 @@ impl<B: Broker> Engine<B> {
             .collect()
     }
 
+    /// The portfolio part of every distinct member input: cash weight, then
+    /// each symbol's position weight.
+    fn portfolios(
+        &self,
+        cash: f64,
+        equity: f64,
+        held: &BTreeMap<Symbol, f64>,
+        prices: &BTreeMap<Symbol, f64>,
+    ) -> Vec<Vec<f32>> {
+        self.ensemble
+            .specs()
+            .iter()
+            .map(|spec| {
+                let mut part = Vec::with_capacity(spec.portfolio_dim());
+                part.push((cash / equity) as f32);
+                for s in &spec.symbols {
+                    let value =
+                        held.get(s).copied().unwrap_or(0.0) * prices.get(s).copied().unwrap_or(0.0);
+                    part.push((value / equity) as f32);
+                }
+                part
+            })
+            .collect()
+    }
+
     /// The state vector of every distinct member input: cash and position
     /// weights, then the window's market features.
     fn states(
@@ -522,14 +629,13 @@ impl<B: Broker> Engine<B> {
         prices: &BTreeMap<Symbol, f64>,
     ) -> Result<Vec<Vec<f32>>, String> {
         let mut states = Vec::with_capacity(self.ensemble.specs().len());
-        for spec in self.ensemble.specs() {
-            let mut state = Vec::with_capacity(spec.state_dim());
-            state.push((cash / equity) as f32);
-            for s in &spec.symbols {
-                let value =
-                    held.get(s).copied().unwrap_or(0.0) * prices.get(s).copied().unwrap_or(0.0);
-                state.push((value / equity) as f32);
-            }
+        for (spec, mut state) in self
+            .ensemble
+            .specs()
+            .iter()
+            .zip(self.portfolios(cash, equity, held, prices))
+        {
+            state.reserve(spec.state_dim() - state.len());
             let windows: Vec<&[Bar]> = spec.symbols.iter().map(|s| self.window.bars(s)).collect();
             let market = market_state(&windows, spec.lookback as usize, &spec.features)
                 .map_err(|e| format!("state unavailable: {e}"))?;

@@ -1,0 +1,46 @@
+//! Training workers for the hyperparameter search behind `trader train`.
+//!
+//! One trial = one seeded sample of hyperparameters ([`HyperParams::sample`]:
+//! lookback, feature subset, hidden sizes, learning rate, epochs, weight
+//! decay, batch size, target horizon), one actor MLP trained on the training
+//! span ([`train_member`]), written as a member directory of DESIGN.md
+//! ([`write_member`]). Scoring on the validation span is the caller's: the
+//! CLI runs the real backtest engine on the member alone and takes its Sharpe
+//! after fees. [`write_ensemble_file`] ranks the finished members by score
+//! and replaces `ensemble_params.json` atomically (temp file + rename), so a
+//! trader can load the ensemble while the search goes on.
+//!
+//! **Objective and method.** Supervised regression: the actor's tanh output
+//! for symbol s at hour t is trained (MSE, AdamW) towards
+//! `tanh(r_s / sigma_s)`, where r_s is the log return from the close of t to
+//! the close of t + horizon and sigma_s its standard deviation over the
+//! training span. The trader buys `clamp(a, 0, 1) * max_weight`, so the
+//! target asks for a position that grows with the expected move in units of
+//! its usual size, and for none when a fall is expected. The portfolio part
+//! of each training state (cash and position weights) is drawn at random,
+//! so the policy sees the inputs it will see live without its target
+//! depending on them. Why not a policy gradient on the backtest reward: on
+//! the 2 CPU cores this runs on, a backtest costs seconds, a supervised epoch
+//! milliseconds; a search of tens of trials has to finish in minutes, and the
+//! validation backtest (Sharpe after fees) already ranks the members by what
+//! the trader would earn, which is where the reward enters.
+//!
+//! Everything is seeded: the same seed, data and trial number give the same
+//! hyperparameters, weights and (through the deterministic backtest) score.
+//! Weights are initialised by this crate (PyTorch's Linear default, from the
+//! seeded generator), not by candle's unseeded CPU generator.
+//!
+//! What it does not do: decide how many workers fit (trader-budget), run
+//! processes or backtests (trader-cli).
+//!
+//! Tests: `cargo test -p trader-train`.
+
+mod dataset;
+mod ensemble_file;
+mod fit;
+mod hparams;
+
+pub use dataset::{Dataset, DatasetError};
+pub use ensemble_file::{FinishedTrial, finished_trials, trial_dir_name, write_ensemble_file};
+pub use fit::{TrainError, TrainedMember, train_member, write_member};
+pub use hparams::{HIDDEN_CHOICES, HyperParams, SearchSpace};
