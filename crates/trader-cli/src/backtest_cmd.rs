@@ -72,14 +72,14 @@ pub(crate) struct Metrics {
     hours: usize,
     decisions: u64,
     skipped: u64,
-    orders: u64,
+    pub(crate) orders: u64,
     fills: u64,
     equity_start: f64,
     equity_end: f64,
-    total_return: f64,
+    pub(crate) total_return: f64,
     annualised_return: f64,
     annualised_volatility: f64,
-    sharpe: f64,
+    pub(crate) sharpe: f64,
     sortino: f64,
     max_drawdown: f64,
     max_drawdown_peak: String,
@@ -168,8 +168,25 @@ pub(crate) fn load_bars(
     Ok(bars)
 }
 
+/// Each symbol's bars at `hours` only (sorted).
+pub(crate) fn at_hours(
+    bars: &BTreeMap<Symbol, Vec<Bar>>,
+    hours: &[i64],
+) -> BTreeMap<Symbol, Vec<Bar>> {
+    bars.iter()
+        .map(|(s, b)| {
+            let kept = b
+                .iter()
+                .filter(|x| hours.binary_search(&x.t).is_ok())
+                .copied()
+                .collect();
+            (s.clone(), kept)
+        })
+        .collect()
+}
+
 /// Hours at which every symbol has a bar.
-fn common_hours(bars: &BTreeMap<Symbol, Vec<Bar>>) -> Vec<i64> {
+pub(crate) fn common_hours(bars: &BTreeMap<Symbol, Vec<Bar>>) -> Vec<i64> {
     let mut sets = bars.values().map(|b| {
         b.iter()
             .map(|x| x.t)
@@ -222,6 +239,7 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
             &hours,
             &decided,
             (a.forward == Forward::Batched).then_some(a.block_hours as usize),
+            true,
         ))?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some(out) = &a.out {
@@ -255,12 +273,13 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
     Ok(Outcome::Ok)
 }
 
-async fn backtest(
+pub(crate) async fn backtest(
     profile: &Profile,
     bars: BTreeMap<Symbol, Vec<Bar>>,
     hours: &[i64],
     decided: &[i64],
     block_hours: Option<usize>,
+    progress: bool,
 ) -> anyhow::Result<(Metrics, String, String, (Vec<u64>, (u64, u64)))> {
     let first = decided[0];
     let clock = Arc::new(ManualClock::new(
@@ -303,18 +322,12 @@ async fn backtest(
     }
     // The engine is fed the common hours only: the batched first layer
     // computes its windows from the same bars.
-    let fed: BTreeMap<Symbol, Vec<Bar>> = bars
-        .iter()
-        .map(|(s, b)| {
-            let kept = b
-                .iter()
-                .filter(|x| hours.binary_search(&x.t).is_ok())
-                .copied()
-                .collect();
-            (s.clone(), kept)
-        })
-        .collect();
-    let bar = indicatif::ProgressBar::new(decided.len() as u64);
+    let fed = at_hours(&bars, hours);
+    let bar = if progress {
+        indicatif::ProgressBar::new(decided.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut curve = Vec::with_capacity(decided.len());
     let mut exposure = Vec::with_capacity(decided.len());
     for (i, &t) in decided.iter().enumerate() {

@@ -19,6 +19,7 @@ mod plot;
 mod run_cmd;
 mod sim_cmd;
 mod status_cmd;
+mod train_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// Show the broker's account, positions and open orders (Alpaca or the simulator).
     Account(account_cmd::AccountArgs),
+    /// Hyperparameter search: W worker processes train and score actors into an ensemble directory.
+    Train(train_cmd::TrainArgs),
 }
 
 /// What a command concluded, for the exit code.
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status_cmd::run(args, &cli.config_dir),
         Command::Backtest(args) => backtest_cmd::run(args, &cli.config_dir),
         Command::Compare(args) => compare_cmd::run(args, &cli.config_dir),
+        Command::Train(args) => train_cmd::run(args, &cli.config_dir),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -20,3 +20,8 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 pub(crate) fn error(err: &anyhow::Error) {
     eprintln!("error: {err:#}");
 }
+
+/// Prints a progress or refusal line to stderr (stdout stays the result).
+pub(crate) fn eprint(text: &str) {
+    eprint!("{text}");
+}

@@ -8,7 +8,7 @@ pub const HIDDEN_CHOICES: [&[usize]; 5] = [&[32], &[64], &[64, 32], &[128, 64], 
 const LOOKBACKS: [u32; 6] = [1, 2, 4, 6, 8, 12];
 const WEIGHT_DECAYS: [f64; 4] = [0.0, 1e-4, 1e-3, 1e-2];
 const BATCH_SIZES: [usize; 3] = [64, 128, 256];
-const HORIZONS: [u32; 4] = [1, 3, 6, 12];
+const HORIZONS: [u32; 4] = [3, 6, 12, 24];
 
 /// Limits of the search.
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +107,41 @@ impl HyperParams {
     pub fn required_history_hours(&self) -> u32 {
         required_history_hours(self.lookback, &self.features)
     }
+}
+
+/// Bytes a training worker holds for its own work at most, over the whole
+/// search space (the largest lookback, all features, the widest layers),
+/// for `rows` training hours of `symbols` symbols: the dataset three times
+/// (market rows while building, the sample matrix, its tensor), weights with
+/// gradients and AdamW's two moments (x4), and a batch's activations
+/// forward and backward (x4). Runtime base and the validation backtest's
+/// trading loop are the budgeter's terms, added by the caller.
+#[must_use]
+pub fn training_demand_bytes(rows: usize, symbols: usize, space: SearchSpace) -> u64 {
+    let lookback = LOOKBACKS
+        .iter()
+        .copied()
+        .filter(|l| {
+            required_history_hours(*l, &[FeatureName::LogReturn]) <= space.max_history_hours
+        })
+        .max()
+        .unwrap_or(1) as usize;
+    let state_dim = 1 + symbols + lookback * symbols * FeatureName::ALL.len();
+    let widest = HIDDEN_CHOICES
+        .iter()
+        .map(|h| {
+            let mut sizes = vec![state_dim];
+            sizes.extend(h.iter());
+            sizes.push(symbols);
+            sizes.windows(2).map(|p| p[0] * p[1] + p[1]).sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0);
+    let batch = BATCH_SIZES.iter().copied().max().unwrap_or(1);
+    let dataset = 3 * rows * (state_dim + symbols) * 4;
+    let weights = 4 * widest * 4;
+    let activations = 4 * batch * (state_dim + 256 + 128 + symbols) * 4;
+    (dataset + weights + activations) as u64
 }
 
 #[cfg(test)]

@@ -43,4 +43,4 @@ mod hparams;
 pub use dataset::{Dataset, DatasetError};
 pub use ensemble_file::{FinishedTrial, finished_trials, trial_dir_name, write_ensemble_file};
 pub use fit::{TrainError, TrainedMember, train_member, write_member};
-pub use hparams::{HIDDEN_CHOICES, HyperParams, SearchSpace};
+pub use hparams::{HIDDEN_CHOICES, HyperParams, SearchSpace, training_demand_bytes};
