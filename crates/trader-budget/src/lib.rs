@@ -50,5 +50,5 @@ pub use model::{
     RUNTIME_BASE_RSS, Report, ResourceLine, STORE_CACHE_BYTES, THREAD_RSS, TRADING_LOOP_RSS,
     Tenant, TenantLine, TraderPlan, Verdict, WORKER_TENANT, evaluate, suggest,
 };
-pub use probe::{MemoryProbe, probe_memory};
+pub use probe::{MemoryProbe, RunningWorker, TRAIN_WORKER_ARG, probe_memory, probe_train_workers};
 pub use render::render_text;

@@ -110,6 +110,55 @@ pub fn probe_memory(root: &Path) -> Result<MemoryProbe, BudgetError> {
     })
 }
 
+/// The argument that marks a `trader train` worker process.
+pub const TRAIN_WORKER_ARG: &str = "--worker-trial";
+
+/// One running `trader train` worker, as `/proc` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningWorker {
+    pub pid: u32,
+    /// Resident set now (`VmRSS`).
+    pub rss: ByteSize,
+}
+
+/// The `trader train` worker processes running under `root` (`/` on a real
+/// machine): command lines with `train` and [`TRAIN_WORKER_ARG`]. Processes
+/// that vanish while being read are skipped.
+#[must_use]
+pub fn probe_train_workers(root: &Path) -> Vec<RunningWorker> {
+    let Ok(entries) = std::fs::read_dir(root.join("proc")) else {
+        return Vec::new();
+    };
+    let mut workers = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_worker = args.iter().any(|a| *a == b"train")
+            && args.iter().any(|a| *a == TRAIN_WORKER_ARG.as_bytes());
+        if !is_worker {
+            continue;
+        }
+        let status_path = entry.path().join("status");
+        let Some(status) = read_trimmed(&status_path) else {
+            continue;
+        };
+        if let Ok(rss) = meminfo_field(&status, "VmRSS", &status_path) {
+            workers.push(RunningWorker { pid, rss });
+        }
+    }
+    workers.sort_by_key(|w| w.pid);
+    workers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +240,38 @@ mod tests {
     fn this_machine_probes() {
         let p = probe_memory(Path::new("/")).unwrap();
         assert!(p.total.0 > 0 && p.available <= p.mem_total);
+    }
+
+    #[test]
+    fn train_workers_are_found_by_their_command_line() {
+        let t = tree(&[
+            ("proc/meminfo", MEMINFO),
+            (
+                "proc/10/cmdline",
+                "/bin/trader\0train\0--out\0m\0--worker-trial\x003\0",
+            ),
+            ("proc/10/status", "Name: trader\nVmRSS:     35000 kB\n"),
+            ("proc/11/cmdline", "/bin/trader\0train\0--out\0m\0"),
+            ("proc/11/status", "Name: trader\nVmRSS:     9000 kB\n"),
+            ("proc/12/cmdline", "/bin/trader\0run\0--profile\0lean\0"),
+            ("proc/12/status", "Name: trader\nVmRSS:     24000 kB\n"),
+            ("proc/13/cmdline", "/bin/trader\0train\0--worker-trial\x007\0"),
+            ("proc/13/status", "Name: trader\nVmRSS:     31000 kB\n"),
+            ("proc/self/cmdline", "x"),
+        ]);
+        let workers = probe_train_workers(t.path());
+        assert_eq!(
+            workers,
+            vec![
+                RunningWorker {
+                    pid: 10,
+                    rss: ByteSize(35_000 * 1024)
+                },
+                RunningWorker {
+                    pid: 13,
+                    rss: ByteSize(31_000 * 1024)
+                },
+            ]
+        );
     }
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use trader_budget::{
     Envelope, GpuProbe, Knobs, Limit, Report, Tenant, TraderPlan, Verdict, evaluate, probe_gpu,
-    probe_memory, render_text, suggest,
+    probe_memory, probe_train_workers, render_text, suggest,
 };
 use trader_config::{HostConfig, MemorySpec, Profile};
 use trader_core::{ComputeDevice, DType};
@@ -137,12 +137,24 @@ fn measured_tenants(
         Some(GpuProbe::Found { used, .. }) => Some(used.0),
         _ => None,
     };
-    let mut measured = vec![Tenant {
+    // Running `trader train` workers are a tenant kind of their own.
+    let workers = probe_train_workers(Path::new("/"));
+    let worker_ram: u64 = workers.iter().map(|w| w.rss.0).sum();
+    let mut measured = Vec::new();
+    if !workers.is_empty() {
+        measured.push(Tenant {
+            name: "trader train workers (measured live)".to_owned(),
+            count: workers.len() as u32,
+            ram_each: worker_ram / workers.len() as u64,
+            vram_each: 0,
+        });
+    }
+    measured.push(Tenant {
         name: "in use now (measured)".to_owned(),
         count: 1,
-        ram_each: ram_used,
+        ram_each: ram_used.saturating_sub(worker_ram),
         vram_each: measured_vram.unwrap_or(0),
-    }];
+    });
     if measured_vram.is_none() {
         warnings.push("--measure: no GPU found, VRAM co-tenants as declared".to_owned());
         measured.extend(declared.iter().filter(|t| t.vram_each > 0).map(|t| Tenant {
@@ -200,6 +212,16 @@ pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Bu
     let tenants = if args.measure {
         measured_tenants(&declared, gpu.as_ref(), &mut warnings)?
     } else {
+        let running = probe_train_workers(Path::new("/"));
+        if !running.is_empty() {
+            let each = running.iter().map(|w| w.rss.0).sum::<u64>() / running.len() as u64;
+            warnings.push(format!(
+                "{} trader train worker(s) running now ({:.1} MB each); the host file's {:?} tenant is what this budget counts (--measure counts them live)",
+                running.len(),
+                each as f64 / 1e6,
+                trader_budget::WORKER_TENANT
+            ));
+        }
         declared
     };
     if args.workers.is_some()

@@ -52,9 +52,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// A temp dir holding `configs/` (copies of the shipped ones, pointing at a copy
 /// of the fixture ensemble in `models/fixture-small`), to be broken by a test.
+/// The shipped profiles trade `models/demo`; the sandbox's copies are pointed
+/// at the fixture, whose exact shape (lookback 12, 10 features, 10 members)
+/// the tests built on it rely on.
 pub fn sandbox() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&configs(), &tmp.path().join("configs"));
+    for profile in ["full", "lean"] {
+        let path = tmp.path().join("configs").join(format!("{profile}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("../models/demo", "../models/fixture-small"),
+        )
+        .unwrap();
+    }
     copy_dir(
         &repo().join("models/fixture-small"),
         &tmp.path().join("models/fixture-small"),
