@@ -255,7 +255,10 @@ mod tests {
             ("proc/11/status", "Name: trader\nVmRSS:     9000 kB\n"),
             ("proc/12/cmdline", "/bin/trader\0run\0--profile\0lean\0"),
             ("proc/12/status", "Name: trader\nVmRSS:     24000 kB\n"),
-            ("proc/13/cmdline", "/bin/trader\0train\0--worker-trial\x007\0"),
+            (
+                "proc/13/cmdline",
+                "/bin/trader\0train\0--worker-trial\x007\0",
+            ),
             ("proc/13/status", "Name: trader\nVmRSS:     31000 kB\n"),
             ("proc/self/cmdline", "x"),
         ]);

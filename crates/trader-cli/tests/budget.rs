@@ -7,8 +7,58 @@ mod common;
 
 use common::*;
 
+/// The shipped configs pointed at models/fixture-small (whose exact numbers
+/// these tests check), in a temp dir made once per test binary and left in
+/// the temp folder (small: the fixture's 1.6 MB).
 fn cfg() -> String {
-    configs().display().to_string()
+    static SANDBOX: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    SANDBOX
+        .get_or_init(|| sandbox().keep())
+        .join("configs")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn shipped_profiles_with_the_demo_ensemble_fit_on_this_machine() {
+    let shipped = configs().display().to_string();
+    for profile in ["full", "lean"] {
+        let o = trader(&[
+            "budget",
+            "--profile",
+            profile,
+            "--config-dir",
+            &shipped,
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{profile}: {}", stderr(&o));
+        let v = json(&o);
+        assert_eq!(v["verdict"], "fits", "{v}");
+        let weights = |v: &serde_json::Value| -> String {
+            v["trader_terms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["component"] == "weights")
+                .unwrap()["basis"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let basis = weights(&v);
+        let members = if profile == "full" { 10 } else { 5 };
+        assert!(basis.contains(&format!("in {members} members")), "{basis}");
+        // The demo's members, not the fixture's.
+        let fixture = json(&trader(&[
+            "budget",
+            "--profile",
+            profile,
+            "--config-dir",
+            &cfg(),
+            "--json",
+        ]));
+        assert_ne!(basis, weights(&fixture));
+    }
 }
 
 #[test]

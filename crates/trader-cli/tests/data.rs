@@ -252,7 +252,7 @@ fn lean_profile_refuses_a_model_that_needs_83_hours_and_takes_one_that_needs_71(
     copy_dir(&repo().join("configs"), &configs);
     let lean = configs.join("lean.toml");
     let text = std::fs::read_to_string(&lean).unwrap();
-    std::fs::write(&lean, text.replace("../models/fixture-small", "../ens")).unwrap();
+    std::fs::write(&lean, text.replace("../models/demo", "../ens")).unwrap();
 
     write_linear_ensemble(&tmp.path().join("ens"), 24, &["log_return", "sma_ratio_60"]);
     let o = trader(&[
