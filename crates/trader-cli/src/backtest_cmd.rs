@@ -15,7 +15,7 @@ use trader_config::Profile;
 use trader_core::{Bar, Broker, HOUR_SECS, ManualClock, Symbol, format_time};
 use trader_engine::{Engine, EngineSetup};
 use trader_sim::PaperBroker;
-use trader_store::{RunMode, Store};
+use trader_store::{MemoryRecorder, Recorder, RunMode, Store};
 
 use crate::data_cmd::{read_csv, recorded_files};
 use crate::{Outcome, output};
@@ -54,6 +54,38 @@ pub(crate) struct BacktestArgs {
     /// x 4 bytes).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     block_hours: u32,
+    /// Record the run (bars, decisions, orders, fills, equity) in this SQLite
+    /// store, as `trader run` does. Default: in memory (faster; nothing kept
+    /// beyond the files of --out).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+/// What one backtest runs.
+pub(crate) struct Plan<'a> {
+    pub(crate) profile: &'a Profile,
+    pub(crate) bars: BTreeMap<Symbol, Vec<Bar>>,
+    /// Hours with bars of every symbol.
+    pub(crate) hours: &'a [i64],
+    /// The hours decided.
+    pub(crate) decided: &'a [i64],
+    /// `Some(block)`: the batched first layer, `block` hours at a time.
+    pub(crate) block_hours: Option<usize>,
+    pub(crate) progress: bool,
+    /// `Some(path)`: records in this SQLite store; else in memory.
+    pub(crate) store: Option<&'a std::path::Path>,
+}
+
+/// What one backtest produced.
+pub(crate) struct Output {
+    pub(crate) metrics: Metrics,
+    pub(crate) equity_csv: String,
+    pub(crate) decisions_csv: String,
+    /// Decision latencies, microseconds, in order.
+    pub(crate) latencies_us: Vec<u64>,
+    /// Time in batched first layers (us) and the hours they covered.
+    pub(crate) projection_us: u64,
+    pub(crate) projected_hours: u64,
 }
 
 /// How a backtest runs the first layer.
@@ -232,15 +264,22 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
         .build()
         .context("starting the async runtime")?;
     let started = std::time::Instant::now();
-    let (metrics, equity_rows, decision_rows, (mut latencies, projection)) =
-        runtime.block_on(backtest(
-            &profile,
-            bars,
-            &hours,
-            &decided,
-            (a.forward == Forward::Batched).then_some(a.block_hours as usize),
-            true,
-        ))?;
+    let Output {
+        metrics,
+        equity_csv: equity_rows,
+        decisions_csv: decision_rows,
+        latencies_us: mut latencies,
+        projection_us,
+        projected_hours,
+    } = runtime.block_on(backtest(Plan {
+        profile: &profile,
+        bars,
+        hours: &hours,
+        decided: &decided,
+        block_hours: (a.forward == Forward::Batched).then_some(a.block_hours as usize),
+        progress: true,
+        store: a.store.as_deref(),
+    }))?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -255,8 +294,9 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
             "decision_latency_us_p50": crate::run_cmd::percentile(&latencies, 0.5),
             "decision_latency_us_p99": crate::run_cmd::percentile(&latencies, 0.99),
             "forward": format!("{:?}", a.forward).to_lowercase(),
-            "projected_hours": projection.1,
-            "projection_us_per_hour": projection.0 as f64 / (projection.1 as f64).max(1.0),
+            "records": if a.store.is_some() { "sqlite" } else { "memory" },
+            "projected_hours": projected_hours,
+            "projection_us_per_hour": projection_us as f64 / (projected_hours as f64).max(1.0),
             "seconds": seconds,
             "decided_hours_per_second": decided.len() as f64 / seconds.max(1e-9),
         });
@@ -273,14 +313,39 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
     Ok(Outcome::Ok)
 }
 
-pub(crate) async fn backtest(
-    profile: &Profile,
-    bars: BTreeMap<Symbol, Vec<Bar>>,
-    hours: &[i64],
-    decided: &[i64],
-    block_hours: Option<usize>,
-    progress: bool,
-) -> anyhow::Result<(Metrics, String, String, (Vec<u64>, (u64, u64)))> {
+/// Runs a backtest with its records in the SQLite store of `plan.store`,
+/// or in memory.
+pub(crate) async fn backtest(plan: Plan<'_>) -> anyhow::Result<Output> {
+    let first = plan.decided[0];
+    match plan.store {
+        Some(path) => {
+            let store = Store::open(path, Some(plan.profile.history_hours)).await?;
+            let run = store
+                .start_run(
+                    &plan.profile.name,
+                    "backtest",
+                    "{}",
+                    RunMode::Backtest,
+                    first,
+                )
+                .await?;
+            drive(plan, store, run.run_id).await
+        }
+        None => drive(plan, MemoryRecorder::new(), 1).await,
+    }
+}
+
+/// The backtest loop: the engine hour by hour over `plan`'s bars.
+async fn drive<R: Recorder>(plan: Plan<'_>, records: R, run_id: i64) -> anyhow::Result<Output> {
+    let Plan {
+        profile,
+        bars,
+        hours,
+        decided,
+        block_hours,
+        progress,
+        store: _,
+    } = plan;
     let first = decided[0];
     let clock = Arc::new(ManualClock::new(
         DateTime::from_timestamp(first, 0).unwrap_or_default(),
@@ -294,21 +359,12 @@ pub(crate) async fn backtest(
             .collect()
     };
     let broker = PaperBroker::new(bars.clone(), 100_000.0, clock.clone());
-    let tmp = tempfile::tempdir().context("creating a scratch directory for the store")?;
-    let store = Store::open(
-        &tmp.path().join("backtest.sqlite"),
-        Some(profile.history_hours),
-    )
-    .await?;
-    let run = store
-        .start_run(&profile.name, "backtest", "{}", RunMode::Backtest, first)
-        .await?;
     let ensemble = crate::run_cmd::load_ensemble(profile)?;
     let mut engine = Engine::new(
         broker,
-        store,
+        records,
         ensemble,
-        EngineSetup::for_profile(profile, run.run_id),
+        EngineSetup::for_profile(profile, run_id),
     )
     .await?;
     // The window's history before the first decided hour.
@@ -352,9 +408,9 @@ pub(crate) async fn backtest(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let counts = engine.store().run_counts(run.run_id).await?;
-    let fills = engine.store().fills_of_run(run.run_id).await?;
-    let decisions = engine.store().decisions_of_run(run.run_id).await?;
+    let counts = engine.store().run_counts(run_id).await?;
+    let fills = engine.store().fills_of_run(run_id).await?;
+    let decisions = engine.store().decisions_of_run(run_id).await?;
 
     let bh = buy_and_hold(&bars, decided);
     let (metrics, equity_csv, decisions_csv) = report_files(
@@ -369,15 +425,14 @@ pub(crate) async fn backtest(
         counts,
         decisions,
     );
-    Ok((
+    Ok(Output {
         metrics,
         equity_csv,
         decisions_csv,
-        (
-            engine.stats().latencies_us.clone(),
-            (engine.stats().projection_us, engine.stats().projected_hours),
-        ),
-    ))
+        latencies_us: engine.stats().latencies_us.clone(),
+        projection_us: engine.stats().projection_us,
+        projected_hours: engine.stats().projected_hours,
+    })
 }
 
 /// Equal-weight buy-and-hold of every symbol from the first of `decided`'s

@@ -590,13 +590,14 @@ fn validate(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (metrics, ..) = runtime.block_on(crate::backtest_cmd::backtest(
-        &profile,
-        bars.clone(),
+    let output = runtime.block_on(crate::backtest_cmd::backtest(crate::backtest_cmd::Plan {
+        profile: &profile,
+        bars: bars.clone(),
         hours,
-        &decided,
-        Some(256),
-        false,
-    ))?;
-    Ok(metrics)
+        decided: &decided,
+        block_hours: Some(256),
+        progress: false,
+        store: None,
+    }))?;
+    Ok(output.metrics)
 }

@@ -428,3 +428,52 @@ fn compare_live_runs_two_traders_against_one_simulator() {
         assert!(r["resources"][p]["peak_rss_bytes"].as_u64().unwrap() > 1_000_000);
     }
 }
+
+/// Records in memory (the default) and in a SQLite store give the same
+/// files; the store holds the run as `trader run` would record it.
+#[test]
+fn memory_and_sqlite_records_give_the_same_backtest() {
+    let tmp = sandbox();
+    let db = tmp.path().join("records.sqlite");
+    let mut files = Vec::new();
+    for (name, extra) in [
+        ("memory", vec![]),
+        (
+            "sqlite",
+            vec!["--store".to_owned(), db.display().to_string()],
+        ),
+    ] {
+        let out = tmp.path().join(name);
+        let mut args: Vec<String> = WEEK.iter().map(|s| (*s).to_owned()).collect();
+        args.extend(["--out".to_owned(), out.display().to_string()]);
+        args.extend(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = backtest(tmp.path(), &shipped(), &args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+        files.push((
+            read("metrics.json"),
+            read("decisions.csv"),
+            read("equity.csv"),
+        ));
+        let resources: serde_json::Value = serde_json::from_str(&read("resources.json")).unwrap();
+        assert_eq!(resources["records"], name);
+    }
+    assert_eq!(files[0], files[1]);
+    let m: serde_json::Value = serde_json::from_str(&files[0].0).unwrap();
+    assert!(
+        m["orders"].as_u64().unwrap() > 0,
+        "no order: the comparison is empty"
+    );
+    let q = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT (SELECT COUNT(*) FROM decisions), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM fills)")
+        .output()
+        .unwrap();
+    let counts = String::from_utf8(q.stdout).unwrap();
+    assert_eq!(
+        counts.trim(),
+        format!("168|{}|{}", m["orders"], m["fills"]),
+        "store vs metrics"
+    );
+}

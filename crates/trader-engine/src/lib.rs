@@ -28,7 +28,7 @@ use trader_core::{
     market_state,
 };
 use trader_ensemble::{Ensemble, MarketProjection};
-use trader_store::{DecisionRecord, HistoryWindow, PlannedOrder, Store, StoreError};
+use trader_store::{DecisionRecord, HistoryWindow, PlannedOrder, Recorder, Store, StoreError};
 
 /// Alpaca's crypto fee, for the fee column of recorded fills.
 pub const CRYPTO_FEE_BPS: f64 = 25.0;
@@ -109,10 +109,11 @@ impl<'a> EngineSetup<'a> {
     }
 }
 
-/// The engine of one trader.
-pub struct Engine<B> {
+/// The engine of one trader: broker `B`, records in `R` (the SQLite
+/// [`Store`] for `trader run`; a `MemoryRecorder` serves backtests).
+pub struct Engine<B, R = Store> {
     broker: B,
-    store: Store,
+    store: R,
     ensemble: Ensemble,
     window: HistoryWindow,
     profile: String,
@@ -239,7 +240,7 @@ fn status_str(s: &OrderStatus) -> String {
     s.as_str().to_owned()
 }
 
-impl<B: Broker> Engine<B> {
+impl<B: Broker, R: Recorder> Engine<B, R> {
     /// An engine for `run_id`, trading `profile_symbols` with `ensemble`
     /// (same symbols, any order), its window loaded from `store`.
     ///
@@ -248,7 +249,7 @@ impl<B: Broker> Engine<B> {
     /// cannot be read.
     pub async fn new(
         broker: B,
-        store: Store,
+        store: R,
         ensemble: Ensemble,
         setup: EngineSetup<'_>,
     ) -> Result<Self, EngineError> {
@@ -273,7 +274,7 @@ impl<B: Broker> Engine<B> {
                     .collect(),
             });
         }
-        let window = HistoryWindow::load(&store, &symbols, history_hours).await?;
+        let window = store.load_window(&symbols, history_hours).await?;
         Ok(Engine {
             broker,
             store,
@@ -295,7 +296,7 @@ impl<B: Broker> Engine<B> {
     }
 
     #[must_use]
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &R {
         &self.store
     }
 

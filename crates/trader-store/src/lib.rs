@@ -20,11 +20,13 @@
 //! temp dirs, through the real migrations).
 
 mod error;
+mod recorder;
 mod records;
 mod store;
 mod window;
 
 pub use error::StoreError;
+pub use recorder::{DecisionRow, MemoryRecorder, Recorder};
 pub use records::{
     DecisionRecord, PlannedOrder, ProfileStatus, RunCounts, RunMode, RunStart, StoredOrder,
     UNSETTLED,

@@ -1,0 +1,414 @@
+//! What the engine writes and reads per hour, behind one trait: the SQLite
+//! [`Store`] (live runs and replays: durable, resumable) or a
+//! [`MemoryRecorder`] (backtests: the same records in process memory, no
+//! round trip to SQLite's worker thread per write, gone at exit).
+//!
+//! Both keep the same semantics: a decision and its planned orders land
+//! together, a fill is recorded once per order, unsettled orders come back
+//! oldest first, and decisions are listed by hour with the same JSON text.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use trader_core::{Bar, Symbol};
+
+use crate::records::UNSETTLED;
+use crate::{
+    DecisionRecord, HistoryWindow, InsertReport, PlannedOrder, RunCounts, Store, StoreError,
+    StoredOrder,
+};
+
+/// A decision as listed: (hour, aggregate JSON, target weights JSON, skipped reason).
+pub type DecisionRow = (i64, String, String, Option<String>);
+
+/// The engine's records. Every method mirrors the [`Store`] method of the
+/// same name.
+pub trait Recorder: Send + Sync {
+    /// The window of `symbols` the engine starts with.
+    fn load_window(
+        &self,
+        symbols: &[Symbol],
+        hours: u32,
+    ) -> impl Future<Output = Result<HistoryWindow, StoreError>> + Send;
+    fn insert_bars(
+        &self,
+        symbol: &Symbol,
+        bars: &[Bar],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<InsertReport, StoreError>> + Send;
+    fn decided(
+        &self,
+        run_id: i64,
+        bar_t: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn record_decision(
+        &self,
+        run_id: i64,
+        decision: &DecisionRecord,
+        orders: &[PlannedOrder],
+        now: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    fn unsettled_orders(
+        &self,
+        run_id: i64,
+    ) -> impl Future<Output = Result<Vec<StoredOrder>, StoreError>> + Send;
+    fn update_order(
+        &self,
+        client_order_id: &str,
+        status: &str,
+        broker_order_id: Option<&str>,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record_fill(
+        &self,
+        client_order_id: &str,
+        qty: f64,
+        price: f64,
+        fee: f64,
+        filled_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record_equity(
+        &self,
+        run_id: i64,
+        t: i64,
+        cash: f64,
+        equity: f64,
+        positions: &BTreeMap<String, f64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn last_positions(
+        &self,
+        run_id: i64,
+    ) -> impl Future<Output = Result<Option<BTreeMap<String, f64>>, StoreError>> + Send;
+    fn order_known(
+        &self,
+        client_order_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn run_counts(&self, run_id: i64)
+    -> impl Future<Output = Result<RunCounts, StoreError>> + Send;
+    fn fills_of_run(
+        &self,
+        run_id: i64,
+    ) -> impl Future<Output = Result<Vec<(f64, f64, f64)>, StoreError>> + Send;
+    fn decisions_of_run(
+        &self,
+        run_id: i64,
+    ) -> impl Future<Output = Result<Vec<DecisionRow>, StoreError>> + Send;
+}
+
+impl Recorder for Store {
+    async fn load_window(
+        &self,
+        symbols: &[Symbol],
+        hours: u32,
+    ) -> Result<HistoryWindow, StoreError> {
+        HistoryWindow::load(self, symbols, hours).await
+    }
+    async fn insert_bars(
+        &self,
+        symbol: &Symbol,
+        bars: &[Bar],
+        now: DateTime<Utc>,
+    ) -> Result<InsertReport, StoreError> {
+        Store::insert_bars(self, symbol, bars, now).await
+    }
+    async fn decided(&self, run_id: i64, bar_t: i64) -> Result<bool, StoreError> {
+        Store::decided(self, run_id, bar_t).await
+    }
+    async fn record_decision(
+        &self,
+        run_id: i64,
+        decision: &DecisionRecord,
+        orders: &[PlannedOrder],
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        Store::record_decision(self, run_id, decision, orders, now).await
+    }
+    async fn unsettled_orders(&self, run_id: i64) -> Result<Vec<StoredOrder>, StoreError> {
+        Store::unsettled_orders(self, run_id).await
+    }
+    async fn update_order(
+        &self,
+        client_order_id: &str,
+        status: &str,
+        broker_order_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        Store::update_order(self, client_order_id, status, broker_order_id, now).await
+    }
+    async fn record_fill(
+        &self,
+        client_order_id: &str,
+        qty: f64,
+        price: f64,
+        fee: f64,
+        filled_at: i64,
+    ) -> Result<(), StoreError> {
+        Store::record_fill(self, client_order_id, qty, price, fee, filled_at).await
+    }
+    async fn record_equity(
+        &self,
+        run_id: i64,
+        t: i64,
+        cash: f64,
+        equity: f64,
+        positions: &BTreeMap<String, f64>,
+    ) -> Result<(), StoreError> {
+        Store::record_equity(self, run_id, t, cash, equity, positions).await
+    }
+    async fn last_positions(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<BTreeMap<String, f64>>, StoreError> {
+        Store::last_positions(self, run_id).await
+    }
+    async fn order_known(&self, client_order_id: &str) -> Result<bool, StoreError> {
+        Store::order_known(self, client_order_id).await
+    }
+    async fn run_counts(&self, run_id: i64) -> Result<RunCounts, StoreError> {
+        Store::run_counts(self, run_id).await
+    }
+    async fn fills_of_run(&self, run_id: i64) -> Result<Vec<(f64, f64, f64)>, StoreError> {
+        Store::fills_of_run(self, run_id).await
+    }
+    async fn decisions_of_run(&self, run_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
+        Store::decisions_of_run(self, run_id).await
+    }
+}
+
+/// One order as the memory recorder holds it.
+struct MemoryOrder {
+    run_id: i64,
+    row: StoredOrder,
+    filled: Option<(f64, f64, f64)>,
+}
+
+#[derive(Default)]
+struct Memory {
+    decisions: BTreeMap<(i64, i64), DecisionRow>,
+    orders: Vec<MemoryOrder>,
+    order_index: HashMap<String, usize>,
+    /// Indices of orders whose status may still change, oldest first.
+    unsettled: Vec<usize>,
+    fills: Vec<(i64, (f64, f64, f64))>,
+    equity: BTreeMap<(i64, i64), BTreeMap<String, f64>>,
+}
+
+/// The engine's records in memory, for backtests: nothing is written to
+/// disk, and nothing outlives the process.
+#[derive(Default)]
+pub struct MemoryRecorder {
+    memory: Mutex<Memory>,
+}
+
+impl MemoryRecorder {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Memory) -> T) -> T {
+        let mut guard = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T, fallback: &str) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| fallback.to_owned())
+}
+
+impl Recorder for MemoryRecorder {
+    async fn load_window(
+        &self,
+        symbols: &[Symbol],
+        hours: u32,
+    ) -> Result<HistoryWindow, StoreError> {
+        Ok(HistoryWindow::new(symbols, hours))
+    }
+
+    async fn insert_bars(
+        &self,
+        symbol: &Symbol,
+        bars: &[Bar],
+        now: DateTime<Utc>,
+    ) -> Result<InsertReport, StoreError> {
+        for bar in bars {
+            bar.validate(now).map_err(|source| StoreError::BadBar {
+                symbol: symbol.clone(),
+                source,
+            })?;
+        }
+        Ok(InsertReport {
+            inserted: bars.len() as u64,
+            ..InsertReport::default()
+        })
+    }
+
+    async fn decided(&self, run_id: i64, bar_t: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|m| m.decisions.contains_key(&(run_id, bar_t))))
+    }
+
+    async fn record_decision(
+        &self,
+        run_id: i64,
+        decision: &DecisionRecord,
+        orders: &[PlannedOrder],
+        _now: i64,
+    ) -> Result<i64, StoreError> {
+        let row = (
+            decision.bar_t,
+            json(&decision.aggregate, "null"),
+            json(&decision.target_weights, "null"),
+            decision.skipped_reason.clone(),
+        );
+        Ok(self.with(|m| {
+            m.decisions.insert((run_id, decision.bar_t), row);
+            for o in orders {
+                let i = m.orders.len();
+                m.order_index.insert(o.client_order_id.clone(), i);
+                m.unsettled.push(i);
+                m.orders.push(MemoryOrder {
+                    run_id,
+                    row: StoredOrder {
+                        client_order_id: o.client_order_id.clone(),
+                        symbol: o.symbol.clone(),
+                        side: o.side.clone(),
+                        notional: o.notional,
+                        qty: o.qty,
+                        status: "planned".to_owned(),
+                        broker_order_id: None,
+                        bar_t: Some(decision.bar_t),
+                    },
+                    filled: None,
+                });
+            }
+            i64::try_from(m.decisions.len()).unwrap_or(i64::MAX)
+        }))
+    }
+
+    async fn unsettled_orders(&self, run_id: i64) -> Result<Vec<StoredOrder>, StoreError> {
+        Ok(self.with(|m| {
+            m.unsettled
+                .iter()
+                .map(|i| &m.orders[*i])
+                .filter(|o| o.run_id == run_id)
+                .map(|o| o.row.clone())
+                .collect()
+        }))
+    }
+
+    async fn update_order(
+        &self,
+        client_order_id: &str,
+        status: &str,
+        broker_order_id: Option<&str>,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|m| {
+            if let Some(&i) = m.order_index.get(client_order_id) {
+                let row = &mut m.orders[i].row;
+                status.clone_into(&mut row.status);
+                if let Some(id) = broker_order_id {
+                    row.broker_order_id = Some(id.to_owned());
+                }
+                if !UNSETTLED.contains(&status) {
+                    m.unsettled.retain(|u| *u != i);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn record_fill(
+        &self,
+        client_order_id: &str,
+        qty: f64,
+        price: f64,
+        fee: f64,
+        _filled_at: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|m| {
+            if let Some(&i) = m.order_index.get(client_order_id)
+                && m.orders[i].filled.is_none()
+            {
+                m.orders[i].filled = Some((qty, price, fee));
+                let run_id = m.orders[i].run_id;
+                m.fills.push((run_id, (qty, price, fee)));
+            }
+        });
+        Ok(())
+    }
+
+    async fn record_equity(
+        &self,
+        run_id: i64,
+        t: i64,
+        _cash: f64,
+        _equity: f64,
+        positions: &BTreeMap<String, f64>,
+    ) -> Result<(), StoreError> {
+        self.with(|m| m.equity.insert((run_id, t), positions.clone()));
+        Ok(())
+    }
+
+    async fn last_positions(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<BTreeMap<String, f64>>, StoreError> {
+        Ok(self.with(|m| {
+            m.equity
+                .range((run_id, i64::MIN)..=(run_id, i64::MAX))
+                .next_back()
+                .map(|(_, p)| p.clone())
+        }))
+    }
+
+    async fn order_known(&self, client_order_id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|m| m.order_index.contains_key(client_order_id)))
+    }
+
+    async fn run_counts(&self, run_id: i64) -> Result<RunCounts, StoreError> {
+        Ok(self.with(|m| {
+            let decisions = m
+                .decisions
+                .range((run_id, i64::MIN)..=(run_id, i64::MAX))
+                .map(|(_, d)| d);
+            let (mut decided, mut skipped) = (0, 0);
+            for d in decisions {
+                if d.3.is_some() {
+                    skipped += 1;
+                } else {
+                    decided += 1;
+                }
+            }
+            let orders = m.orders.iter().filter(|o| o.run_id == run_id);
+            RunCounts {
+                decisions: decided,
+                skipped,
+                orders: orders.clone().count() as u64,
+                filled: orders.filter(|o| o.row.status == "filled").count() as u64,
+                fills: m.fills.iter().filter(|(r, _)| *r == run_id).count() as u64,
+            }
+        }))
+    }
+
+    async fn fills_of_run(&self, run_id: i64) -> Result<Vec<(f64, f64, f64)>, StoreError> {
+        Ok(self.with(|m| {
+            m.fills
+                .iter()
+                .filter(|(r, _)| *r == run_id)
+                .map(|(_, f)| *f)
+                .collect()
+        }))
+    }
+
+    async fn decisions_of_run(&self, run_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
+        Ok(self.with(|m| {
+            m.decisions
+                .range((run_id, i64::MIN)..=(run_id, i64::MAX))
+                .map(|(_, d)| d.clone())
+                .collect()
+        }))
+    }
+}
