@@ -6,8 +6,9 @@
 #   full: top 10, 120 h of history; lean: top 5, 96 h (lookback 24 + the 60 h
 #   window - 1 = 83 h does not fit the shipped lean's 72 h).
 #
-# For each (ensemble, profile, forward) it runs `trader backtest --out` over
-# H1 2018 (4,344 decided hours) ROUNDS times, alternating the modes, and prints
+# For each (ensemble, profile) it runs `trader backtest --out` over H1 2018
+# (4,344 decided hours) ROUNDS times in three modes (plain loop, batched first
+# layer, batched with the records in SQLite via --store), alternating, and prints
 # one markdown row per run from resources.json: wall seconds, decided hours/s,
 # decision latency p50 (per hour: portfolio part + remaining layers in batched
 # mode, the whole state in plain mode), batched first layer per hour, peak RSS.
@@ -27,20 +28,21 @@ for p in full lean; do
   sed -e "s|^dir = .*|dir = \"$tmp/ref\"|" -e "s|^history_hours = 72|history_hours = 96|" \
     "configs/$p.toml" > "$tmp/ref-$p.toml"
 done
-echo "| ensemble | profile | forward | wall s | decided h/s | latency p50 us | first layer us/h | peak RSS MiB |"
-echo "|---|---|---|---|---|---|---|---|"
-for ensemble in reference fixture; do
+echo "| ensemble | profile | forward | records | wall s | decided h/s | latency p50 us | first layer us/h | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for ensemble in reference demo; do
   for p in full lean; do
     if [ "$ensemble" = reference ]; then profile="$tmp/ref-$p.toml"; else profile="$p"; fi
     for round in $(seq "$rounds"); do
-      for forward in plain batched; do
-        out="$tmp/out"; rm -rf "$out"
-        "$bin" backtest --profile "$profile" --from "$from" --to "$to" --forward "$forward" \
-          --out "$out" >/dev/null
-        python3 - "$out/resources.json" "$ensemble" "$p" "$forward" <<'PY'
+      for mode in plain batched batched-sqlite; do
+        out="$tmp/out"; rm -rf "$out" "$tmp/records.sqlite"*
+        store=(); [ "$mode" = batched-sqlite ] && store=(--store "$tmp/records.sqlite")
+        "$bin" backtest --profile "$profile" --from "$from" --to "$to" --forward "${mode%-sqlite}" \
+          "${store[@]}" --out "$out" >/dev/null
+        python3 - "$out/resources.json" "$ensemble" "$p" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {r['seconds']:.2f} | "
+print(f"| {sys.argv[2]} | {sys.argv[3]} | {r['forward']} | {r['records']} | {r['seconds']:.2f} | "
       f"{r['decided_hours_per_second']:.0f} | {r['decision_latency_us_p50']} | "
       f"{r['projection_us_per_hour']:.0f} | {r['peak_rss_bytes'] / 2**20:.1f} |")
 PY

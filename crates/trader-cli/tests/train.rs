@@ -212,3 +212,47 @@ fn bad_spans_are_named() {
         stderr(&o)
     );
 }
+
+/// models/demo/README.md's command, cut to its first trial, gives the
+/// shipped trial_0000: same hyperparameters, normalisation and validation
+/// score (scores to 1e-9 relative: another CPU may round a matmul's last
+/// bits differently, as for the golden metrics).
+#[test]
+fn the_shipped_demo_is_reproduced_by_its_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let o = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .current_dir(repo())
+        .args(["train", "--trials", "1", "--workers", "1", "--seed", "1"])
+        .args(["--out", &out.display().to_string()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let params = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("trial_0000/params.json")).unwrap())
+            .unwrap()
+    };
+    let (got, shipped) = (params(&out), params(&repo().join("models/demo")));
+    for key in ["hparams", "layers", "features", "lookback", "symbols"] {
+        assert_eq!(got[key], shipped[key], "{key}");
+    }
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-12);
+    let (a, b) = (
+        got["score"].as_f64().unwrap(),
+        shipped["score"].as_f64().unwrap(),
+    );
+    assert!(close(a, b), "score {a} vs shipped {b}");
+    for part in ["mean", "std"] {
+        let xs = got["normalize"][part].as_array().unwrap();
+        let ys = shipped["normalize"][part].as_array().unwrap();
+        assert_eq!(xs.len(), ys.len());
+        for (x, y) in xs.iter().zip(ys) {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1e-6),
+                "normalize.{part}: {x} vs {y}"
+            );
+        }
+    }
+}

@@ -233,12 +233,7 @@ impl Recorder for MemoryRecorder {
         bars: &[Bar],
         now: DateTime<Utc>,
     ) -> Result<InsertReport, StoreError> {
-        for bar in bars {
-            bar.validate(now).map_err(|source| StoreError::BadBar {
-                symbol: symbol.clone(),
-                source,
-            })?;
-        }
+        crate::store::validate_bars(symbol, bars, now)?;
         Ok(InsertReport {
             inserted: bars.len() as u64,
             ..InsertReport::default()

@@ -119,12 +119,7 @@ impl Store {
         bars: &[Bar],
         now: DateTime<Utc>,
     ) -> Result<InsertReport, StoreError> {
-        for bar in bars {
-            bar.validate(now).map_err(|source| StoreError::BadBar {
-                symbol: symbol.clone(),
-                source,
-            })?;
-        }
+        validate_bars(symbol, bars, now)?;
         let mut report = InsertReport::default();
         // The batch by hour; a later bar for the same hour wins, as if sent one by one.
         let batch: BTreeMap<i64, Bar> = bars.iter().map(|b| (b.t, *b)).collect();
@@ -279,4 +274,19 @@ impl Store {
     pub async fn close(self) {
         self.pool.close().await;
     }
+}
+
+/// Checks every bar of a batch; the first bad one is the error.
+pub(crate) fn validate_bars(
+    symbol: &Symbol,
+    bars: &[Bar],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for bar in bars {
+        bar.validate(now).map_err(|source| StoreError::BadBar {
+            symbol: symbol.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
