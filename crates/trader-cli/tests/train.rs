@@ -238,11 +238,14 @@ fn the_shipped_demo_is_reproduced_by_its_command() {
         assert_eq!(got[key], shipped[key], "{key}");
     }
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-12);
-    let (a, b) = (
+    let (score, shipped_score) = (
         got["score"].as_f64().unwrap(),
         shipped["score"].as_f64().unwrap(),
     );
-    assert!(close(a, b), "score {a} vs shipped {b}");
+    assert!(
+        close(score, shipped_score),
+        "score {score} vs shipped {shipped_score}"
+    );
     for part in ["mean", "std"] {
         let xs = got["normalize"][part].as_array().unwrap();
         let ys = shipped["normalize"][part].as_array().unwrap();
