@@ -43,18 +43,24 @@ pub(crate) struct TrainArgs {
     /// Seed of the search: trial K's hyperparameters and weights follow from (seed, K).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Symbols traded, comma-separated.
-    #[arg(long, default_value = "BTC/USD,ETH/USD,LTC/USD", value_delimiter = ',')]
-    symbols: Vec<Symbol>,
+    /// The profile the ensemble is for (name in CONFIG_DIR or a TOML path):
+    /// its symbols, its history_hours as the members' limit, and its
+    /// [trading] settings in the validation backtest.
+    #[arg(long, default_value = "lean")]
+    profile: String,
+    /// Symbols traded, comma-separated (default: the profile's).
+    #[arg(long, value_delimiter = ',')]
+    symbols: Option<Vec<Symbol>>,
     /// Last hour whose data (features and target) trains, RFC 3339.
     #[arg(long, default_value = "2018-03-31T23:00:00Z")]
     train_until: String,
     /// Last hour of the validation span that scores (after --train-until), RFC 3339.
     #[arg(long, default_value = "2018-06-30T23:00:00Z")]
     valid_until: String,
-    /// Every member's required history stays within this (the lean profile's 72 h).
-    #[arg(long, default_value_t = 72)]
-    max_history_hours: u32,
+    /// Every member's required history stays within this (default: the
+    /// profile's history_hours, 72 for lean).
+    #[arg(long)]
+    max_history_hours: Option<u32>,
     /// Most epochs a trial trains.
     #[arg(long, default_value_t = 12)]
     max_epochs: u32,
@@ -118,28 +124,40 @@ fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
         .timestamp())
 }
 
-fn space(a: &TrainArgs) -> SearchSpace {
-    SearchSpace {
-        max_history_hours: a.max_history_hours,
-        max_epochs: a.max_epochs,
-    }
+/// The search's settings: flags, else the profile's.
+struct Settings {
+    profile: trader_config::Profile,
+    symbols: Vec<Symbol>,
+    space: SearchSpace,
+}
+
+fn settings(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Settings> {
+    let profile = trader_config::Profile::load(&a.profile, config_dir)?;
+    Ok(Settings {
+        symbols: a.symbols.clone().unwrap_or_else(|| profile.symbols.clone()),
+        space: SearchSpace {
+            max_history_hours: a.max_history_hours.unwrap_or(profile.history_hours),
+            max_epochs: a.max_epochs,
+        },
+        profile,
+    })
 }
 
 /// The symbols' bars at the hours every symbol has, and those hours.
 /// Per symbol, bars oldest first.
 type BarsBySymbol = BTreeMap<Symbol, Vec<Bar>>;
 
-fn load_common(a: &TrainArgs) -> anyhow::Result<(BarsBySymbol, Vec<i64>)> {
+fn load_common(a: &TrainArgs, symbols: &[Symbol]) -> anyhow::Result<(BarsBySymbol, Vec<i64>)> {
     let files = crate::data_cmd::recorded_files(&a.data)?;
     let mut bars = BTreeMap::new();
     for (symbol, path) in files {
-        if a.symbols.contains(&symbol) {
+        if symbols.contains(&symbol) {
             bars.insert(symbol, crate::data_cmd::read_csv(&path)?);
         }
     }
-    if let Some(missing) = a.symbols.iter().find(|s| !bars.contains_key(*s)) {
+    if let Some(missing) = symbols.iter().find(|s| !bars.contains_key(*s)) {
         bail!(
-            "--symbols lists {missing}, but {} has no CSV for it",
+            "the search trades {missing}, but {} has no CSV for it",
             a.data.display()
         );
     }
@@ -160,10 +178,11 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     if a.trials == 0 || a.workers == 0 {
         bail!("--trials and --workers must be at least 1");
     }
+    let settings = settings(a, config_dir)?;
     if let Some(trial) = a.worker_trial {
-        return worker(a, trial, train_until, valid_until);
+        return worker(a, &settings, trial, train_until, valid_until);
     }
-    let (_, hours) = load_common(a)?;
+    let (_, hours) = load_common(a, &settings.symbols)?;
     let train_rows = hours.iter().filter(|t| **t <= train_until).count();
     let valid_rows = hours
         .iter()
@@ -179,12 +198,12 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     }
     let predicted = RUNTIME_BASE_RSS
         + TRADING_LOOP_RSS
-        + training_demand_bytes(train_rows, a.symbols.len(), space(a));
+        + training_demand_bytes(train_rows, settings.symbols.len(), settings.space);
     if let Some(refusal) = gate_workers(a, predicted, config_dir)? {
         output::eprint(&refusal);
         return Ok(Outcome::Refused);
     }
-    search(a, predicted)
+    search(a, &settings, predicted)
 }
 
 /// The budgeter's check of the worker count: RAM of W workers plus the host
@@ -255,7 +274,7 @@ struct Running {
     started: Instant,
 }
 
-fn spawn(a: &TrainArgs, trial: u32, slot: u32) -> anyhow::Result<Running> {
+fn spawn(a: &TrainArgs, settings: &Settings, trial: u32, slot: u32) -> anyhow::Result<Running> {
     let exe = std::env::current_exe().context("locating the trader binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("train")
@@ -266,14 +285,19 @@ fn spawn(a: &TrainArgs, trial: u32, slot: u32) -> anyhow::Result<Running> {
         .arg("--out")
         .arg(&a.out)
         .args(["--seed", &a.seed.to_string()])
-        .args(["--symbols", &join_symbols(&a.symbols)])
+        .arg("--profile")
+        .arg(&settings.profile.path)
+        .args(["--symbols", &join_symbols(&settings.symbols)])
         .args([
             "--train-until",
             &a.train_until,
             "--valid-until",
             &a.valid_until,
         ])
-        .args(["--max-history-hours", &a.max_history_hours.to_string()])
+        .args([
+            "--max-history-hours",
+            &settings.space.max_history_hours.to_string(),
+        ])
         .args(["--max-epochs", &a.max_epochs.to_string()])
         .args(["--worker-trial", &trial.to_string()])
         .env("RAYON_NUM_THREADS", a.threads_per_worker.to_string())
@@ -319,7 +343,7 @@ fn collect(mut r: Running) -> Result<TrialResult, String> {
     serde_json::from_str(&last).map_err(|e| format!("unreadable worker result {last:?}: {e}"))
 }
 
-fn search(a: &TrainArgs, predicted: u64) -> anyhow::Result<Outcome> {
+fn search(a: &TrainArgs, settings: &Settings, predicted: u64) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     // Trials in flight when a search stopped left only their staging copy.
     let staging = a.out.join(".staging");
@@ -360,7 +384,7 @@ fn search(a: &TrainArgs, predicted: u64) -> anyhow::Result<Outcome> {
             let slot = (0..a.workers)
                 .find(|s| !running.iter().any(|r| r.slot == *s))
                 .unwrap_or(0);
-            running.push(spawn(a, trial, slot)?);
+            running.push(spawn(a, settings, trial, slot)?);
         }
         if running.is_empty() {
             break;
@@ -505,16 +529,17 @@ fn render(s: &Summary) -> String {
 /// backtest engine on the validation span, move into place, print the result.
 fn worker(
     a: &TrainArgs,
+    settings: &Settings,
     trial: u32,
     train_until: i64,
     valid_until: i64,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let (bars, hours) = load_common(a)?;
-    let hp = HyperParams::sample(a.seed, trial, space(a));
+    let (bars, hours) = load_common(a, &settings.symbols)?;
+    let hp = HyperParams::sample(a.seed, trial, settings.space);
     let first = hours.first().copied().unwrap_or(0);
-    let data = Dataset::build(&bars, &a.symbols, &hp, first, train_until)?;
-    let member = train_member(&data, &hp, &a.symbols)?;
+    let data = Dataset::build(&bars, &settings.symbols, &hp, first, train_until)?;
+    let member = train_member(&data, &hp, &settings.symbols)?;
     let name = trial_dir_name(trial);
     let stage = a.out.join(".staging").join(&name);
     write_member(&stage.join(&name), &member, None)?;
@@ -527,7 +552,14 @@ fn worker(
         }],
         1,
     )?;
-    let metrics = validate(a, &stage, &bars, &hours, train_until, valid_until, &hp)?;
+    let metrics = validate(
+        settings,
+        &stage,
+        &bars,
+        &hours,
+        (train_until, valid_until),
+        &hp,
+    )?;
     let score = if metrics.sharpe.is_finite() {
         metrics.sharpe
     } else {
@@ -554,12 +586,11 @@ fn worker(
 
 /// The backtest of the staged member alone over (train_until, valid_until].
 fn validate(
-    a: &TrainArgs,
+    settings: &Settings,
     ensemble_dir: &Path,
     bars: &BTreeMap<Symbol, Vec<Bar>>,
     hours: &[i64],
-    train_until: i64,
-    valid_until: i64,
+    (train_until, valid_until): (i64, i64),
     hp: &HyperParams,
 ) -> anyhow::Result<crate::backtest_cmd::Metrics> {
     let decided: Vec<i64> = hours
@@ -570,21 +601,17 @@ fn validate(
     if decided.is_empty() {
         bail!("no validation hour after {}", format_time(train_until));
     }
+    // The member alone, traded by the profile's rules.
     let profile = trader_config::Profile {
         name: "train".to_owned(),
-        path: a.out.join("train.toml"),
-        symbols: a.symbols.clone(),
+        symbols: settings.symbols.clone(),
         history_hours: hp.required_history_hours().max(1),
-        poll_interval_secs: 60,
         ensemble_dir: ensemble_dir.to_path_buf(),
         top_n: 1,
         aggregate: trader_core::Aggregate::Mean,
-        dtype: trader_core::DType::F32,
         device: trader_core::ComputeDevice::Cpu,
-        threads: a.threads_per_worker,
-        store_path: a.out.join(".staging").join("unused.sqlite"),
-        trading: trader_config::TradingSettings::default(),
         metrics_port: None,
+        ..settings.profile.clone()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -52,20 +52,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// A temp dir holding `configs/` (copies of the shipped ones, pointing at a copy
 /// of the fixture ensemble in `models/fixture-small`), to be broken by a test.
-/// The shipped profiles trade `models/demo`; the sandbox's copies are pointed
-/// at the fixture, whose exact shape (lookback 12, 10 features, 10 members)
-/// the tests built on it rely on.
+/// The shipped profiles trade `models/demo` with a 3000 USD minimum order;
+/// the sandbox's copies are pointed at the fixture, whose exact shape
+/// (lookback 12, 10 features, 10 members) the tests built on it rely on, and
+/// trade orders from 10 USD, as those tests were written for.
 pub fn sandbox() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&configs(), &tmp.path().join("configs"));
     for profile in ["full", "lean"] {
         let path = tmp.path().join("configs").join(format!("{profile}.toml"));
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(
-            &path,
-            text.replace("../models/demo", "../models/fixture-small"),
-        )
-        .unwrap();
+        // ... and at the order size those tests were written for.
+        let text = text
+            .replace("../models/demo", "../models/fixture-small")
+            .replace("min_trade_notional = 3000.0", "min_trade_notional = 10.0");
+        std::fs::write(&path, text).unwrap();
     }
     copy_dir(
         &repo().join("models/fixture-small"),
