@@ -27,7 +27,7 @@ const HOURS_PER_YEAR: f64 = 24.0 * 365.0;
 pub(crate) struct BacktestArgs {
     /// Profile name (configs/NAME.toml) or path to a TOML file.
     #[arg(long)]
-    profile: String,
+    pub(crate) profile: String,
     /// Recorded set (one CSV per symbol).
     #[arg(long, default_value = "data/coinbase_2017_2018")]
     data: PathBuf,

@@ -107,11 +107,25 @@ fn set_inference_threads(threads: usize) {
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string()) };
 }
 
+/// The inference threads of the command: `trader ensemble --threads`, or the
+/// `threads` of the profile that `trader run` / `trader backtest` trades (a
+/// profile that does not load is reported by the command itself). Without
+/// it candle would use every core and read /proc/cpuinfo on each matmul.
+fn inference_threads(cli: &Cli) -> Option<usize> {
+    let profile = match &cli.command {
+        Command::Ensemble(cmd) => return cmd.threads(),
+        Command::Run(args) => &args.profile,
+        Command::Backtest(args) => &args.profile,
+        _ => return None,
+    };
+    trader_config::Profile::load(profile, &cli.config_dir)
+        .ok()
+        .map(|p| p.threads as usize)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Ensemble(cmd) = &cli.command
-        && let Some(threads) = cmd.threads()
-    {
+    if let Some(threads) = inference_threads(&cli) {
         set_inference_threads(threads);
     }
     init_tracing(cli.log_format);

@@ -40,7 +40,7 @@ const DEFAULT_REPLAY_SECONDS: f64 = 60.0;
 pub(crate) struct RunArgs {
     /// Profile name (configs/NAME.toml) or path to a TOML file.
     #[arg(long)]
-    profile: String,
+    pub(crate) profile: String,
     /// Host file for the budget check; default CONFIG_DIR/host.toml.
     #[arg(long)]
     host: Option<PathBuf>,
