@@ -173,6 +173,95 @@ pub fn market_state(
     Ok(out)
 }
 
+/// [`feature_value`] over one whole series, memoised: the value at bar `j`
+/// is `feature_value(&series[..=j], feature)`, computed once and reused by
+/// every lag, hour and input spec that asks for it (backtests).
+pub struct SeriesFeatures<'a> {
+    series: &'a [Bar],
+    memo: std::collections::HashMap<(FeatureName, usize), Result<f64, Unavailable>>,
+}
+
+impl<'a> SeriesFeatures<'a> {
+    #[must_use]
+    pub fn new(series: &'a [Bar]) -> Self {
+        SeriesFeatures {
+            series,
+            memo: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The series.
+    #[must_use]
+    pub fn series(&self) -> &'a [Bar] {
+        self.series
+    }
+
+    /// `feature_value(&series[..=j], feature)`, memoised.
+    ///
+    /// # Errors
+    /// As [`feature_value`]; `j` outside the series is `TooShort`.
+    pub fn value(&mut self, j: usize, feature: FeatureName) -> Result<f64, Unavailable> {
+        let series = self.series;
+        if j >= series.len() {
+            return Err(Unavailable::TooShort {
+                need: j + 1,
+                have: series.len(),
+            });
+        }
+        self.memo
+            .entry((feature, j))
+            .or_insert_with(|| feature_value(&series[..=j], feature))
+            .clone()
+    }
+}
+
+/// [`market_state`] of the windows `picks` = (index into `series`, last
+/// bar), each holding everything before its last bar, from memoised
+/// features: the
+/// same values (each feature reads only the tail of its window), computed
+/// once per bar instead of once per lag and hour.
+///
+/// # Errors
+/// As [`market_state`].
+pub fn market_state_memo(
+    series: &mut [SeriesFeatures<'_>],
+    picks: &[(usize, usize)],
+    lookback: usize,
+    features: &[FeatureName],
+) -> Result<Vec<f32>, Unavailable> {
+    let windows: Vec<&[Bar]> = picks
+        .iter()
+        .map(|&(k, end)| {
+            let s = series[k].series();
+            &s[..(end + 1).min(s.len())]
+        })
+        .collect();
+    if let Some(first) = windows.first().and_then(|w| w.last()) {
+        for w in &windows[1..] {
+            let end = w.last().map_or(i64::MIN, |b| b.t);
+            if end != first.t {
+                return Err(Unavailable::Misaligned {
+                    first: format_time(first.t),
+                    other: format_time(end),
+                });
+            }
+        }
+    }
+    let span = crate::required_history_hours(lookback as u32, features) as usize;
+    for w in &windows {
+        tail(w, span)?;
+    }
+    let mut out = Vec::with_capacity(lookback * windows.len() * features.len());
+    for lag in (0..lookback).rev() {
+        for &(k, end) in picks {
+            for f in features {
+                out.push(series[k].value(end - lag, *f)? as f32);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::float_cmp, clippy::cast_possible_wrap)] // exact values are the point here
 mod tests {
@@ -274,5 +363,34 @@ mod tests {
             market_state(&[&a, &b[..99]], 3, &feats),
             Err(Unavailable::Misaligned { .. })
         ));
+    }
+
+    #[test]
+    fn memoised_market_state_equals_the_plain_one_with_gaps() {
+        let mut a = bars(200);
+        let b = bars(200);
+        a.remove(120); // a gap in the first symbol
+        let features = FeatureName::ALL;
+        let mut memo = [SeriesFeatures::new(&a), SeriesFeatures::new(&b)];
+        let (mut same, mut unavailable) = (0, 0);
+        for end_b in 0..b.len() {
+            let t = b[end_b].t;
+            let Ok(end_a) = a.binary_search_by_key(&t, |x| x.t) else {
+                continue;
+            };
+            let windows = [&a[..=end_a], &b[..=end_b]];
+            let plain = market_state(&windows, 6, &features);
+            let cached = market_state_memo(&mut memo, &[(0, end_a), (1, end_b)], 6, &features);
+            assert_eq!(plain, cached, "hour {t}");
+            if plain.is_ok() {
+                same += 1;
+            } else {
+                unavailable += 1;
+            }
+        }
+        assert!(
+            same > 50 && unavailable > 60,
+            "{same} available, {unavailable} not"
+        );
     }
 }

@@ -35,6 +35,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use demand::DemandTerm;
 pub use device::{Aggregate, ComputeDevice, DType, ParseChoiceError};
 pub use feature::{FeatureName, UnknownFeature, required_history_hours};
-pub use features::{Unavailable, feature_value, feature_values, market_state};
+pub use features::{
+    SeriesFeatures, Unavailable, feature_value, feature_values, market_state, market_state_memo,
+};
 pub use size::{ByteSize, SizeError};
 pub use symbol::{Symbol, SymbolError};

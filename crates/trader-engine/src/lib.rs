@@ -24,8 +24,8 @@ use std::time::Instant;
 use chrono::DateTime;
 use trader_config::TradingSettings;
 use trader_core::{
-    Bar, Broker, ErrorKind, OrderAmount, OrderRequest, OrderStatus, Position, Side, Symbol,
-    market_state,
+    Bar, Broker, ErrorKind, OrderAmount, OrderRequest, OrderStatus, Position, SeriesFeatures, Side,
+    Symbol, market_state, market_state_memo, required_history_hours,
 };
 use trader_ensemble::{Ensemble, MarketProjection};
 use trader_store::{DecisionRecord, HistoryWindow, PlannedOrder, Recorder, Store, StoreError};
@@ -338,24 +338,34 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
     ) -> Result<usize, EngineError> {
         self.projected = None;
         let started = Instant::now();
-        let span = i64::from(self.history_hours) * trader_core::HOUR_SECS;
         let specs = self.ensemble.specs();
+        // Each symbol's features computed once per bar for the whole block.
+        let empty = Vec::new();
+        let mut memo: Vec<SeriesFeatures<'_>> = self
+            .symbols
+            .iter()
+            .map(|s| SeriesFeatures::new(bars.get(s).unwrap_or(&empty)))
+            .collect();
         let mut blocks: Vec<Vec<f32>> = vec![Vec::new(); specs.len()];
         let mut rows = BTreeMap::new();
         'hours: for &t in hours {
             let mut parts = Vec::with_capacity(specs.len());
             for spec in specs {
-                let windows: Vec<&[Bar]> = spec
-                    .symbols
-                    .iter()
-                    .map(|s| {
-                        let b = bars.get(s).map_or(&[][..], Vec::as_slice);
-                        let end = b.partition_point(|x| x.t <= t);
-                        let start = b.partition_point(|x| x.t <= t - span);
-                        &b[start..end.max(start)]
-                    })
-                    .collect();
-                match market_state(&windows, spec.lookback as usize, &spec.features) {
+                // As the window of `history_hours` would: a longer need is unavailable.
+                if required_history_hours(spec.lookback, &spec.features) > self.history_hours {
+                    continue 'hours;
+                }
+                let mut picks = Vec::with_capacity(spec.symbols.len());
+                for s in &spec.symbols {
+                    let Some(k) = self.symbols.iter().position(|x| x == s) else {
+                        continue 'hours;
+                    };
+                    let Ok(end) = memo[k].series().binary_search_by_key(&t, |x| x.t) else {
+                        continue 'hours;
+                    };
+                    picks.push((k, end));
+                }
+                match market_state_memo(&mut memo, &picks, spec.lookback as usize, &spec.features) {
                     Ok(part) => parts.push(part),
                     Err(_) => continue 'hours,
                 }
