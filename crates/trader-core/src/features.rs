@@ -146,6 +146,26 @@ pub fn market_state(
     lookback: usize,
     features: &[FeatureName],
 ) -> Result<Vec<f32>, Unavailable> {
+    check_windows(windows, lookback, features)?;
+    let mut out = Vec::with_capacity(lookback * windows.len() * features.len());
+    for lag in (0..lookback).rev() {
+        for w in windows {
+            let upto = &w[..w.len() - lag];
+            for f in features {
+                out.push(feature_value(upto, *f)? as f32);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The windows end at the same hour and each holds the `lookback + longest
+/// feature - 1` contiguous hours the state needs.
+fn check_windows(
+    windows: &[&[Bar]],
+    lookback: usize,
+    features: &[FeatureName],
+) -> Result<(), Unavailable> {
     if let Some(first) = windows.first().and_then(|w| w.last()) {
         for w in &windows[1..] {
             let end = w.last().map_or(i64::MIN, |b| b.t);
@@ -161,16 +181,7 @@ pub fn market_state(
     for w in windows {
         tail(w, span)?;
     }
-    let mut out = Vec::with_capacity(lookback * windows.len() * features.len());
-    for lag in (0..lookback).rev() {
-        for w in windows {
-            let upto = &w[..w.len() - lag];
-            for f in features {
-                out.push(feature_value(upto, *f)? as f32);
-            }
-        }
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// [`feature_value`] over one whole series, memoised: the value at bar `j`
@@ -236,21 +247,7 @@ pub fn market_state_memo(
             &s[..(end + 1).min(s.len())]
         })
         .collect();
-    if let Some(first) = windows.first().and_then(|w| w.last()) {
-        for w in &windows[1..] {
-            let end = w.last().map_or(i64::MIN, |b| b.t);
-            if end != first.t {
-                return Err(Unavailable::Misaligned {
-                    first: format_time(first.t),
-                    other: format_time(end),
-                });
-            }
-        }
-    }
-    let span = crate::required_history_hours(lookback as u32, features) as usize;
-    for w in &windows {
-        tail(w, span)?;
-    }
+    check_windows(&windows, lookback, features)?;
     let mut out = Vec::with_capacity(lookback * windows.len() * features.len());
     for lag in (0..lookback).rev() {
         for &(k, end) in picks {
