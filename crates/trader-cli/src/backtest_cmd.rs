@@ -408,23 +408,19 @@ async fn drive<R: Recorder>(plan: Plan<'_>, records: R, run_id: i64) -> anyhow::
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let counts = engine.store().run_counts(run_id).await?;
-    let fills = engine.store().fills_of_run(run_id).await?;
-    let decisions = engine.store().decisions_of_run(run_id).await?;
-
     let bh = buy_and_hold(&bars, decided);
     let (metrics, equity_csv, decisions_csv) = report_files(
+        engine.store(),
+        run_id,
         &profile.name,
         decided,
-        &Run {
+        Hourly {
             curve: &curve,
             exposure: &exposure,
             buy_and_hold: &bh,
-            fills: &fills,
         },
-        counts,
-        decisions,
-    );
+    )
+    .await?;
     Ok(Output {
         metrics,
         equity_csv,
@@ -456,15 +452,34 @@ pub(crate) fn buy_and_hold(bars: &BTreeMap<Symbol, Vec<Bar>>, decided: &[i64]) -
         .collect()
 }
 
-/// The metrics of a run and its equity.csv and decisions.csv.
-pub(crate) fn report_files(
+/// A run's equity and exposure at each decided hour, and buy-and-hold
+/// (a multiple of the start) over the same hours.
+pub(crate) struct Hourly<'a> {
+    pub(crate) curve: &'a [f64],
+    pub(crate) exposure: &'a [f64],
+    pub(crate) buy_and_hold: &'a [f64],
+}
+
+/// The metrics of run `run_id` and its equity.csv and decisions.csv, with
+/// its counts, fills and decisions read from its records (a backtest's, or
+/// a live run's store).
+pub(crate) async fn report_files<R: Recorder>(
+    records: &R,
+    run_id: i64,
     profile: &str,
     decided: &[i64],
-    run: &Run<'_>,
-    counts: trader_store::RunCounts,
-    decisions: Vec<(i64, String, String, Option<String>)>,
-) -> (Metrics, String, String) {
-    let metrics = summarize(profile, decided, run, counts);
+    hourly: Hourly<'_>,
+) -> anyhow::Result<(Metrics, String, String)> {
+    let counts = records.run_counts(run_id).await?;
+    let fills = records.fills_of_run(run_id).await?;
+    let decisions = records.decisions_of_run(run_id).await?;
+    let run = Run {
+        curve: hourly.curve,
+        exposure: hourly.exposure,
+        buy_and_hold: hourly.buy_and_hold,
+        fills: &fills,
+    };
+    let metrics = summarize(profile, decided, &run, counts);
     let (equity_csv, decisions_csv) = csv_files(
         decided,
         run.curve,
@@ -472,7 +487,7 @@ pub(crate) fn report_files(
         metrics.equity_start,
         decisions,
     );
-    (metrics, equity_csv, decisions_csv)
+    Ok((metrics, equity_csv, decisions_csv))
 }
 
 /// equity.csv and decisions.csv.

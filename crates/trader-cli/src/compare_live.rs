@@ -14,7 +14,7 @@ use trader_config::Profile;
 use trader_core::{HOUR_SECS, format_time};
 use trader_store::Store;
 
-use crate::backtest_cmd::{Run, buy_and_hold, load_bars, report_files};
+use crate::backtest_cmd::{Hourly, buy_and_hold, load_bars, report_files};
 use crate::compare_cmd::{CompareArgs, profile_name};
 
 fn spawn_sim(a: &CompareArgs, keys: &Path) -> anyhow::Result<(Child, String)> {
@@ -162,22 +162,19 @@ async fn write_files(
         .map(|(_, cash, eq)| if *eq > 0.0 { 1.0 - cash / eq } else { 0.0 })
         .collect();
     let bh = buy_and_hold(bars, &decided);
-    let fills = store.fills_of_run(run_id).await?;
-    let counts = store.run_counts(run_id).await?;
-    let decisions = store.decisions_of_run(run_id).await?;
-    store.close().await;
     let (metrics, equity_csv, decisions_csv) = report_files(
+        &store,
+        run_id,
         name,
         &decided,
-        &Run {
+        Hourly {
             curve: &curve,
             exposure: &exposure,
             buy_and_hold: &bh,
-            fills: &fills,
         },
-        counts,
-        decisions,
-    );
+    )
+    .await?;
+    store.close().await;
     std::fs::write(
         dir.join("metrics.json"),
         serde_json::to_string_pretty(&metrics)? + "\n",

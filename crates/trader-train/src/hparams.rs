@@ -20,6 +20,19 @@ pub struct SearchSpace {
     pub max_epochs: u32,
 }
 
+impl SearchSpace {
+    /// The lookbacks whose shortest feature set fits the history limit.
+    fn lookbacks(self) -> Vec<u32> {
+        LOOKBACKS
+            .iter()
+            .copied()
+            .filter(|l| {
+                required_history_hours(*l, &[FeatureName::LogReturn]) <= self.max_history_hours
+            })
+            .collect()
+    }
+}
+
 /// One trial's hyperparameters (written into the member's params.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HyperParams {
@@ -54,14 +67,7 @@ impl HyperParams {
     pub fn sample(seed: u64, trial: u32, space: SearchSpace) -> Self {
         let trial_seed = Self::trial_seed(seed, trial);
         let mut rng = fastrand::Rng::with_seed(trial_seed);
-        // Lookbacks whose shortest feature set fits the history.
-        let lookbacks: Vec<u32> = LOOKBACKS
-            .iter()
-            .copied()
-            .filter(|l| {
-                required_history_hours(*l, &[FeatureName::LogReturn]) <= space.max_history_hours
-            })
-            .collect();
+        let lookbacks = space.lookbacks();
         let lookback = if lookbacks.is_empty() {
             1
         } else {
@@ -118,14 +124,7 @@ impl HyperParams {
 /// trading loop are the budgeter's terms, added by the caller.
 #[must_use]
 pub fn training_demand_bytes(rows: usize, symbols: usize, space: SearchSpace) -> u64 {
-    let lookback = LOOKBACKS
-        .iter()
-        .copied()
-        .filter(|l| {
-            required_history_hours(*l, &[FeatureName::LogReturn]) <= space.max_history_hours
-        })
-        .max()
-        .unwrap_or(1) as usize;
+    let lookback = space.lookbacks().into_iter().max().unwrap_or(1) as usize;
     let state_dim = 1 + symbols + lookback * symbols * FeatureName::ALL.len();
     let widest = HIDDEN_CHOICES
         .iter()
