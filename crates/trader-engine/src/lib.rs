@@ -28,7 +28,9 @@ use trader_core::{
     Symbol, market_state, market_state_memo, required_history_hours,
 };
 use trader_ensemble::{Ensemble, MarketProjection};
-use trader_store::{DecisionRecord, HistoryWindow, PlannedOrder, Recorder, Store, StoreError};
+use trader_store::{
+    DecisionRecord, HistoryWindow, PlannedOrder, Recorder, RunMode, Store, StoreError,
+};
 
 /// Alpaca's crypto fee, for the fee column of recorded fills.
 pub const CRYPTO_FEE_BPS: f64 = 25.0;
@@ -88,6 +90,12 @@ pub struct EngineStats {
 pub struct EngineSetup<'a> {
     /// Profile name: the prefix of every `client_order_id`.
     pub profile: &'a str,
+    /// How the run reaches its broker: a live run's order ids are the same
+    /// in every run of the profile (the account outlives runs, and the
+    /// broker's duplicate check guards it); a replay's or backtest's carry
+    /// the run id (each run is a new account, and its orders must not
+    /// collide with an earlier run's in the store).
+    pub mode: RunMode,
     /// The profile's symbols (the ensemble must trade the same).
     pub symbols: &'a [Symbol],
     pub history_hours: u32,
@@ -98,9 +106,10 @@ pub struct EngineSetup<'a> {
 impl<'a> EngineSetup<'a> {
     /// The setup of `profile`'s trader in run `run_id`.
     #[must_use]
-    pub fn for_profile(profile: &'a trader_config::Profile, run_id: i64) -> Self {
+    pub fn for_profile(profile: &'a trader_config::Profile, run_id: i64, mode: RunMode) -> Self {
         EngineSetup {
             profile: &profile.name,
+            mode,
             symbols: &profile.symbols,
             history_hours: profile.history_hours,
             run_id,
@@ -116,7 +125,8 @@ pub struct Engine<B, R = Store> {
     store: R,
     ensemble: Ensemble,
     window: HistoryWindow,
-    profile: String,
+    /// The prefix of this run's order ids ([`order_id_prefix`]).
+    order_prefix: String,
     run_id: i64,
     trading: TradingSettings,
     /// The ensemble's symbols, in its output order.
@@ -151,14 +161,25 @@ pub fn target_weights(actions: &[f32], trading: &TradingSettings) -> Vec<f64> {
     w
 }
 
-/// `lean-20180901T1000Z-BTCUSD`: the same (profile, hour, symbol) always
-/// gives the same id, so a retry or a restart cannot place a second order.
+/// The prefix of a run's order ids: the profile for a live run (`lean`),
+/// the profile and run for a replay or backtest (`lean-r12`).
 #[must_use]
-pub fn client_order_id(profile: &str, bar_t: i64, symbol: &Symbol) -> String {
+pub fn order_id_prefix(profile: &str, mode: RunMode, run_id: i64) -> String {
+    match mode {
+        RunMode::Live => profile.to_owned(),
+        RunMode::Replay | RunMode::Backtest => format!("{profile}-r{run_id}"),
+    }
+}
+
+/// `lean-20180901T1000Z-BTCUSD` (live) or `lean-r12-20180901T1000Z-BTCUSD`
+/// (replay run 12): the same (prefix, hour, symbol) always gives the same
+/// id, so a retry or a restart of the run cannot place a second order.
+#[must_use]
+pub fn client_order_id(prefix: &str, bar_t: i64, symbol: &Symbol) -> String {
     let t = DateTime::from_timestamp(bar_t, 0)
         .unwrap_or_default()
         .format("%Y%m%dT%H%MZ");
-    format!("{profile}-{t}-{}", symbol.as_str().replace('/', ""))
+    format!("{prefix}-{t}-{}", symbol.as_str().replace('/', ""))
 }
 
 /// One planned order.
@@ -255,6 +276,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
     ) -> Result<Self, EngineError> {
         let EngineSetup {
             profile,
+            mode,
             symbols: profile_symbols,
             history_hours,
             run_id,
@@ -280,7 +302,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             store,
             ensemble,
             window,
-            profile: profile.to_owned(),
+            order_prefix: order_id_prefix(profile, mode, run_id),
             run_id,
             trading,
             symbols,
@@ -590,7 +612,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         trades
             .iter()
             .map(|tr| PlannedOrder {
-                client_order_id: client_order_id(&self.profile, t, &tr.symbol),
+                client_order_id: client_order_id(&self.order_prefix, t, &tr.symbol),
                 symbol: tr.symbol.as_str().to_owned(),
                 side: tr.side.as_str().to_owned(),
                 notional: match tr.amount {
@@ -903,5 +925,26 @@ mod tests {
         let id = client_order_id("lean", 1_535_796_000, &sym("BTC/USD"));
         assert_eq!(id, "lean-20180901T1000Z-BTCUSD");
         assert!(id.len() <= 128);
+    }
+
+    #[test]
+    fn replay_and_backtest_order_ids_carry_the_run_so_two_runs_never_collide() {
+        let t = 1_535_796_000;
+        let live = |run| {
+            client_order_id(
+                &order_id_prefix("lean", RunMode::Live, run),
+                t,
+                &sym("BTC/USD"),
+            )
+        };
+        // A live run's ids do not depend on the run: a restarted trader
+        // re-sends the same id, and the broker refuses a second order.
+        assert_eq!(live(1), live(2));
+        for mode in [RunMode::Replay, RunMode::Backtest] {
+            let id = |run| client_order_id(&order_id_prefix("lean", mode, run), t, &sym("BTC/USD"));
+            assert_eq!(id(12), "lean-r12-20180901T1000Z-BTCUSD");
+            assert_ne!(id(12), id(13));
+            assert_eq!(id(12), id(12), "the same run resends the same id");
+        }
     }
 }

@@ -24,7 +24,7 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("{symbol}: {source}; nothing of this batch was stored")]
+    #[error("{symbol}: a bad bar, nothing of this batch was stored")]
     BadBar {
         symbol: Symbol,
         #[source]
@@ -32,4 +32,18 @@ pub enum StoreError {
     },
     #[error("store {path}: symbol {value:?} in the bars table is not a valid symbol")]
     BadSymbol { path: PathBuf, value: String },
+    #[error(
+        "store {store} is in use by {holder}: one trader per store and profile {profile}; stop it first, or give this one another --store"
+    )]
+    Locked {
+        store: PathBuf,
+        profile: String,
+        holder: String,
+    },
+    #[error("lock file {path}")]
+    LockFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -15,17 +15,25 @@
 //! before any order is sent, so a killed trader knows on restart what it
 //! decided and what it may have sent. They are never pruned.
 //!
+//! One trader per store and profile: [`ProfileLock`] (an OS file lock,
+//! released by the kernel when its holder dies). A replay or a backtest
+//! writes its run records through [`Store::records_only`], which never
+//! touches the bar history. Every write transaction takes the write lock at
+//! once and waits up to 30 s for another writer.
+//!
 //! What it does not do: compute features (trader-core) or fetch bars
 //! (trader-alpaca). Tests: `cargo test -p trader-store` (real SQLite files in
 //! temp dirs, through the real migrations).
 
 mod error;
+mod lock;
 mod recorder;
 mod records;
 mod store;
 mod window;
 
 pub use error::StoreError;
+pub use lock::{ProfileLock, lock_path};
 pub use recorder::{DecisionRow, MemoryRecorder, Recorder};
 pub use records::{
     DecisionRecord, PlannedOrder, ProfileStatus, RunCounts, RunMode, RunStart, StoredOrder,

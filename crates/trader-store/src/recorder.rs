@@ -103,7 +103,11 @@ impl Recorder for Store {
         symbols: &[Symbol],
         hours: u32,
     ) -> Result<HistoryWindow, StoreError> {
-        HistoryWindow::load(self, symbols, hours).await
+        if self.keeps_bars() {
+            HistoryWindow::load(self, symbols, hours).await
+        } else {
+            Ok(HistoryWindow::new(symbols, hours))
+        }
     }
     async fn insert_bars(
         &self,

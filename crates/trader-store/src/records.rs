@@ -93,6 +93,10 @@ pub struct RunCounts {
 pub struct ProfileStatus {
     /// Newest run: id, mode, started, ended (None: running or killed).
     pub run: Option<(i64, String, i64, Option<i64>)>,
+    /// How the newest run ended (`finished`, `failed`, `abandoned`; None:
+    /// running or killed) and the error that stopped it.
+    pub run_outcome: Option<String>,
+    pub run_error: Option<String>,
     /// Newest decision: hour, target weights JSON, skipped reason.
     pub last_decision: Option<(i64, String, Option<String>)>,
     /// Newest equity snapshot: hour, cash, equity, positions JSON.
@@ -152,13 +156,65 @@ impl Store {
 
     /// Marks a run finished.
     pub async fn finish_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET ended_at = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET ended_at = ?, outcome = 'finished' WHERE id = ?")
             .bind(now)
             .bind(run_id)
             .execute(&self.pool)
             .await
             .map_err(self.query_err("finishing a run"))?;
         Ok(())
+    }
+
+    /// Records the error that stopped a run. A `resumable` run (live: its
+    /// broker outlives the process) stays unfinished, so the next start
+    /// resumes it as after a kill; any other run ends as `failed`.
+    pub async fn fail_run(
+        &self,
+        run_id: i64,
+        now: i64,
+        error: &str,
+        resumable: bool,
+    ) -> Result<(), StoreError> {
+        let query = if resumable {
+            sqlx::query("UPDATE runs SET error = ? WHERE id = ?")
+                .bind(error)
+                .bind(run_id)
+        } else {
+            sqlx::query("UPDATE runs SET error = ?, ended_at = ?, outcome = 'failed' WHERE id = ?")
+                .bind(error)
+                .bind(now)
+                .bind(run_id)
+        };
+        query
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_err("recording a failed run"))?;
+        Ok(())
+    }
+
+    /// Ends the unfinished runs of `profile` in `mode` as `abandoned` (replays
+    /// killed before they finished: their broker died with them) and returns
+    /// their ids. Only the holder of the profile's [`crate::ProfileLock`] may
+    /// call this: an unfinished run of a live holder is not abandoned.
+    pub async fn abandon_unfinished(
+        &self,
+        profile: &str,
+        mode: RunMode,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE runs SET ended_at = ?, outcome = 'abandoned' \
+             WHERE profile = ? AND mode = ? AND ended_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(profile)
+        .bind(mode.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_err("ending abandoned runs"))?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// Whether `bar_t` was already decided (or skipped) in this run.
@@ -200,17 +256,6 @@ impl Store {
         Ok(row.get::<Option<i64>, _>(0))
     }
 
-    /// Deletes the bars at or after `t` (a replay re-creates them from its
-    /// recorded set); returns how many.
-    pub async fn delete_bars_from(&self, t: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM bars WHERE t >= ?")
-            .bind(t)
-            .execute(&self.pool)
-            .await
-            .map_err(self.query_err("deleting replayed bars"))?;
-        Ok(done.rows_affected())
-    }
-
     /// Writes a decision and its planned orders in one transaction.
     pub async fn record_decision(
         &self,
@@ -220,11 +265,7 @@ impl Store {
         now: i64,
     ) -> Result<i64, StoreError> {
         let json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".to_owned());
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(self.query_err("beginning a decision"))?;
+        let mut tx = self.begin_write("beginning a decision").await?;
         let decision_id = sqlx::query(
             "INSERT INTO decisions (run_id, bar_t, member_actions, aggregate, target_weights, \
              latency_us, skipped_reason) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -430,17 +471,23 @@ impl Store {
     /// The newest run, decision, equity snapshot and unsettled orders of
     /// `profile`.
     pub async fn profile_status(&self, profile: &str) -> Result<ProfileStatus, StoreError> {
-        let run = sqlx::query(
-            "SELECT id, mode, started_at, ended_at FROM runs WHERE profile = ? ORDER BY id DESC LIMIT 1",
+        let row = sqlx::query(
+            "SELECT id, mode, started_at, ended_at, outcome, error FROM runs WHERE profile = ? \
+             ORDER BY id DESC LIMIT 1",
         )
         .bind(profile)
         .fetch_optional(&self.pool)
         .await
-        .map_err(self.query_err("reading the newest run"))?
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+        .map_err(self.query_err("reading the newest run"))?;
+        let run = row
+            .as_ref()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+        let (run_outcome, run_error) = row.as_ref().map_or((None, None), |r| (r.get(4), r.get(5)));
         let Some((run_id, ..)) = run.clone() else {
             return Ok(ProfileStatus {
                 run: None,
+                run_outcome: None,
+                run_error: None,
                 last_decision: None,
                 last_equity: None,
                 unsettled_orders: Vec::new(),
@@ -465,6 +512,8 @@ impl Store {
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
         Ok(ProfileStatus {
             run,
+            run_outcome,
+            run_error,
             last_decision,
             last_equity,
             unsettled_orders: self.unsettled_orders(run_id).await?,

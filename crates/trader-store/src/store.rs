@@ -28,6 +28,10 @@ pub struct InsertReport {
     pub pruned: u64,
 }
 
+/// How long a write waits for another process's write to the same file
+/// (a `data import` beside a trader) before it fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The history store: one SQLite file, one connection (the budget counts one
 /// page cache).
 #[derive(Debug, Clone)]
@@ -35,6 +39,9 @@ pub struct Store {
     pub(crate) pool: SqlitePool,
     path: PathBuf,
     retention_hours: Option<u32>,
+    /// False for a handle from [`Store::records_only`]: bars are checked but
+    /// neither written nor read.
+    keeps_bars: bool,
 }
 
 fn bar_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Bar, sqlx::Error> {
@@ -67,6 +74,7 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
@@ -87,7 +95,40 @@ impl Store {
             pool,
             path: path.to_path_buf(),
             retention_hours,
+            keeps_bars: true,
         })
+    }
+
+    /// The same store for a run whose bars come from a recorded set (a
+    /// replay, a backtest): its run records are written as usual, but its
+    /// bars are only checked, never written to (or pruned from) the store's
+    /// bar history, and its engine starts with an empty window. A replay
+    /// thus never changes the bars that `data import` or a live trader keep.
+    #[must_use]
+    pub fn records_only(&self) -> Store {
+        Store {
+            keeps_bars: false,
+            ..self.clone()
+        }
+    }
+
+    /// Whether bars given to [`Store::insert_bars`] are written.
+    #[must_use]
+    pub fn keeps_bars(&self) -> bool {
+        self.keeps_bars
+    }
+
+    /// A write transaction, taking the write lock at once (`BEGIN
+    /// IMMEDIATE`): a read that later turns into a write could not wait for
+    /// another writer and would fail with "database is locked".
+    pub(crate) async fn begin_write(
+        &self,
+        what: &'static str,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.query_err(what))
     }
 
     /// The file this store lives in.
@@ -120,6 +161,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<InsertReport, StoreError> {
         validate_bars(symbol, bars, now)?;
+        if !self.keeps_bars {
+            return Ok(InsertReport {
+                inserted: bars.len() as u64,
+                ..InsertReport::default()
+            });
+        }
         let mut report = InsertReport::default();
         // The batch by hour; a later bar for the same hour wins, as if sent one by one.
         let batch: BTreeMap<i64, Bar> = bars.iter().map(|b| (b.t, *b)).collect();
@@ -129,11 +176,7 @@ impl Store {
         ) else {
             return Ok(report);
         };
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(self.query_err("beginning a transaction"))?;
+        let mut tx = self.begin_write("beginning a transaction").await?;
         let existing: BTreeMap<i64, Bar> =
             sqlx::query("SELECT t, open, high, low, close, volume FROM bars WHERE symbol = ? AND t BETWEEN ? AND ?")
                 .bind(symbol.as_str())
@@ -270,8 +313,26 @@ impl Store {
             .collect()
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Checkpoints the WAL into the main file (TRUNCATE: the `-wal` file is
+    /// emptied), so that the `.sqlite` file alone holds everything.
+    ///
+    /// # Errors
+    /// A database error (another connection reading, for example).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_err("checkpointing the WAL"))?;
+        Ok(())
+    }
+
+    /// Checkpoints the WAL (a failure is logged: nothing is lost, the data
+    /// stays in the `-wal` file) and closes the pool. Every clean exit of a
+    /// command that wrote calls this.
     pub async fn close(self) {
+        if let Err(e) = self.checkpoint().await {
+            tracing::warn!(error = %e, "the WAL was not checkpointed; the -wal file beside the store holds the newest writes");
+        }
         self.pool.close().await;
     }
 }

@@ -180,7 +180,10 @@ async fn each_bad_bar_is_refused_and_nothing_stored_is_lost() {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::BadBar { .. }));
-        let msg = err.to_string();
+        // The bar's own error is the source, printed once after the message.
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(!err.to_string().contains(&cause), "{err}");
+        let msg = format!("{err}: {cause}");
         assert!(
             msg.contains(want) && msg.contains("BTC/USD") && msg.contains("nothing of this batch"),
             "{msg}"

@@ -1,0 +1,344 @@
+//! Runs that are repeated, killed, failed or started twice on one store:
+//! nothing lost, nothing twice, the store always usable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use trader_core::{Bar, Symbol};
+use trader_store::{
+    DecisionRecord, PlannedOrder, ProfileLock, Recorder, RunMode, Store, StoreError, lock_path,
+};
+
+const T0: i64 = 1_530_000_000; // on the hour
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(T0 + 1000 * 3600, 0).unwrap()
+}
+
+fn bar(hour: i64) -> Bar {
+    let c = 100.0 + hour as f64;
+    Bar {
+        t: T0 + hour * 3600,
+        open: c,
+        high: c + 1.0,
+        low: c - 1.0,
+        close: c,
+        volume: 1.0,
+    }
+}
+
+fn sym(s: &str) -> Symbol {
+    s.parse().unwrap()
+}
+
+fn decision(t: i64) -> DecisionRecord {
+    DecisionRecord {
+        bar_t: t,
+        member_actions: vec![vec![0.5]],
+        aggregate: vec![0.5],
+        target_weights: BTreeMap::from([("BTC/USD".to_owned(), 0.5)]),
+        latency_us: 10,
+        skipped_reason: None,
+    }
+}
+
+fn order(id: &str) -> PlannedOrder {
+    PlannedOrder {
+        client_order_id: id.to_owned(),
+        symbol: "BTC/USD".to_owned(),
+        side: "buy".to_owned(),
+        notional: Some(100.0),
+        qty: None,
+    }
+}
+
+async fn outcome(
+    store: &Store,
+    profile: &str,
+    run: i64,
+) -> (Option<i64>, Option<String>, Option<String>) {
+    let status = store.profile_status(profile).await.unwrap();
+    let (id, _, _, ended) = status.run.unwrap();
+    assert_eq!(id, run, "the newest run of the profile");
+    (ended, status.run_outcome, status.run_error)
+}
+
+#[tokio::test]
+async fn a_records_only_handle_never_writes_reads_or_prunes_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.sqlite"), Some(24))
+        .await
+        .unwrap();
+    // Imported history of two symbols, far longer than 24 h.
+    let imported: Vec<Bar> = (0..200).map(bar).collect();
+    let plain = Store::open(store.path(), None).await.unwrap();
+    plain
+        .insert_bars(&sym("BTC/USD"), &imported, now())
+        .await
+        .unwrap();
+    plain
+        .insert_bars(&sym("XRP/USD"), &imported, now())
+        .await
+        .unwrap();
+    plain.close().await;
+    let replay = store.records_only();
+    assert!(!replay.keeps_bars() && store.keeps_bars());
+    // Newer bars through the replay's handle: checked, counted, not written.
+    let newer: Vec<Bar> = (300..340).map(bar).collect();
+    let r = replay
+        .insert_bars(&sym("BTC/USD"), &newer, now())
+        .await
+        .unwrap();
+    assert_eq!(r.inserted, 40);
+    assert_eq!(r.pruned, 0);
+    let counts = store.bar_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![(sym("BTC/USD"), 200), (sym("XRP/USD"), 200)],
+        "nothing written, nothing pruned"
+    );
+    // A bad bar is still refused.
+    let bad = Bar {
+        volume: -1.0,
+        ..bar(400)
+    };
+    assert!(matches!(
+        replay.insert_bars(&sym("BTC/USD"), &[bad], now()).await,
+        Err(StoreError::BadBar { .. })
+    ));
+    // Its engine starts from an empty window, not from the stored bars.
+    let window = replay.load_window(&[sym("BTC/USD")], 24).await.unwrap();
+    assert!(window.bars(&sym("BTC/USD")).is_empty());
+    let window = store.load_window(&[sym("BTC/USD")], 24).await.unwrap();
+    assert_eq!(window.bars(&sym("BTC/USD")).len(), 24);
+}
+
+#[tokio::test]
+async fn killed_replays_are_abandoned_and_a_new_run_starts_with_earlier_records_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.sqlite"), None)
+        .await
+        .unwrap();
+    // Replay 1 finishes, replay 2 is killed after deciding an hour.
+    let r1 = store
+        .start_run("lean", "h", "{}", RunMode::Replay, T0)
+        .await
+        .unwrap();
+    store
+        .record_decision(r1.run_id, &decision(T0), &[order("lean-r1-a")], T0)
+        .await
+        .unwrap();
+    store.finish_run(r1.run_id, T0 + 10).await.unwrap();
+    let r2 = store
+        .start_run("lean", "h", "{}", RunMode::Replay, T0)
+        .await
+        .unwrap();
+    assert!(!r2.resumed, "a replay never resumes");
+    store
+        .record_decision(r2.run_id, &decision(T0), &[order("lean-r2-a")], T0)
+        .await
+        .unwrap();
+    // A live run of the profile and a replay of another profile are not touched.
+    let live = store
+        .start_run("lean", "h", "{}", RunMode::Live, T0)
+        .await
+        .unwrap();
+    let other = store
+        .start_run("full", "h", "{}", RunMode::Replay, T0)
+        .await
+        .unwrap();
+    let abandoned = store
+        .abandon_unfinished("lean", RunMode::Replay, T0 + 20)
+        .await
+        .unwrap();
+    assert_eq!(abandoned, vec![r2.run_id]);
+    let r3 = store
+        .start_run("lean", "h", "{}", RunMode::Replay, T0 + 30)
+        .await
+        .unwrap();
+    assert!(r3.run_id > r2.run_id && !r3.resumed);
+    // The same hour decided again by the new run: its own records.
+    store
+        .record_decision(r3.run_id, &decision(T0), &[order("lean-r3-a")], T0)
+        .await
+        .unwrap();
+    for run in [r1.run_id, r2.run_id, r3.run_id] {
+        let counts = store.run_counts(run).await.unwrap();
+        assert_eq!((counts.decisions, counts.orders), (1, 1), "run {run}");
+    }
+    store.finish_run(r3.run_id, T0 + 40).await.unwrap();
+    let (ended, outcome_full, _) = outcome(&store, "full", other.run_id).await;
+    assert_eq!((ended, outcome_full), (None, None), "full's replay runs on");
+    let live_again = store
+        .start_run("lean", "h", "{}", RunMode::Live, T0 + 50)
+        .await
+        .unwrap();
+    assert!(live_again.resumed && live_again.run_id == live.run_id);
+    // An order id twice in the store is still refused, and the store is usable after.
+    let err = store
+        .record_decision(r3.run_id, &decision(T0 + 3600), &[order("lean-r3-a")], T0)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("writing a planned order"), "{err}");
+    assert!(
+        !store.decided(r3.run_id, T0 + 3600).await.unwrap(),
+        "rolled back whole"
+    );
+    store
+        .record_decision(r3.run_id, &decision(T0 + 3600), &[order("lean-r3-b")], T0)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_live_run_stays_resumable_and_a_failed_replay_ends_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.sqlite"), None)
+        .await
+        .unwrap();
+    let live = store
+        .start_run("lean", "h", "{}", RunMode::Live, T0)
+        .await
+        .unwrap();
+    store
+        .fail_run(live.run_id, T0 + 5, "broker gone", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(&store, "lean", live.run_id).await,
+        (None, None, Some("broker gone".to_owned()))
+    );
+    let again = store
+        .start_run("lean", "h", "{}", RunMode::Live, T0 + 10)
+        .await
+        .unwrap();
+    assert!(again.resumed && again.run_id == live.run_id);
+    store.finish_run(live.run_id, T0 + 20).await.unwrap();
+    let replay = store
+        .start_run("lean", "h", "{}", RunMode::Replay, T0 + 30)
+        .await
+        .unwrap();
+    store
+        .fail_run(replay.run_id, T0 + 40, "disk full", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(&store, "lean", replay.run_id).await,
+        (
+            Some(T0 + 40),
+            Some("failed".to_owned()),
+            Some("disk full".to_owned())
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_second_holder_of_a_profile_lock_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let first = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap();
+    assert!(first.taken_over().is_none());
+    let err = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Locked { .. }), "{msg}");
+    assert!(
+        msg.contains("s.sqlite")
+            && msg.contains(&format!("pid {}", std::process::id()))
+            && msg.contains("trader run")
+            && msg.contains("lean"),
+        "{msg}"
+    );
+    // Another profile of the same store, or the same profile of another store: free.
+    let full = ProfileLock::acquire(&db, "full", "trader run", T0).unwrap();
+    let elsewhere = ProfileLock::acquire(&dir.path().join("t.sqlite"), "lean", "x", T0).unwrap();
+    drop((full, elsewhere));
+    // Released on drop: the next holder finds a clean lock.
+    drop(first);
+    let next = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap();
+    assert!(next.taken_over().is_none(), "released cleanly");
+}
+
+#[tokio::test]
+async fn a_lock_left_by_a_killed_holder_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    // What a holder killed with SIGKILL leaves: the file names it, but the
+    // kernel released its lock with the process.
+    let dead = "trader run (pid 999999 on host, since 2018-06-26T08:00:00+00:00)";
+    std::fs::write(lock_path(&db, "lean"), dead).unwrap();
+    let lock = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap();
+    assert_eq!(lock.taken_over(), Some(dead));
+    let now_held = std::fs::read_to_string(lock.path()).unwrap();
+    assert!(
+        now_held.contains(&format!("pid {}", std::process::id())),
+        "{now_held}"
+    );
+}
+
+fn wal_len(db: &Path) -> u64 {
+    let wal = db.with_file_name(format!("{}-wal", db.file_name().unwrap().to_string_lossy()));
+    std::fs::metadata(wal).map_or(0, |m| m.len())
+}
+
+#[tokio::test]
+async fn a_clean_close_leaves_everything_in_the_main_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let store = Store::open(&db, None).await.unwrap();
+    let bars: Vec<Bar> = (0..500).map(bar).collect();
+    store
+        .insert_bars(&sym("BTC/USD"), &bars, now())
+        .await
+        .unwrap();
+    let run = store
+        .start_run("lean", "h", "{}", RunMode::Replay, T0)
+        .await
+        .unwrap();
+    store.finish_run(run.run_id, T0).await.unwrap();
+    assert!(
+        wal_len(&db) > 0,
+        "the writes are in the WAL before the close"
+    );
+    store.close().await;
+    assert_eq!(wal_len(&db), 0, "checkpointed (TRUNCATE)");
+    // The .sqlite alone, copied elsewhere, holds everything.
+    let copy = dir.path().join("copy.sqlite");
+    std::fs::copy(&db, &copy).unwrap();
+    let copied = Store::open(&copy, None).await.unwrap();
+    assert_eq!(
+        copied.bar_counts().await.unwrap(),
+        vec![(sym("BTC/USD"), 500)]
+    );
+    assert!(copied.profile_status("lean").await.unwrap().run.is_some());
+}
+
+#[tokio::test]
+async fn two_writers_on_one_file_wait_for_each_other_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let a = Store::open(&db, None).await.unwrap();
+    let b = Store::open(&db, None).await.unwrap();
+    // Each batch reads then writes in one transaction: without taking the
+    // write lock up front, one of two interleaved batches fails at once
+    // with "database is locked".
+    let write = |store: Store, symbol: &'static str| async move {
+        for k in 0..20 {
+            let bars: Vec<Bar> = (k * 50..(k + 1) * 50).map(bar).collect();
+            store.insert_bars(&sym(symbol), &bars, now()).await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(write(a.clone(), "BTC/USD")),
+        tokio::spawn(write(b.clone(), "ETH/USD"))
+    );
+    ra.unwrap().unwrap();
+    rb.unwrap().unwrap();
+    assert_eq!(
+        a.bar_counts().await.unwrap(),
+        vec![(sym("BTC/USD"), 1000), (sym("ETH/USD"), 1000)]
+    );
+}
