@@ -7,10 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use chrono::DateTime;
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
-use trader_core::{
-    Bar, Clock, FeatureName, RECORDED_CSV_HEADER, Symbol, SystemClock, feature_value, format_time,
-};
+use serde::Serialize;
+use trader_core::{Bar, Clock, FeatureName, Symbol, SystemClock, feature_value, format_time};
+use trader_recorded::{read_recorded_csv, recorded_files};
 use trader_store::Store;
 
 use crate::{Outcome, output};
@@ -61,87 +60,31 @@ pub(crate) fn run(cmd: &DataCommand) -> anyhow::Result<Outcome> {
     runtime.block_on(async {
         match cmd {
             DataCommand::Import(a) => import(a).await,
-            DataCommand::Features(a) => features(a).await,
+            DataCommand::Features(a) => features(a).await.map(|()| Outcome::Ok),
         }
-    })?;
-    Ok(Outcome::Ok)
+    })
 }
 
-#[derive(Debug, Deserialize)]
-struct CsvRow {
-    timestamp: String,
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume: f64,
-}
-
-/// Reads one recorded CSV, naming the file and line in every error.
-pub(crate) fn read_csv(path: &Path) -> anyhow::Result<Vec<Bar>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let header = reader
-        .headers()
-        .with_context(|| format!("reading the header of {}", path.display()))?;
-    let found = header.iter().collect::<Vec<_>>().join(",");
-    if found != RECORDED_CSV_HEADER {
-        bail!(
-            "{}: header is {found:?}, expected {RECORDED_CSV_HEADER:?}",
-            path.display()
-        );
-    }
-    let mut bars = Vec::new();
-    for (i, row) in reader.deserialize::<CsvRow>().enumerate() {
-        let line = i + 2;
-        let row = row.with_context(|| format!("{}: line {line}", path.display()))?;
-        let t = DateTime::parse_from_rfc3339(&row.timestamp).with_context(|| {
-            format!(
-                "{}: line {line}: timestamp {:?} is not RFC 3339",
-                path.display(),
-                row.timestamp
-            )
-        })?;
-        bars.push(Bar {
-            t: t.timestamp(),
-            open: row.open,
-            high: row.high,
-            low: row.low,
-            close: row.close,
-            volume: row.volume,
-        });
-    }
-    Ok(bars)
-}
-
-/// The CSVs of a recorded set, sorted, with their symbols.
-pub(crate) fn recorded_files(dir: &Path) -> anyhow::Result<Vec<(Symbol, PathBuf)>> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("reading data directory {}", dir.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("reading data directory {}", dir.display()))?
-            .path();
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-        {
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let symbol = Symbol::from_file_stem(&stem).with_context(|| {
-                format!("{}: the file name does not name a symbol", path.display())
-            })?;
-            files.push((symbol, path));
+/// A flag set by SIGINT/SIGTERM, for work that stops at its next boundary.
+fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let set = std::sync::Arc::clone(&flag);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            () = term => {},
         }
-    }
-    if files.is_empty() {
-        bail!("no CSV files in {}", dir.display());
-    }
-    files.sort();
-    Ok(files)
+        set.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    flag
 }
 
 #[derive(Debug, Serialize)]
@@ -156,12 +99,15 @@ struct ImportRow {
     held: u64,
 }
 
-async fn import(a: &ImportArgs) -> anyhow::Result<()> {
+async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
+    let stop = stop_flag();
     let files = recorded_files(&a.dir)?;
+    let now = SystemClock.now();
+    // Every file read and checked before the store is touched.
     let parsed: Vec<(Symbol, PathBuf, Vec<Bar>)> = files
         .into_iter()
-        .map(|(s, p)| read_csv(&p).map(|bars| (s, p, bars)))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|(s, p)| read_recorded_csv(&p, &s, now).map(|bars| (s, p, bars)))
+        .collect::<Result<_, _>>()?;
     let store = Store::open(&a.store, a.history_hours).await?;
     let total: usize = parsed.iter().map(|(_, _, b)| b.len()).sum();
     let progress = indicatif::ProgressBar::new(total as u64);
@@ -185,6 +131,21 @@ async fn import(a: &ImportArgs) -> anyhow::Result<()> {
             held: 0,
         };
         for chunk in bars.chunks(BATCH) {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                progress.finish_and_clear();
+                let stored: u64 = rows
+                    .iter()
+                    .map(|r: &ImportRow| r.inserted + r.replaced)
+                    .sum::<u64>()
+                    + row.inserted
+                    + row.replaced;
+                store.close().await;
+                output::eprint(&format!(
+                    "trader data import: stopped by a signal at a batch boundary; {stored} rows written to {} in whole batches, the rest not; the same import again completes it\n",
+                    a.store.display()
+                ));
+                return Ok(Outcome::Interrupted);
+            }
             let r = store
                 .insert_bars(symbol, chunk, clock.now())
                 .await
@@ -217,13 +178,14 @@ async fn import(a: &ImportArgs) -> anyhow::Result<()> {
             bars_per_second: f64,
             symbols: &'a [ImportRow],
         }
-        return output::print_json(&Out {
+        output::print_json(&Out {
             store: &a.store,
             history_hours: a.history_hours,
             seconds,
             bars_per_second: total as f64 / seconds,
             symbols: &rows,
-        });
+        })?;
+        return Ok(Outcome::Ok);
     }
     let mut text = String::new();
     for r in &rows {
@@ -238,7 +200,7 @@ async fn import(a: &ImportArgs) -> anyhow::Result<()> {
         a.store.display()
     ));
     output::print(&text);
-    Ok(())
+    Ok(Outcome::Ok)
 }
 
 async fn features(a: &FeaturesArgs) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ mod compare_cmd;
 mod compare_live;
 mod data_cmd;
 mod ensemble_cmd;
+mod files;
 mod metrics;
 mod monitor;
 mod output;
@@ -19,6 +20,7 @@ mod plot;
 mod run_cmd;
 mod sim_cmd;
 mod status_cmd;
+mod supervise;
 mod train_cmd;
 
 use std::io::IsTerminal;
@@ -29,6 +31,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Exit code of a refused budget, distinct from errors (1) and usage (2).
 pub(crate) const EXIT_REFUSED: u8 = 3;
+/// Exit code of a command stopped by a signal before it finished (128 + SIGINT).
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,6 +87,8 @@ enum Command {
 pub(crate) enum Outcome {
     Ok,
     Refused,
+    /// Stopped by SIGINT/SIGTERM before the work was done (exit 130).
+    Interrupted,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -131,7 +137,7 @@ fn main() -> ExitCode {
     init_tracing(cli.log_format);
     let result = match &cli.command {
         Command::Budget(args) => budget_cmd::run(args, &cli.config_dir),
-        Command::Ensemble(cmd) => ensemble_cmd::run(cmd),
+        Command::Ensemble(cmd) => ensemble_cmd::run(cmd, &cli.config_dir),
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Account(args) => account_cmd::run(args),
@@ -144,6 +150,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(EXIT_REFUSED),
+        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
         Err(err) => {
             output::error(&err);
             ExitCode::FAILURE

@@ -24,10 +24,9 @@ use trader_core::{Broker, Clock, HOUR_SECS, SystemClock, format_time};
 use trader_engine::{Engine, EngineSetup};
 use trader_ensemble::{Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
 use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
-use trader_store::{RunMode, Store};
+use trader_store::{ProfileLock, RunMode, Store};
 
 use crate::budget_cmd::{BudgetArgs, budget_report, resolve};
-use crate::data_cmd::{read_csv, recorded_files};
 use crate::metrics::Metrics;
 use crate::{Outcome, output};
 
@@ -94,7 +93,9 @@ struct Summary {
     from: String,
     until: String,
     hours_seen: u64,
-    bars_stored: u64,
+    /// Bars taken into the window (stored in the store's bar history by a
+    /// live run; a replay's come from the recorded set and are not stored).
+    bars_received: u64,
     decisions: u64,
     skipped: u64,
     orders: u64,
@@ -205,22 +206,8 @@ async fn connect_alpaca(a: &RunArgs, keys: AlpacaKeys) -> anyhow::Result<Market>
 
 /// No keys: the embedded simulator over the shipped recorded data.
 async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyhow::Result<Market> {
-    let mut bars = BTreeMap::new();
-    for (symbol, path) in recorded_files(&a.data)? {
-        if profile.symbols.contains(&symbol) {
-            bars.insert(symbol, read_csv(&path)?);
-        }
-    }
-    for s in &profile.symbols {
-        if !bars.contains_key(s) {
-            bail!(
-                "profile {} trades {s}, but {} has no {}.csv",
-                profile.name,
-                a.data.display(),
-                s.as_str().replace('/', "")
-            );
-        }
-    }
+    let bars = trader_recorded::read_recorded_symbols(&a.data, &profile.symbols, SystemClock.now())
+        .with_context(|| format!("profile {} cannot be replayed", profile.name))?;
     let last = bars
         .values()
         .filter_map(|b| b.last())
@@ -300,6 +287,41 @@ async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyh
     })
 }
 
+/// A stop request: set once SIGINT or SIGTERM arrives.
+type Stop = tokio::sync::watch::Receiver<bool>;
+
+/// Starts listening for SIGINT/SIGTERM (inside the runtime) and returns the
+/// stop flag every wait of the run watches.
+fn stop_on_signal() -> Stop {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("signal received: stopping");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Resolves when a stop was requested (never, if the flag's sender is gone
+/// without one).
+async fn stopped(stop: &Stop) {
+    let mut stop = stop.clone();
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// `work`, unless a stop is requested first (then None: `work` is dropped
+/// at its current await, which the run's records are made to survive, as
+/// they survive a kill).
+async fn unless_stopped<T>(stop: &Stop, work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = stopped(stop) => None,
+        v = work => Some(v),
+    }
+}
+
 /// Resolves once SIGINT or SIGTERM arrives.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -341,6 +363,14 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
         .store
         .clone()
         .unwrap_or_else(|| profile.store_path.clone());
+    // One trader per store and profile, before the broker or the store is touched.
+    let lock = ProfileLock::acquire(
+        &store_path,
+        &profile.name,
+        "trader run",
+        SystemClock.now().timestamp(),
+    )?;
+    tracing::debug!(lock = %lock.path().display(), "store locked for this profile");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -353,7 +383,17 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
             .unwrap_or(u64::from(alerts.check_interval_secs.get()));
         (alerts, Duration::from_secs(every.max(1)), predicted_rss)
     });
-    let summary = runtime.block_on(trade(a, &profile, &store_path, &verdict_json, watch))?;
+    let traded = runtime.block_on(async {
+        let stop = stop_on_signal();
+        trade(a, &profile, &store_path, &verdict_json, watch, stop).await
+    });
+    // Blocking helpers (resource samples) get half a second, not a wait.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    drop(lock);
+    let Some(summary) = traded? else {
+        output::eprint("trader run: stopped by a signal before the first hour\n");
+        return Ok(Outcome::Ok);
+    };
     if a.json {
         output::print_json(&summary)?;
     } else {
@@ -460,20 +500,25 @@ async fn trade(
     store_path: &std::path::Path,
     verdict_json: &str,
     watch: Option<(trader_config::AlertSettings, Duration, u64)>,
-) -> anyhow::Result<Summary> {
-    let market = connect(a, profile).await?;
+    stop: Stop,
+) -> anyhow::Result<Option<Summary>> {
+    let Some(market) = unless_stopped(&stop, connect(a, profile)).await else {
+        return Ok(None);
+    };
+    let market = market?;
     let client = client_for(&market, Duration::from_millis(a.timeout_ms.max(1)))?;
     let store = Store::open(store_path, Some(profile.history_hours)).await?;
     let ensemble = load_ensemble(profile)?;
     let now = market.clock.now().timestamp();
-    if let Some((from, _)) = market.replay {
-        let history_start = from - i64::from(profile.history_hours) * HOUR_SECS;
-        let n = store.delete_bars_from(history_start).await?;
-        if n > 0 {
-            tracing::info!(
-                bars = n,
-                "bars of an earlier replay removed; this replay stores them again"
-            );
+    if market.mode != RunMode::Live {
+        // A replay's broker died with its process: an unfinished replay of
+        // this profile (killed) cannot be resumed. This process holds the
+        // profile's lock, so none of them is running.
+        let abandoned = store
+            .abandon_unfinished(&profile.name, market.mode, now)
+            .await?;
+        if !abandoned.is_empty() {
+            tracing::info!(runs = ?abandoned, "earlier replays killed before they finished are marked abandoned; this replay starts a new run");
         }
     }
     let config_hash = fnv1a(verdict_json);
@@ -489,16 +534,97 @@ async fn trade(
         store = %store_path.display(),
         "run started"
     );
+    let ran = run_started(
+        RunContext {
+            a,
+            profile,
+            store_path,
+            market: &market,
+            client: &client,
+            run,
+            last_decided,
+            watch,
+            stop: &stop,
+        },
+        &store,
+        ensemble,
+    )
+    .await;
+    if let Err(e) = &ran {
+        // The store stays usable: a live run is resumed by the next start
+        // (as after a kill), any other run ends as failed, with the error.
+        let resumable = market.mode == RunMode::Live;
+        let at = market.clock.now().timestamp();
+        if let Err(record) = store
+            .fail_run(run.run_id, at, &format!("{e:#}"), resumable)
+            .await
+        {
+            tracing::warn!(error = %record, "the run's error could not be recorded");
+        }
+    }
+    store.close().await;
+    if let Some(sim) = market.sim {
+        sim.stop().await;
+    }
+    ran.map(Some)
+}
+
+/// What a started run needs.
+struct RunContext<'a> {
+    a: &'a RunArgs,
+    profile: &'a trader_config::Profile,
+    store_path: &'a std::path::Path,
+    market: &'a Market,
+    client: &'a AlpacaClient,
+    run: trader_store::RunStart,
+    last_decided: Option<i64>,
+    watch: Option<(trader_config::AlertSettings, Duration, u64)>,
+    stop: &'a Stop,
+}
+
+/// The run after its row exists: engine, reconcile, the poll loop, the
+/// summary. A replay's bars stay out of the store's bar history.
+async fn run_started(
+    cx: RunContext<'_>,
+    store: &Store,
+    ensemble: Ensemble,
+) -> anyhow::Result<Summary> {
+    let RunContext {
+        a,
+        profile,
+        store_path,
+        market,
+        client,
+        run,
+        last_decided,
+        watch,
+        stop,
+    } = cx;
+    let now = market.clock.now().timestamp();
+    let records = match market.mode {
+        RunMode::Live => store.clone(),
+        RunMode::Replay | RunMode::Backtest => store.records_only(),
+    };
     let mut engine = Engine::new(
         client.clone(),
-        store,
+        records,
         ensemble,
-        EngineSetup::for_profile(profile, run.run_id),
+        EngineSetup::for_profile(profile, run.run_id, market.mode),
     )
     .await?;
-    engine.reconcile().await?;
-    let start_account = client.account().await.ok();
-
+    let mut outcome = LoopOutcome::default();
+    let start_account = match unless_stopped(stop, async {
+        engine.reconcile().await?;
+        anyhow::Ok(client.account().await.ok())
+    })
+    .await
+    {
+        Some(account) => account?,
+        None => {
+            outcome.stopped = true;
+            None
+        }
+    };
     let (decide_from, until, first_hour) = hours_to_trade(
         market.replay,
         now,
@@ -506,34 +632,38 @@ async fn trade(
         engine.newest_common_bar(),
         profile.history_hours,
     );
-    let poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
-    if let Some((clock, start)) = &market.replay_clock {
-        // Loading took real time; the replay starts now.
-        clock.restart_at(DateTime::from_timestamp(*start, 0).unwrap_or_default());
+    if !outcome.stopped {
+        let poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
+        if let Some((clock, start)) = &market.replay_clock {
+            // Loading took real time; the replay starts now.
+            clock.restart_at(DateTime::from_timestamp(*start, 0).unwrap_or_default());
+        }
+        let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));
+        let port = if a.no_metrics {
+            None
+        } else {
+            a.metrics_port.or(profile.metrics_port)
+        };
+        let metrics =
+            start_metrics(port, profile.top_n, market.clock.real_duration(interval)).await?;
+        if let Some((alerts, every, predicted)) = watch {
+            crate::monitor::spawn(alerts, every, predicted, metrics.clone());
+        }
+        outcome = poll_loop(
+            &mut engine,
+            poller,
+            market.clock.as_ref(),
+            interval,
+            (decide_from, until),
+            metrics.as_ref(),
+            stop,
+        )
+        .await?;
     }
-    let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));
-    let port = if a.no_metrics {
-        None
-    } else {
-        a.metrics_port.or(profile.metrics_port)
-    };
-    let metrics = start_metrics(port, profile.top_n, market.clock.real_duration(interval)).await?;
-    if let Some((alerts, every, predicted)) = watch {
-        crate::monitor::spawn(alerts, every, predicted, metrics.clone());
-    }
-    let poll_errors = poll_loop(
-        &mut engine,
-        poller,
-        market.clock.as_ref(),
-        interval,
-        (decide_from, until),
-        metrics.as_ref(),
-    )
-    .await?;
-    let summary = summarize(
+    summarize(
         &engine,
-        &client,
-        &market,
+        client,
+        market,
         SummaryInputs {
             profile: &profile.name,
             store_path,
@@ -541,19 +671,27 @@ async fn trade(
             decide_from,
             until,
             start_account,
-            poll_errors,
+            outcome,
         },
     )
-    .await?;
-    drop(engine);
-    if let Some(sim) = market.sim {
-        sim.stop().await;
-    }
-    Ok(summary)
+    .await
 }
 
-/// Polls every `interval` of `clock` time until `until` or a signal; hours
-/// before `decide_from` are history. Returns poll errors by kind.
+/// How the poll loop ended.
+#[derive(Debug, Default)]
+struct LoopOutcome {
+    /// Poll errors by kind.
+    poll_errors: BTreeMap<String, u64>,
+    /// A stop was requested (SIGINT/SIGTERM).
+    stopped: bool,
+    /// The stop came in the middle of an hour's work, which was dropped
+    /// where it stood (as a kill would): a live run stays resumable.
+    interrupted: bool,
+}
+
+/// Polls every `interval` of `clock` time until `until` or a stop; hours
+/// before `decide_from` are history. A stop is answered at once, in every
+/// state: during a wait, a poll (and its retries), or an hour's work.
 async fn poll_loop(
     engine: &mut Engine<AlpacaClient>,
     mut poller: Poller<AlpacaClient>,
@@ -561,57 +699,83 @@ async fn poll_loop(
     interval: Duration,
     (decide_from, until): (i64, i64),
     metrics: Option<&Arc<Mutex<Metrics>>>,
-) -> anyhow::Result<BTreeMap<String, u64>> {
+    stop: &Stop,
+) -> anyhow::Result<LoopOutcome> {
+    let mut outcome = LoopOutcome::default();
     let mut poll_errors: BTreeMap<String, u64> = BTreeMap::new();
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
-    let mut stopping = false;
     loop {
         let now = clock.now().timestamp();
-        let polled = poller.poll(now).await;
-        let failed_kind = polled.as_ref().err().map(|e| e.kind.as_str());
-        match polled {
-            Ok(hours) => {
-                // A replay ends at `until`: hours closing after it (the clock
-                // runs on while the last poll works) are not traded.
-                for hour in hours.into_iter().filter(|h| h.t + HOUR_SECS <= until) {
-                    if hour.t < decide_from {
-                        engine.add_history(&hour.bars, now).await?;
+        // The work of one poll, dropped at the end of this block.
+        let step = {
+            let work = async {
+                let polled = poller.poll(now).await;
+                let failed_kind = polled.as_ref().err().map(|e| e.kind.as_str());
+                match polled {
+                    Ok(hours) => {
+                        // A replay ends at `until`: hours closing after it (the clock
+                        // runs on while the last poll works) are not traded.
+                        for hour in hours.into_iter().filter(|h| h.t + HOUR_SECS <= until) {
+                            if hour.t < decide_from {
+                                engine.add_history(&hour.bars, now).await?;
+                            } else {
+                                engine
+                                    .on_hour(hour.t, &hour.bars, hour.complete, now)
+                                    .await?;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "poll failed; asking again at the next poll");
+                        *poll_errors.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
+                    }
+                }
+                anyhow::Ok(failed_kind)
+            };
+            tokio::pin!(work);
+            let done = tokio::select! {
+                biased;
+                r = &mut work => Some(r),
+                () = stopped(stop) => None,
+            };
+            match done {
+                Some(r) => r,
+                None => {
+                    outcome.stopped = true;
+                    // A step normally takes milliseconds: let it finish, unless
+                    // the broker holds it up (retries, a dead connection).
+                    if let Ok(r) = tokio::time::timeout(STOP_GRACE, &mut work).await {
+                        r
                     } else {
-                        engine
-                            .on_hour(hour.t, &hour.bars, hour.complete, now)
-                            .await?;
+                        tracing::info!(
+                            "stopped in the middle of a poll or an hour; its records are as after a kill, and a live run resumes from them"
+                        );
+                        outcome.interrupted = true;
+                        break;
                     }
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "poll failed; asking again at the next poll");
-                *poll_errors.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
-            }
-        }
+        };
+        let failed_kind = step?;
         if let Some(m) = metrics
             && let Ok(mut m) = m.lock()
         {
             let age = engine.newest_common_bar().map(|t| now - (t + HOUR_SECS));
             m.update(engine.stats(), age, failed_kind);
         }
-        if stopping || now >= until {
+        if outcome.stopped || now >= until {
             break;
         }
         let wait = clock.real_duration(interval);
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {},
-            () = &mut signal => {
-                tracing::info!("signal received: finishing");
-                stopping = true;
-            },
-        }
-        if stopping {
+        if unless_stopped(stop, tokio::time::sleep(wait))
+            .await
+            .is_none()
+        {
+            outcome.stopped = true;
             break;
         }
     }
-
-    Ok(poll_errors)
+    outcome.poll_errors = poll_errors;
+    Ok(outcome)
 }
 
 struct SummaryInputs<'a> {
@@ -621,8 +785,14 @@ struct SummaryInputs<'a> {
     decide_from: i64,
     until: i64,
     start_account: Option<trader_core::AccountState>,
-    poll_errors: BTreeMap<String, u64>,
+    outcome: LoopOutcome,
 }
+
+/// How long the summary waits for the broker's account after a stop.
+const SUMMARY_ACCOUNT_WAIT: Duration = Duration::from_millis(500);
+
+/// How long a poll or an hour's work in progress may finish after a stop.
+const STOP_GRACE: Duration = Duration::from_millis(750);
 
 /// Finishes the run in the store and sums it up from the store's counts.
 async fn summarize(
@@ -631,12 +801,27 @@ async fn summarize(
     market: &Market,
     inputs: SummaryInputs<'_>,
 ) -> anyhow::Result<Summary> {
-    let end_account = client.account().await.ok();
+    // After a stop the broker gets a second, not its retries.
+    let end_account = if inputs.outcome.stopped {
+        tokio::time::timeout(SUMMARY_ACCOUNT_WAIT, client.account())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else {
+        client.account().await.ok()
+    };
     let finished_at = market.clock.now().timestamp();
-    engine
-        .store()
-        .finish_run(inputs.run.run_id, finished_at)
-        .await?;
+    if inputs.outcome.interrupted && market.mode == RunMode::Live {
+        tracing::info!(
+            run_id = inputs.run.run_id,
+            "the run stays open: the next start resumes it and settles the hour that was interrupted"
+        );
+    } else {
+        engine
+            .store()
+            .finish_run(inputs.run.run_id, finished_at)
+            .await?;
+    }
     let counts = engine.store().run_counts(inputs.run.run_id).await?;
     let stats = engine.stats().clone();
     let mut latencies = stats.latencies_us.clone();
@@ -654,14 +839,14 @@ async fn summarize(
         from: format_time(inputs.decide_from),
         until: format_time(finished_at.min(inputs.until)),
         hours_seen: stats.hours,
-        bars_stored: stats.bars,
+        bars_received: stats.bars,
         decisions: counts.decisions,
         skipped: counts.skipped,
         orders: counts.orders,
         orders_adopted: stats.orders_adopted,
         orders_filled: counts.filled,
         fills: counts.fills,
-        poll_errors: inputs.poll_errors,
+        poll_errors: inputs.outcome.poll_errors,
         equity_start,
         equity_end,
         return_pct: if equity_start > 0.0 {
@@ -688,8 +873,14 @@ fn render(s: &Summary) -> String {
     );
     out += &format!("  hours        {} .. {}\n", s.from, s.until);
     out += &format!(
-        "  bars         {} stored, {} hours seen\n",
-        s.bars_stored, s.hours_seen
+        "  bars         {} received{}, {} hours seen\n",
+        s.bars_received,
+        if s.mode == "replay" {
+            " (from the recorded set; a replay leaves the store's bars alone)"
+        } else {
+            " and stored"
+        },
+        s.hours_seen
     );
     out += &format!(
         "  decisions    {} ({} hours skipped)\n",

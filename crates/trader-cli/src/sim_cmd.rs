@@ -1,6 +1,5 @@
 //! `trader sim`: the Alpaca-compatible simulator, standalone on 127.0.0.1.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +8,10 @@ use anyhow::{Context, bail};
 use chrono::DateTime;
 use clap::Args;
 use trader_config::AlpacaKeys;
+use trader_core::Clock as _;
 use trader_core::HOUR_SECS;
 use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
 
-use crate::data_cmd::{read_csv, recorded_files};
 use crate::{Outcome, output};
 
 #[derive(Debug, Args)]
@@ -100,10 +99,8 @@ pub(crate) fn run(a: &SimArgs) -> anyhow::Result<Outcome> {
     if pairs.is_empty() {
         bail!("no key pairs: set APCA_API_KEY_ID and APCA_API_SECRET_KEY, or give --keys FILE");
     }
-    let mut bars = BTreeMap::new();
-    for (symbol, path) in recorded_files(&a.data)? {
-        bars.insert(symbol, read_csv(&path)?);
-    }
+    let bars =
+        trader_recorded::read_recorded_set(&a.data, |_| true, trader_core::SystemClock.now())?;
     let last = bars
         .values()
         .filter_map(|b| b.last())

@@ -145,9 +145,16 @@ fn render(v: &StatusView) -> String {
                 format_time(*started),
                 ended.map_or_else(
                     || "not finished (running, or stopped by a kill)".to_owned(),
-                    |e| format!("finished {}", format_time(e))
+                    |e| format!(
+                        "{} {}",
+                        s.run_outcome.as_deref().unwrap_or("ended"),
+                        format_time(e)
+                    )
                 )
             );
+            if let Some(error) = &s.run_error {
+                out += &format!("  run error    {error}\n");
+            }
         }
         None => out += "  run          none\n",
     }

@@ -18,6 +18,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use trader_budget::{RUNTIME_BASE_RSS, TRADING_LOOP_RSS, WORKER_TENANT, probe_memory};
 use trader_config::{HostConfig, MemorySpec};
+use trader_core::Clock as _;
 use trader_core::{Bar, HOUR_SECS, Symbol, format_time};
 use trader_train::{
     Dataset, FinishedTrial, HyperParams, SearchSpace, finished_trials, train_member,
@@ -148,19 +149,8 @@ fn settings(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Settings> {
 type BarsBySymbol = BTreeMap<Symbol, Vec<Bar>>;
 
 fn load_common(a: &TrainArgs, symbols: &[Symbol]) -> anyhow::Result<(BarsBySymbol, Vec<i64>)> {
-    let files = crate::data_cmd::recorded_files(&a.data)?;
-    let mut bars = BTreeMap::new();
-    for (symbol, path) in files {
-        if symbols.contains(&symbol) {
-            bars.insert(symbol, crate::data_cmd::read_csv(&path)?);
-        }
-    }
-    if let Some(missing) = symbols.iter().find(|s| !bars.contains_key(*s)) {
-        bail!(
-            "the search trades {missing}, but {} has no CSV for it",
-            a.data.display()
-        );
-    }
+    let bars =
+        trader_recorded::read_recorded_symbols(&a.data, symbols, trader_core::SystemClock.now())?;
     let hours = crate::backtest_cmd::common_hours(&bars);
     Ok((crate::backtest_cmd::at_hours(&bars, &hours), hours))
 }

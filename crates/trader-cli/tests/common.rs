@@ -130,3 +130,23 @@ pub fn write_linear_ensemble_with(
         serde_json::json!({"format": 1, "members": [{"dir": "trial_0000", "score": 1.0}]});
     std::fs::write(dir.join("ensemble_params.json"), ensemble.to_string()).unwrap();
 }
+
+/// Points the sandbox's lean profile at a momentum policy that rebalances
+/// every hour: action of symbol s = tanh(0.5 + 60 x its last log return).
+pub fn use_momentum_policy(tmp: &Path) {
+    write_linear_ensemble_with(
+        &tmp.join("models/momentum"),
+        1,
+        &["log_return"],
+        |o, i| if i == 4 + o { 60.0 } else { 0.0 },
+        [0.5, 0.5, 0.5],
+    );
+    let lean = tmp.join("configs/lean.toml");
+    let text = std::fs::read_to_string(&lean).unwrap();
+    std::fs::write(
+        &lean,
+        text.replace("../models/fixture-small", "../models/momentum")
+            .replace("top_n = 5", "top_n = 1"),
+    )
+    .unwrap();
+}
