@@ -17,4 +17,11 @@ pub enum BudgetError {
     },
     #[error("computing the trader's demand: {0}")]
     Demand(String),
+    #[error("{knob} = {value} is outside its allowed range {min}..={max}")]
+    KnobOutOfRange {
+        knob: &'static str,
+        value: u32,
+        min: u32,
+        max: u32,
+    },
 }

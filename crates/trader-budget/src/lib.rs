@@ -47,8 +47,9 @@ pub use error::BudgetError;
 pub use gpu::{GpuProbe, probe_gpu};
 pub use model::{
     ALLOCATOR_SLACK_PERCENT, CUDA_CONTEXT_VRAM, EnsembleDemandFn, Envelope, Fix, Knobs, Limit,
-    RUNTIME_BASE_RSS, Report, ResourceLine, STORE_CACHE_BYTES, THREAD_RSS, TRADING_LOOP_RSS,
-    Tenant, TenantLine, TraderPlan, Verdict, WORKER_TENANT, evaluate, suggest,
+    MAX_HISTORY_HOURS, MAX_TOP_N, MAX_WORKERS, RUNTIME_BASE_RSS, Report, ResourceLine,
+    STORE_CACHE_BYTES, THREAD_RSS, TRADING_LOOP_RSS, Tenant, TenantLine, TraderPlan, Verdict,
+    WORKER_TENANT, evaluate, suggest,
 };
 pub use probe::{MemoryProbe, RunningWorker, TRAIN_WORKER_ARG, probe_memory, probe_train_workers};
 pub use render::render_text;

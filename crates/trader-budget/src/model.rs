@@ -33,6 +33,12 @@ pub const CUDA_CONTEXT_VRAM: u64 = 500_000_000;
 pub const ALLOCATOR_SLACK_PERCENT: u64 = 10;
 /// The co-tenant that `--workers` counts.
 pub const WORKER_TENANT: &str = "training-worker";
+/// Largest `workers` knob: training workers on one machine.
+pub const MAX_WORKERS: u32 = 10_000;
+/// Largest `top_n` knob: members of one ensemble.
+pub const MAX_TOP_N: u32 = 1_000;
+/// Largest `history_hours` knob: ten years of hourly bars.
+pub const MAX_HISTORY_HOURS: u32 = 87_600;
 
 /// The knobs a user turns; `trader budget`'s what-if flags override them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,6 +49,32 @@ pub struct Knobs {
     pub history_hours: u32,
     pub dtype: DType,
     pub device: ComputeDevice,
+}
+
+impl Knobs {
+    /// Checks each knob against its range: `workers` 0..=[`MAX_WORKERS`],
+    /// `top_n` 1..=[`MAX_TOP_N`], `history_hours` 1..=[`MAX_HISTORY_HOURS`].
+    ///
+    /// # Errors
+    /// [`BudgetError::KnobOutOfRange`] naming the first knob out of range.
+    pub fn check(&self) -> Result<(), BudgetError> {
+        let checks = [
+            ("workers", self.workers.unwrap_or(0), 0, MAX_WORKERS),
+            ("top_n", self.top_n, 1, MAX_TOP_N),
+            ("history_hours", self.history_hours, 1, MAX_HISTORY_HOURS),
+        ];
+        for (knob, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(BudgetError::KnobOutOfRange {
+                    knob,
+                    value,
+                    min,
+                    max,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A co-tenant kind: `count` processes of `ram_each` / `vram_each`.
@@ -159,9 +191,10 @@ pub struct Report {
 }
 
 fn runtime_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Vec<DemandTerm> {
-    let threads = 1 + plan.threads;
-    let history =
-        u64::from(knobs.history_hours) * u64::from(plan.symbols) * HISTORY_BYTES_PER_SYMBOL_HOUR;
+    let threads = 1 + u64::from(plan.threads);
+    let history = u64::from(knobs.history_hours)
+        .saturating_mul(u64::from(plan.symbols))
+        .saturating_mul(HISTORY_BYTES_PER_SYMBOL_HOUR);
     vec![
         DemandTerm::new(
             "runtime base",
@@ -192,7 +225,7 @@ fn runtime_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Vec<DemandTerm> {
         ),
         DemandTerm::new(
             "threads",
-            u64::from(threads) * THREAD_RSS,
+            threads.saturating_mul(THREAD_RSS),
             0,
             format!(
                 "{threads} threads (main + {} inference) x 1 MB",
@@ -208,8 +241,11 @@ fn trader_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Result<Vec<DemandTerm>,
     let mut terms = runtime_terms(plan, knobs);
     terms.splice(1..1, ensemble);
     if knobs.device == ComputeDevice::Cuda {
-        let on_gpu: u64 = terms.iter().map(|t| t.vram_bytes).sum();
-        let slack = (on_gpu * ALLOCATOR_SLACK_PERCENT / 100).max(2 << 20);
+        let on_gpu = saturating_sum(terms.iter().map(|t| t.vram_bytes));
+        let slack = (on_gpu / 100)
+            .saturating_mul(ALLOCATOR_SLACK_PERCENT)
+            .saturating_add(on_gpu % 100 * ALLOCATOR_SLACK_PERCENT / 100)
+            .max(2 << 20);
         terms.push(DemandTerm::new(
             "CUDA context",
             0,
@@ -237,15 +273,20 @@ fn tenant_lines(tenants: &[Tenant], knobs: &Knobs) -> Vec<TenantLine> {
             TenantLine {
                 name: t.name.clone(),
                 count,
-                ram: t.ram_each * u64::from(count),
-                vram: t.vram_each * u64::from(count),
+                ram: t.ram_each.saturating_mul(u64::from(count)),
+                vram: t.vram_each.saturating_mul(u64::from(count)),
             }
         })
         .collect()
 }
 
+/// Sums bytes, saturating: absurd declared sizes must not wrap into a fit.
+fn saturating_sum(bytes: impl Iterator<Item = u64>) -> u64 {
+    bytes.fold(0, u64::saturating_add)
+}
+
 fn resource_line(trader: u64, tenants: u64, limit: Option<&Limit>) -> ResourceLine {
-    let total = trader + tenants;
+    let total = trader.saturating_add(tenants);
     let allowed = limit.map(Limit::allowed);
     ResourceLine {
         trader,
@@ -254,30 +295,35 @@ fn resource_line(trader: u64, tenants: u64, limit: Option<&Limit>) -> ResourceLi
         allowed,
         percent_of_machine: limit.map(|l| total as f64 * 100.0 / l.machine_total as f64),
         tenants_percent_of_machine: limit.map(|l| tenants as f64 * 100.0 / l.machine_total as f64),
-        headroom: allowed.map(|a| a.cast_signed() - total.cast_signed()),
+        headroom: allowed.map(|a| {
+            let h = i128::from(a) - i128::from(total);
+            i64::try_from(h).unwrap_or(if h < 0 { i64::MIN } else { i64::MAX })
+        }),
     }
 }
 
 /// Evaluates one configuration (without fixes; see [`suggest`]).
 ///
 /// # Errors
-/// When the ensemble's demand cannot be computed (e.g. `top_n` too large).
+/// A knob outside its range ([`Knobs::check`]), or when the ensemble's demand
+/// cannot be computed (e.g. `top_n` larger than the ensemble).
 pub fn evaluate(
     plan: &TraderPlan<'_>,
     tenants: &[Tenant],
     envelope: &Envelope,
     knobs: Knobs,
 ) -> Result<Report, BudgetError> {
+    knobs.check()?;
     let terms = trader_terms(plan, &knobs)?;
     let lines = tenant_lines(tenants, &knobs);
     let ram = resource_line(
-        terms.iter().map(|t| t.ram_bytes).sum(),
-        lines.iter().map(|t| t.ram).sum(),
+        saturating_sum(terms.iter().map(|t| t.ram_bytes)),
+        saturating_sum(lines.iter().map(|t| t.ram)),
         Some(&envelope.ram),
     );
     let vram = resource_line(
-        terms.iter().map(|t| t.vram_bytes).sum(),
-        lines.iter().map(|t| t.vram).sum(),
+        saturating_sum(terms.iter().map(|t| t.vram_bytes)),
+        saturating_sum(lines.iter().map(|t| t.vram)),
         envelope.vram.as_ref(),
     );
     let mut reasons = Vec::new();
@@ -346,20 +392,53 @@ pub fn evaluate(
     })
 }
 
+/// The largest `v` in `lo..=hi` for which `fits(v)` gives a report, by
+/// bisection: every knob searched here only adds memory as it grows, so the
+/// values that fit are a prefix of the range. At most `2 + log2(hi - lo + 1)`
+/// evaluations, whatever the range.
+fn largest_fitting(
+    lo: u32,
+    hi: u32,
+    mut fits: impl FnMut(u32) -> Result<Option<Report>, BudgetError>,
+) -> Result<Option<(u32, Report)>, BudgetError> {
+    if lo > hi {
+        return Ok(None);
+    }
+    // The common case first: one step down is enough.
+    if let Some(r) = fits(hi)? {
+        return Ok(Some((hi, r)));
+    }
+    let Some(r) = fits(lo)? else {
+        return Ok(None);
+    };
+    // Invariant: `good` fits, `bad` does not, good < bad.
+    let (mut good, mut bad, mut best) = (lo, hi, r);
+    while bad - good > 1 {
+        let mid = good + (bad - good) / 2;
+        match fits(mid)? {
+            Some(r) => (good, best) = (mid, r),
+            None => bad = mid,
+        }
+    }
+    Ok(Some((good, best)))
+}
+
 /// The cheapest single changes that make a refused configuration fit, in the
 /// order of the user's trade-offs: fewer training workers (the largest count
 /// that fits), fewer members (the largest that fits), shorter history (the
 /// longest that fits, never below what the models need), f16 weights, and for
-/// a CUDA trader, the CPU. Each candidate is evaluated with the full model.
+/// a CUDA trader, the CPU. Each candidate is evaluated with the full model;
+/// the counts and lengths are found by bisection ([`largest_fitting`]).
 ///
 /// # Errors
-/// As [`evaluate`].
+/// As [`evaluate`]; a knob out of range is refused before any search.
 pub fn suggest(
     plan: &TraderPlan<'_>,
     tenants: &[Tenant],
     envelope: &Envelope,
     knobs: Knobs,
 ) -> Result<Vec<Fix>, BudgetError> {
+    knobs.check()?;
     let fits = |k: Knobs| -> Result<Option<Report>, BudgetError> {
         let r = evaluate(plan, tenants, envelope, k)?;
         Ok((r.verdict == Verdict::Fits).then_some(r))
@@ -376,46 +455,48 @@ pub fn suggest(
         .iter()
         .find(|t| t.name == WORKER_TENANT)
         .map(|t| knobs.workers.unwrap_or(t.count));
-    if let Some(now) = workers_now {
-        for w in (0..now).rev() {
-            if let Some(r) = fits(Knobs {
+    // Fewer workers than now, and never more than a knob may say.
+    if let Some(now) = workers_now.filter(|n| *n > 0)
+        && let Some((w, r)) = largest_fitting(0, (now - 1).min(MAX_WORKERS), |w| {
+            fits(Knobs {
                 workers: Some(w),
                 ..knobs
-            })? {
-                fixes.push(fix(
-                    format!("--workers {w}"),
-                    format!("{} fewer training workers", now - w),
-                    &r,
-                ));
-                break;
-            }
-        }
+            })
+        })?
+    {
+        fixes.push(fix(
+            format!("--workers {w}"),
+            format!("{} fewer training workers", now - w),
+            &r,
+        ));
     }
-    for n in (1..knobs.top_n.min(plan.max_top_n + 1)).rev() {
-        if let Some(r) = fits(Knobs { top_n: n, ..knobs })? {
-            fixes.push(fix(
-                format!("--top-n {n}"),
-                format!("ensemble of {n} instead of {}", knobs.top_n),
-                &r,
-            ));
-            break;
-        }
+    if let Some((n, r)) = largest_fitting(1, (knobs.top_n - 1).min(plan.max_top_n), |n| {
+        fits(Knobs { top_n: n, ..knobs })
+    })? {
+        fixes.push(fix(
+            format!("--top-n {n}"),
+            format!("ensemble of {n} instead of {}", knobs.top_n),
+            &r,
+        ));
     }
-    for h in (plan.min_history_hours..knobs.history_hours).rev() {
-        if let Some(r) = fits(Knobs {
-            history_hours: h,
-            ..knobs
-        })? {
-            fixes.push(fix(
-                format!("--history-hours {h}"),
-                format!(
-                    "{h} h of history (the models need {})",
-                    plan.min_history_hours
-                ),
-                &r,
-            ));
-            break;
-        }
+    if let Some((h, r)) = largest_fitting(
+        plan.min_history_hours.max(1),
+        knobs.history_hours - 1,
+        |h| {
+            fits(Knobs {
+                history_hours: h,
+                ..knobs
+            })
+        },
+    )? {
+        fixes.push(fix(
+            format!("--history-hours {h}"),
+            format!(
+                "{h} h of history (the models need {})",
+                plan.min_history_hours
+            ),
+            &r,
+        ));
     }
     if knobs.dtype == DType::F32
         && let Some(r) = fits(Knobs {
@@ -446,6 +527,8 @@ pub fn suggest(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     const MB: u64 = 1_000_000;
@@ -559,6 +642,176 @@ mod tests {
         for f in &fixes {
             assert!(f.ram_percent <= 90.0, "{f:?}");
         }
+    }
+
+    #[test]
+    fn knobs_out_of_range_are_refused_naming_the_knob_and_its_range() {
+        let (tenants, envelope) = users_box();
+        let plan = plan();
+        let base = knobs(ComputeDevice::Cpu);
+        for (k, name, range) in [
+            (
+                Knobs {
+                    workers: Some(u32::MAX),
+                    ..base
+                },
+                "workers",
+                "0..=10000",
+            ),
+            (
+                Knobs {
+                    top_n: u32::MAX,
+                    ..base
+                },
+                "top_n",
+                "1..=1000",
+            ),
+            (Knobs { top_n: 0, ..base }, "top_n", "1..=1000"),
+            (
+                Knobs {
+                    history_hours: 4_000_000_000,
+                    ..base
+                },
+                "history_hours",
+                "1..=87600",
+            ),
+            (
+                Knobs {
+                    history_hours: 0,
+                    ..base
+                },
+                "history_hours",
+                "1..=87600",
+            ),
+        ] {
+            // evaluate first: before the bounds, suggest did not return.
+            let err = evaluate(&plan, &tenants, &envelope, k)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name) && err.contains(range), "{k:?}: {err}");
+            let err = suggest(&plan, &tenants, &envelope, k)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name) && err.contains(range), "{k:?}: {err}");
+        }
+    }
+
+    /// The fix search before bisection: the first fitting value counting down.
+    fn linear_largest(lo: u32, below: u32, fits: impl Fn(u32) -> bool) -> Option<u32> {
+        (lo..below).rev().find(|v| fits(*v))
+    }
+
+    #[test]
+    fn fix_search_by_bisection_finds_what_the_linear_search_found() {
+        let (tenants, mut envelope) = users_box();
+        let mut seen = BTreeSet::new();
+        // 3 symbols: history is tiny; 40,000 symbols: 1.92 MB per hour, so
+        // shortening the history is a fix at many different lengths.
+        for (symbols, history_hours) in [(3, 120), (40_000, 1_000)] {
+            let plan = TraderPlan { symbols, ..plan() };
+            let fits = |envelope: &Envelope, k: Knobs| {
+                evaluate(&plan, &tenants, envelope, k).unwrap().verdict == Verdict::Fits
+            };
+            // From a box where nothing fits to one where everything does.
+            for ram_mb in (2_000..=20_000).step_by(250) {
+                envelope.ram.machine_total = ram_mb * MB;
+                for k in [
+                    Knobs {
+                        history_hours,
+                        ..knobs(ComputeDevice::Cpu)
+                    },
+                    Knobs {
+                        workers: Some(40),
+                        history_hours,
+                        ..knobs(ComputeDevice::Cuda)
+                    },
+                ] {
+                    let want: Vec<String> = [
+                        linear_largest(0, k.workers.unwrap_or(9), |w| {
+                            fits(
+                                &envelope,
+                                Knobs {
+                                    workers: Some(w),
+                                    ..k
+                                },
+                            )
+                        })
+                        .map(|w| format!("--workers {w}")),
+                        linear_largest(1, k.top_n, |n| fits(&envelope, Knobs { top_n: n, ..k }))
+                            .map(|n| format!("--top-n {n}")),
+                        linear_largest(plan.min_history_hours, k.history_hours, |h| {
+                            fits(
+                                &envelope,
+                                Knobs {
+                                    history_hours: h,
+                                    ..k
+                                },
+                            )
+                        })
+                        .map(|h| format!("--history-hours {h}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    let got: Vec<String> = suggest(&plan, &tenants, &envelope, k)
+                        .unwrap()
+                        .into_iter()
+                        .map(|f| f.flag)
+                        .filter(|f| !f.starts_with("--dtype") && !f.starts_with("--device"))
+                        .collect();
+                    assert_eq!(got, want, "{symbols} symbols, {ram_mb} MB, {k:?}");
+                    seen.extend(want);
+                }
+            }
+        }
+        // The cases reach every search, each at several different answers.
+        for flag in ["--workers", "--top-n", "--history-hours"] {
+            let answers = seen.iter().filter(|f| f.starts_with(flag)).count();
+            assert!(answers >= 3, "{flag}: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn fix_search_evaluates_logarithmically_many_candidates() {
+        let (mut tenants, mut envelope) = users_box();
+        // 12.6 GB allowed; the monitoring and 8 workers leave room for a 1 GB trader.
+        envelope.ram.machine_total = 14_000 * MB;
+        let calls = std::cell::Cell::new(0_u32);
+        // 1 MB of weights per member at f32: 1 GB at the largest top_n.
+        let counting = |top_n: u32, dtype: DType, _: ComputeDevice| {
+            calls.set(calls.get() + 1);
+            let bytes = u64::from(top_n) * 250_000 * dtype.size_in_bytes();
+            Ok(vec![DemandTerm::new("weights", bytes, 0, "")])
+        };
+        let mut plan = plan();
+        plan.max_top_n = MAX_TOP_N;
+        plan.ensemble = &counting;
+        let k = Knobs {
+            workers: Some(MAX_WORKERS),
+            top_n: MAX_TOP_N,
+            history_hours: MAX_HISTORY_HOURS,
+            dtype: DType::F32,
+            device: ComputeDevice::Cpu,
+        };
+        let fixes = suggest(&plan, &tenants, &envelope, k).unwrap();
+        // Each search needs at most 2 + log2(range) evaluations (16, 12, 19
+        // here) and f16 one more; the linear search needed ~98,000.
+        let n = calls.get();
+        assert!(n <= 16 + 12 + 19 + 1, "{n} evaluations; {fixes:?}");
+        let flags: Vec<&str> = fixes.iter().map(|f| f.flag.as_str()).collect();
+        assert_eq!(flags, ["--workers 8"]);
+        // A co-tenant count the library does not bound (the host file does)
+        // is searched as fast, and never above MAX_WORKERS.
+        tenants[0].count = u32::MAX;
+        calls.set(0);
+        let fixes = suggest(&plan, &tenants, &envelope, Knobs { workers: None, ..k }).unwrap();
+        let n = calls.get();
+        assert!(n <= 16 + 12 + 19 + 1, "{n} evaluations; {fixes:?}");
+        assert_eq!(fixes[0].flag, "--workers 8", "{fixes:?}");
+        assert_eq!(
+            fixes[0].effect,
+            format!("{} fewer training workers", u32::MAX - 8)
+        );
     }
 
     #[test]
