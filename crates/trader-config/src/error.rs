@@ -18,6 +18,8 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("{path} is a directory, not a TOML file")]
+    IsDirectory { path: PathBuf },
     #[error("profile {name:?} not found (looked for {searched})")]
     ProfileNotFound { name: String, searched: PathBuf },
     #[error(

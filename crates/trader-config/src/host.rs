@@ -2,12 +2,18 @@
 
 use std::fmt;
 use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use trader_core::ByteSize;
 
-use crate::{ConfigError, read_toml};
+use crate::{ConfigError, check_range, read_toml};
+
+/// Allowed `count` of one tenant kind.
+pub const TENANT_COUNT: RangeInclusive<u32> = 0..=10_000;
+/// Allowed `[alerts] check_interval_secs`: at least once an hour.
+pub const CHECK_INTERVAL_SECS: RangeInclusive<u32> = 1..=3_600;
 
 /// A machine total: probed (`"auto"`) or declared (`"8.2GB"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,8 +110,9 @@ impl HostConfig {
     /// Reads and validates a host file.
     ///
     /// # Errors
-    /// Unreadable or invalid TOML, a percent outside (0, 100], a tenant without a
-    /// name or listed twice.
+    /// Unreadable or invalid TOML, a percent outside (0, 100], a check interval
+    /// outside [`CHECK_INTERVAL_SECS`], a tenant without a name, listed twice
+    /// or with a count outside [`TENANT_COUNT`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let mut host: HostConfig = read_toml(path)?;
         host.path = path.to_path_buf();
@@ -124,7 +131,21 @@ impl HostConfig {
                 return Err(invalid(key.into(), v.to_string(), "must be in (0, 100]"));
             }
         }
+        check_range(
+            path,
+            "alerts.check_interval_secs",
+            host.alerts.check_interval_secs.get(),
+            &CHECK_INTERVAL_SECS,
+            "seconds",
+        )?;
         for (i, t) in host.tenants.iter().enumerate() {
+            check_range(
+                path,
+                &format!("tenants[{i}].count"),
+                t.count,
+                &TENANT_COUNT,
+                "processes",
+            )?;
             if t.name.trim().is_empty() {
                 return Err(invalid(
                     format!("tenants[{i}].name"),
@@ -212,6 +233,53 @@ ram = "0.6GB"
                 "{to}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn counts_and_intervals_out_of_range_name_the_file_the_key_and_the_allowed_range() {
+        for (from, to, key, range) in [
+            (
+                "count = 9",
+                "count = 4000000000",
+                "`tenants[0].count` = 4000000000",
+                "0..=10000",
+            ),
+            (
+                "count = 9",
+                "count = 10001",
+                "`tenants[0].count` = 10001",
+                "0..=10000",
+            ),
+            (
+                "check_interval_secs = 300",
+                "check_interval_secs = 4000000000",
+                "`alerts.check_interval_secs` = 4000000000",
+                "1..=3600",
+            ),
+        ] {
+            let err = load(&GOOD.replacen(from, to, 1)).unwrap_err().to_string();
+            assert!(
+                err.contains("host.toml") && err.contains(key) && err.contains(range),
+                "{to}: {err}"
+            );
+        }
+        let h = load(&GOOD.replacen("count = 9", "count = 10000", 1).replacen(
+            "check_interval_secs = 300",
+            "check_interval_secs = 3600",
+            1,
+        ))
+        .unwrap();
+        assert_eq!(
+            (h.tenants[0].count, h.alerts.check_interval_secs.get()),
+            (10_000, 3_600)
+        );
+    }
+
+    #[test]
+    fn a_host_file_that_is_a_directory_is_called_a_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = HostConfig::from_file(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("is a directory, not a TOML file"), "{err}");
     }
 
     #[test]

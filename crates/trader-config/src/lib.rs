@@ -19,17 +19,26 @@ mod secrets;
 
 pub use endpoints::{AlpacaEndpoints, DATA_URL, LIVE_TRADING_URL, PAPER_TRADING_URL};
 pub use error::ConfigError;
-pub use host::{AlertSettings, HostConfig, LimitSettings, MemorySpec, TenantConfig};
+pub use host::{
+    AlertSettings, CHECK_INTERVAL_SECS, HostConfig, LimitSettings, MemorySpec, TENANT_COUNT,
+    TenantConfig,
+};
 pub use profile::{
-    EnsembleSettings, MetricsSettings, Profile, ProfileFile, StoreSettings, TradingSettings,
-    resolve_profile_path,
+    EnsembleSettings, HISTORY_HOURS, MetricsSettings, POLL_INTERVAL_SECS, Profile, ProfileFile,
+    StoreSettings, THREADS, TOP_N, TradingSettings, resolve_profile_path,
 };
 pub use secrets::{AlpacaKeys, Secret};
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 /// Reads a TOML file into `T`, naming the file in every error.
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    if path.is_dir() {
+        return Err(ConfigError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -37,5 +46,29 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigErr
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+/// Checks that `key` = `value` of the file at `path` lies in `range`; the
+/// error names the file, the key, the value and the allowed range.
+fn check_range(
+    path: &Path,
+    key: &str,
+    value: u32,
+    range: &RangeInclusive<u32>,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: key.to_owned(),
+        value: value.to_string(),
+        reason: format!(
+            "outside the allowed range {}..={} ({unit})",
+            range.start(),
+            range.end()
+        ),
     })
 }

@@ -2,12 +2,22 @@
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use trader_core::{Aggregate, ComputeDevice, DType, Symbol};
 
-use crate::{ConfigError, read_toml};
+use crate::{ConfigError, check_range, read_toml};
+
+/// Allowed `history_hours`: up to ten years of hourly bars.
+pub const HISTORY_HOURS: RangeInclusive<u32> = 1..=87_600;
+/// Allowed `poll_interval_secs`: bars are hourly, so at least once an hour.
+pub const POLL_INTERVAL_SECS: RangeInclusive<u32> = 1..=3_600;
+/// Allowed `[ensemble] top_n`.
+pub const TOP_N: RangeInclusive<u32> = 1..=1_000;
+/// Allowed `[ensemble] threads`.
+pub const THREADS: RangeInclusive<u32> = 1..=1_024;
 
 /// The `[ensemble]` table of a profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +162,9 @@ impl Profile {
     /// validation; each error names the file and the key.
     pub fn load(profile: &str, config_dir: &Path) -> Result<Self, ConfigError> {
         let path = resolve_profile_path(profile, config_dir);
+        if path.is_dir() {
+            return Err(ConfigError::IsDirectory { path });
+        }
         if !path.is_file() {
             return Err(ConfigError::ProfileNotFound {
                 name: profile.to_owned(),
@@ -179,6 +192,34 @@ impl Profile {
                 "[]".into(),
                 "at least one symbol is needed",
             ));
+        }
+        for (key, value, range, unit) in [
+            (
+                "history_hours",
+                file.history_hours.get(),
+                HISTORY_HOURS,
+                "hours; 87600 is ten years",
+            ),
+            (
+                "poll_interval_secs",
+                file.poll_interval_secs.get(),
+                POLL_INTERVAL_SECS,
+                "seconds; bars are hourly",
+            ),
+            (
+                "ensemble.top_n",
+                file.ensemble.top_n.get(),
+                TOP_N,
+                "members",
+            ),
+            (
+                "ensemble.threads",
+                file.ensemble.threads.get(),
+                THREADS,
+                "inference threads",
+            ),
+        ] {
+            check_range(path, key, value, &range, unit)?;
         }
         let mut seen = BTreeSet::new();
         for s in &file.symbols {
@@ -325,6 +366,86 @@ path = "../var/lean.sqlite"
                 "{to}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn numeric_keys_out_of_range_name_the_file_the_key_and_the_allowed_range() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (from, to, key, range) in [
+            (
+                "history_hours = 72",
+                "history_hours = 4000000000",
+                "`history_hours` = 4000000000",
+                "1..=87600",
+            ),
+            (
+                "history_hours = 72",
+                "history_hours = 87601",
+                "`history_hours` = 87601",
+                "1..=87600",
+            ),
+            (
+                "poll_interval_secs = 120",
+                "poll_interval_secs = 4000000000",
+                "`poll_interval_secs` = 4000000000",
+                "1..=3600",
+            ),
+            (
+                "poll_interval_secs = 120",
+                "poll_interval_secs = 3601",
+                "`poll_interval_secs` = 3601",
+                "1..=3600",
+            ),
+            (
+                "top_n = 5",
+                "top_n = 4000000000",
+                "`ensemble.top_n` = 4000000000",
+                "1..=1000",
+            ),
+            (
+                "top_n = 5",
+                "top_n = 5\nthreads = 1025",
+                "`ensemble.threads` = 1025",
+                "1..=1024",
+            ),
+        ] {
+            let p = write(tmp.path(), "p.toml", &GOOD.replace(from, to));
+            let err = Profile::from_file(&p).unwrap_err().to_string();
+            assert!(
+                err.contains("p.toml") && err.contains(key) && err.contains(range),
+                "{to}: {err}"
+            );
+        }
+        // The bounds themselves are allowed.
+        let text = GOOD
+            .replace("history_hours = 72", "history_hours = 87600")
+            .replace("poll_interval_secs = 120", "poll_interval_secs = 3600")
+            .replace("top_n = 5", "top_n = 1000\nthreads = 1024");
+        let p = write(tmp.path(), "p.toml", &text);
+        let p = Profile::from_file(&p).unwrap();
+        assert_eq!(
+            (p.history_hours, p.poll_interval_secs, p.top_n, p.threads),
+            (87_600, 3_600, 1_000, 1_024)
+        );
+    }
+
+    #[test]
+    fn a_profile_that_is_a_directory_is_called_a_directory_not_missing() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("lean.toml")).unwrap();
+        for name in ["lean", &tmp.path().join("lean.toml").display().to_string()] {
+            let err = Profile::load(name, tmp.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("lean.toml")
+                    && err.contains("is a directory, not a TOML file")
+                    && !err.contains("not found"),
+                "{name}: {err}"
+            );
+        }
+        let err = Profile::from_file(&tmp.path().join("lean.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a directory, not a TOML file"), "{err}");
     }
 
     #[test]
