@@ -33,6 +33,12 @@ pub struct MemberSummary {
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EnsembleError> {
+    if path.is_dir() {
+        return Err(EnsembleError::IsDirectory {
+            path: path.to_path_buf(),
+            expected: "a JSON file",
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|source| EnsembleError::Read {
         path: path.to_path_buf(),
         source,
@@ -48,11 +54,15 @@ impl EnsembleCatalog {
     /// (ties broken by directory name, so the order is deterministic).
     ///
     /// # Errors
-    /// A missing directory or manifest, invalid JSON, an unsupported format, a
-    /// non-finite score or a member listed twice.
+    /// A missing directory (or a file in its place) or manifest, invalid JSON,
+    /// an unsupported format, a non-finite score or a member listed twice.
     pub fn open(dir: &Path) -> Result<Self, EnsembleError> {
         if !dir.is_dir() {
-            return Err(EnsembleError::MissingDir(dir.to_path_buf()));
+            return Err(if dir.exists() {
+                EnsembleError::NotADir(dir.to_path_buf())
+            } else {
+                EnsembleError::MissingDir(dir.to_path_buf())
+            });
         }
         let path = dir.join(ENSEMBLE_FILE);
         let mut params: EnsembleParams = read_json(&path)?;
@@ -108,9 +118,15 @@ impl EnsembleCatalog {
     /// their structure. No tensor data is read.
     ///
     /// # Errors
-    /// `top_n` larger than the ensemble, or any member error (naming the member).
+    /// `top_n` of 0 or larger than the ensemble, or any member error (naming
+    /// the member).
     pub fn select(&self, top_n: usize) -> Result<Vec<MemberSummary>, EnsembleError> {
-        if top_n > self.len() || top_n == 0 {
+        if top_n == 0 {
+            return Err(EnsembleError::TopNZero {
+                dir: self.dir.clone(),
+            });
+        }
+        if top_n > self.len() {
             return Err(EnsembleError::TopNTooLarge {
                 top_n,
                 available: self.len(),
@@ -123,9 +139,14 @@ impl EnsembleCatalog {
             .map(|(rank, m)| {
                 let dir = self.dir.join(&m.dir);
                 if !dir.is_dir() {
+                    let what = if dir.exists() {
+                        "is a file, not a directory"
+                    } else {
+                        "does not exist"
+                    };
                     return Err(EnsembleError::Invalid {
                         path: self.dir.join(ENSEMBLE_FILE),
-                        message: format!("member directory {} does not exist", dir.display()),
+                        message: format!("member directory {} {what}", dir.display()),
                     });
                 }
                 let params: MemberParams = read_json(&dir.join(PARAMS_FILE))?;

@@ -5,6 +5,14 @@ use std::path::PathBuf;
 pub enum EnsembleError {
     #[error("ensemble directory {0} does not exist")]
     MissingDir(PathBuf),
+    #[error("ensemble directory {0} is a file, not a directory")]
+    NotADir(PathBuf),
+    #[error("{path} is a directory, not {expected}")]
+    IsDirectory {
+        path: PathBuf,
+        /// What the path should have been: "a safetensors file".
+        expected: &'static str,
+    },
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -23,6 +31,8 @@ pub enum EnsembleError {
     Inference(String),
     #[error("bad state vector: {0}")]
     State(String),
+    #[error("top_n = 0 for the ensemble in {dir}: top_n must be at least 1")]
+    TopNZero { dir: PathBuf },
     #[error("top_n = {top_n} but the ensemble in {dir} has only {available} members")]
     TopNTooLarge {
         top_n: usize,

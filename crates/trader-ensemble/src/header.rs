@@ -45,6 +45,7 @@ impl SafetensorsHeader {
     ///
     /// # Errors
     /// [`EnsembleError::Read`] when the file cannot be read,
+    /// [`EnsembleError::IsDirectory`] when `path` is a directory,
     /// [`EnsembleError::Header`] when the header is corrupt or the file truncated.
     pub fn read(path: &Path) -> Result<Self, EnsembleError> {
         let read_err = |source| EnsembleError::Read {
@@ -56,7 +57,14 @@ impl SafetensorsHeader {
             message,
         };
         let mut file = File::open(path).map_err(read_err)?;
-        let file_bytes = file.metadata().map_err(read_err)?.len();
+        let stat = file.metadata().map_err(read_err)?;
+        if stat.is_dir() {
+            return Err(EnsembleError::IsDirectory {
+                path: path.to_path_buf(),
+                expected: "a safetensors file",
+            });
+        }
+        let file_bytes = stat.len();
         let mut len_bytes = [0u8; 8];
         file.read_exact(&mut len_bytes).map_err(|_| {
             header_err(format!(
