@@ -811,10 +811,22 @@ async fn summarize(
         client.account().await.ok()
     };
     let finished_at = market.clock.now().timestamp();
-    if inputs.outcome.interrupted && market.mode == RunMode::Live {
+    // A live run cut short with an order planned but not confirmed stays
+    // open: the next start resumes it and sends that order again with its id.
+    let half_sent = if inputs.outcome.interrupted && market.mode == RunMode::Live {
+        engine
+            .store()
+            .unsettled_orders(inputs.run.run_id)
+            .await?
+            .iter()
+            .any(|o| o.status == "planned" || o.status == "unknown")
+    } else {
+        false
+    };
+    if half_sent {
         tracing::info!(
             run_id = inputs.run.run_id,
-            "the run stays open: the next start resumes it and settles the hour that was interrupted"
+            "the run stays open: the next start resumes it and settles the orders of the hour that was interrupted"
         );
     } else {
         engine

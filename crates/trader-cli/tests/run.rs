@@ -568,7 +568,8 @@ fn full_and_lean_side_by_side_against_one_simulator() {
         assert_eq!(
             sql(&db, "SELECT ended_at IS NOT NULL FROM runs"),
             "1",
-            "SIGTERM finishes the run"
+            "SIGTERM finishes the run: {}",
+            stderr(o)
         );
         // Separate accounts: each started from the simulator's $100,000.
         assert_eq!(s["equity_start"], 100_000.0, "{name}");
