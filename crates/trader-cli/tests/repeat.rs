@@ -455,3 +455,54 @@ fn two_imports_into_one_store_at_once_both_finish() {
     }
     assert_eq!(bar_counts(&db), "BTC/USD=11341,ETH/USD=11341,LTC/USD=11341");
 }
+
+#[test]
+fn sigterm_stops_an_import_at_a_batch_boundary_and_says_how_many_rows_are_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 300,000 hours of one symbol (from 1985): hundreds of batches.
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let start = 473_385_600_i64; // 1985-01-01T00:00:00Z
+    let mut text = String::from("timestamp,open,high,low,close,volume\n");
+    for h in 0..300_000_i64 {
+        let t = chrono::DateTime::from_timestamp(start + h * 3600, 0).unwrap();
+        text.push_str(&format!(
+            "{},10,11,9,10.5,1\n",
+            t.format("%Y-%m-%dT%H:%M:%SZ")
+        ));
+    }
+    std::fs::write(data.join("BTCUSD.csv"), text).unwrap();
+    let db = tmp.path().join("s.sqlite");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trader"))
+        .args(["data", "import", &data.display().to_string()])
+        .args(["--store", &db.display().to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_rows(&db, "SELECT COUNT(*) FROM bars", &mut child);
+    let (o, _) = terminate(child);
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let msg = stderr(&o);
+    let stored = sql(&db, "SELECT COUNT(*) FROM bars");
+    assert!(
+        msg.contains(&format!("{stored} rows written")) && msg.contains("at a batch boundary"),
+        "store holds {stored}: {msg}"
+    );
+    let n: u64 = stored.parse().unwrap();
+    assert!(
+        n > 0 && n < 300_000 && n % 1000 == 0,
+        "whole batches only: {n}"
+    );
+    // The same import again completes it.
+    let o = trader(&[
+        "data",
+        "import",
+        &data.display().to_string(),
+        "--store",
+        &db.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sql(&db, "SELECT COUNT(*) FROM bars"), "300000");
+}
