@@ -17,7 +17,8 @@ use trader_engine::{Engine, EngineSetup};
 use trader_sim::PaperBroker;
 use trader_store::{MemoryRecorder, Recorder, RunMode, Store};
 
-use crate::data_cmd::{read_csv, recorded_files};
+use crate::budget_cmd::{Gate, gate};
+use crate::files::Staged;
 use crate::{Outcome, output};
 
 /// Hours per year, for annualising hourly figures (crypto trades 24x365).
@@ -159,45 +160,18 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Loads the profile's symbols from `dir`, checking the set matches.
+/// Loads the profile's symbols from `dir` (the one loader: validated,
+/// sorted), checking the set matches.
 pub(crate) fn load_bars(
     profile: &Profile,
     dir: &std::path::Path,
 ) -> anyhow::Result<BTreeMap<Symbol, Vec<Bar>>> {
-    let files = recorded_files(dir)?;
-    if files.is_empty() {
-        bail!(
-            "{}: no recorded CSV files (SYMBOL.csv, e.g. BTCUSD.csv)",
-            dir.display()
-        );
-    }
-    let mut bars = BTreeMap::new();
-    for (symbol, path) in files {
-        if profile.symbols.contains(&symbol) {
-            bars.insert(symbol, read_csv(&path)?);
-        }
-    }
-    let missing: Vec<&str> = profile
-        .symbols
-        .iter()
-        .filter(|s| !bars.contains_key(*s))
-        .map(Symbol::as_str)
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "profile {} trades {}, but {} has no CSV for {}",
-            profile.name,
-            profile
-                .symbols
-                .iter()
-                .map(Symbol::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-            dir.display(),
-            missing.join(", ")
-        );
-    }
-    Ok(bars)
+    trader_recorded::read_recorded_symbols(
+        dir,
+        &profile.symbols,
+        trader_core::Clock::now(&trader_core::SystemClock),
+    )
+    .with_context(|| format!("profile {} cannot be backtested", profile.name))
 }
 
 /// Each symbol's bars at `hours` only (sorted).
@@ -233,7 +207,11 @@ pub(crate) fn common_hours(bars: &BTreeMap<Symbol, Vec<Bar>>) -> Vec<i64> {
 }
 
 pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
-    let profile = Profile::load(&a.profile, config_dir)?;
+    // The checks of `trader run`, before any bar or model is loaded.
+    let profile = match gate("backtest", &a.profile, None, config_dir)? {
+        Gate::Fits(admitted) => admitted.inputs.profile,
+        Gate::Refused => return Ok(Outcome::Refused),
+    };
     let bars = load_bars(&profile, &a.data)?;
     let hours = common_hours(&bars);
     let history = i64::from(profile.history_hours) * HOUR_SECS;
@@ -282,11 +260,15 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
     }))?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some(out) = &a.out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let json = serde_json::to_string_pretty(&metrics)? + "\n";
-        std::fs::write(out.join("metrics.json"), json)?;
-        std::fs::write(out.join("equity.csv"), equity_rows)?;
-        std::fs::write(out.join("decisions.csv"), decision_rows)?;
+        fs_err::create_dir_all(out)?;
+        // All four staged, then renamed: a failure leaves the previous set.
+        let mut files = Staged::default();
+        files.add(
+            &out.join("metrics.json"),
+            serde_json::to_string_pretty(&metrics)? + "\n",
+        )?;
+        files.add(&out.join("equity.csv"), equity_rows)?;
+        files.add(&out.join("decisions.csv"), decision_rows)?;
         // Measurements vary run to run: kept out of metrics.json.
         latencies.sort_unstable();
         let resources = serde_json::json!({
@@ -300,10 +282,11 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
             "seconds": seconds,
             "decided_hours_per_second": decided.len() as f64 / seconds.max(1e-9),
         });
-        std::fs::write(
-            out.join("resources.json"),
+        files.add(
+            &out.join("resources.json"),
             serde_json::to_string_pretty(&resources)? + "\n",
         )?;
+        files.commit()?;
     }
     if a.json {
         output::print_json(&metrics)?;
@@ -317,8 +300,11 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
 /// or in memory.
 pub(crate) async fn backtest(plan: Plan<'_>) -> anyhow::Result<Output> {
     let first = plan.decided[0];
+    // A backtest's clock: its run ends at the close of its last hour.
+    let ended_at = plan.decided.last().map_or(first, |t| t + HOUR_SECS);
     match plan.store {
         Some(path) => {
+            // The run's records only: the store's bar history is left alone.
             let store = Store::open(path, Some(plan.profile.history_hours)).await?;
             let run = store
                 .start_run(
@@ -329,7 +315,18 @@ pub(crate) async fn backtest(plan: Plan<'_>) -> anyhow::Result<Output> {
                     first,
                 )
                 .await?;
-            drive(plan, store, run.run_id).await
+            let out = drive(plan, store.records_only(), run.run_id).await;
+            let ended = match &out {
+                Ok(_) => store.finish_run(run.run_id, ended_at).await,
+                Err(e) => {
+                    store
+                        .fail_run(run.run_id, ended_at, &format!("{e:#}"), false)
+                        .await
+                }
+            };
+            store.close().await;
+            ended?;
+            out
         }
         None => drive(plan, MemoryRecorder::new(), 1).await,
     }
@@ -364,7 +361,7 @@ async fn drive<R: Recorder>(plan: Plan<'_>, records: R, run_id: i64) -> anyhow::
         broker,
         records,
         ensemble,
-        EngineSetup::for_profile(profile, run_id),
+        EngineSetup::for_profile(profile, run_id, RunMode::Backtest),
     )
     .await?;
     // The window's history before the first decided hour.

@@ -182,10 +182,23 @@ impl BudgetArgs {
     }
 }
 
-/// Reads the profile, host and ensemble headers and applies the what-if flags.
-pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<BudgetInputs> {
-    let profile = Profile::load(&args.profile, config_dir)?;
-    let host = match args.host.clone().or_else(|| default_host(config_dir)) {
+/// The machine side of a budget: its envelope, its co-tenants, the host
+/// file's alerts, and what was assumed.
+struct HostBudget {
+    envelope: Envelope,
+    tenants: Vec<Tenant>,
+    warnings: Vec<String>,
+    alerts: Option<trader_config::AlertSettings>,
+}
+
+/// Reads the host file (`host`, else CONFIG_DIR/host.toml, else this
+/// machine probed with no co-tenants) and probes what it leaves to probing.
+fn resolve_host(
+    host: Option<PathBuf>,
+    config_dir: &Path,
+    measure: bool,
+) -> anyhow::Result<HostBudget> {
+    let host = match host.or_else(|| default_host(config_dir)) {
         Some(path) => Some(HostConfig::from_file(&path)?),
         None => None,
     };
@@ -206,10 +219,10 @@ pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Bu
         ));
     }
     let ram = ram_limit(ram_spec, ram_pct, &host_name)?;
-    let gpu = (vram_spec == MemorySpec::Auto || args.measure).then(probe_gpu);
+    let gpu = (vram_spec == MemorySpec::Auto || measure).then(probe_gpu);
     let (vram, vram_unknown_reason) = vram_limit(vram_spec, vram_pct, &host_name, gpu.as_ref());
     let declared = declared_tenants(host.as_ref());
-    let tenants = if args.measure {
+    let tenants = if measure {
         measured_tenants(&declared, gpu.as_ref(), &mut warnings)?
     } else {
         let running = probe_train_workers(Path::new("/"));
@@ -224,6 +237,27 @@ pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Bu
         }
         declared
     };
+    Ok(HostBudget {
+        envelope: Envelope {
+            ram,
+            vram,
+            vram_unknown_reason,
+        },
+        tenants,
+        warnings,
+        alerts: host.as_ref().map(|h| h.alerts),
+    })
+}
+
+/// Reads the profile, host and ensemble headers and applies the what-if flags.
+pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<BudgetInputs> {
+    let profile = Profile::load(&args.profile, config_dir)?;
+    let HostBudget {
+        envelope,
+        tenants,
+        warnings,
+        alerts,
+    } = resolve_host(args.host.clone(), config_dir, args.measure)?;
     if args.workers.is_some()
         && !tenants
             .iter()
@@ -257,16 +291,12 @@ pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Bu
         .with_context(|| format!("reading the ensemble of profile {}", profile.path.display()))?;
     check_members_fit_profile(&profile, &members, knobs.history_hours)?;
     Ok(BudgetInputs {
-        alerts: host.as_ref().map(|h| h.alerts),
+        alerts,
         catalog_len: catalog.len() as u32,
         profile,
         knobs,
         tenants,
-        envelope: Envelope {
-            ram,
-            vram,
-            vram_unknown_reason,
-        },
+        envelope,
         members,
         warnings,
     })
@@ -304,9 +334,25 @@ fn check_members_fit_profile(
     Ok(())
 }
 
-/// Evaluates the budget and, when refused, its fixes.
-pub(crate) fn budget_report(inputs: &BudgetInputs) -> anyhow::Result<Report> {
-    let members = &inputs.members;
+/// The process the budgeter is told about, besides the knobs.
+struct Demand<'a> {
+    /// The members read (at least `knobs.top_n` of them).
+    members: &'a [MemberSummary],
+    /// Members in the ensemble.
+    catalog_len: u32,
+    symbols: u32,
+    threads: u32,
+}
+
+/// Evaluates a budget and, when refused, its fixes.
+fn evaluate_demand(
+    demand: &Demand<'_>,
+    tenants: &[Tenant],
+    envelope: &Envelope,
+    warnings: &[String],
+    knobs: Knobs,
+) -> anyhow::Result<Report> {
+    let members = demand.members;
     let ensemble = |top_n: u32, dtype: DType, device: ComputeDevice| {
         let n = top_n as usize;
         if n > members.len() {
@@ -323,31 +369,45 @@ pub(crate) fn budget_report(inputs: &BudgetInputs) -> anyhow::Result<Report> {
         ))
     };
     let plan = TraderPlan {
-        symbols: inputs.profile.symbols.len() as u32,
-        threads: inputs.profile.threads,
+        symbols: demand.symbols,
+        threads: demand.threads,
         min_history_hours: members
             .iter()
             .map(|m| m.params.required_history_hours())
             .max()
             .unwrap_or(1),
-        max_top_n: inputs.catalog_len.min(members.len() as u32),
+        max_top_n: demand.catalog_len.min(members.len() as u32),
         ensemble: &ensemble,
     };
-    let mut report = evaluate(&plan, &inputs.tenants, &inputs.envelope, inputs.knobs)?;
-    report
-        .warnings
-        .splice(0..0, inputs.warnings.iter().cloned());
+    let mut report = evaluate(&plan, tenants, envelope, knobs)?;
+    report.warnings.splice(0..0, warnings.iter().cloned());
     if report.verdict == Verdict::Refused {
-        report.fixes = suggest(&plan, &inputs.tenants, &inputs.envelope, inputs.knobs)?;
+        report.fixes = suggest(&plan, tenants, envelope, knobs)?;
     }
     Ok(report)
 }
 
-pub(crate) fn run(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
-    let inputs = resolve(args, config_dir)?;
-    let report = budget_report(&inputs)?;
+/// Evaluates the budget and, when refused, its fixes.
+pub(crate) fn budget_report(inputs: &BudgetInputs) -> anyhow::Result<Report> {
+    evaluate_demand(
+        &Demand {
+            members: &inputs.members,
+            catalog_len: inputs.catalog_len,
+            symbols: inputs.profile.symbols.len() as u32,
+            threads: inputs.profile.threads,
+        },
+        &inputs.tenants,
+        &inputs.envelope,
+        &inputs.warnings,
+        inputs.knobs,
+    )
+}
+
+/// The budget verdict, logged once per process as one event with its numbers.
+fn log_verdict(command: &str, subject: &str, report: &Report) {
     tracing::info!(
-        profile = %inputs.profile.name,
+        command,
+        subject,
         verdict = ?report.verdict,
         device = %report.knobs.device,
         dtype = %report.knobs.dtype,
@@ -359,6 +419,132 @@ pub(crate) fn run(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Outcom
         vram_allowed = report.vram.allowed,
         "budget"
     );
+}
+
+/// What [`gate`] decided.
+pub(crate) enum Gate {
+    /// The profile fits: what was read and the verdict.
+    Fits(Box<Admitted>),
+    /// Refused: the report is printed; the command ends with
+    /// [`Outcome::Refused`] (exit 3) before any model is loaded.
+    Refused,
+}
+
+/// A profile that passed [`gate`].
+pub(crate) struct Admitted {
+    pub(crate) inputs: BudgetInputs,
+    pub(crate) report: Report,
+}
+
+/// The check of every command that loads a profile's ensemble (`run`,
+/// `backtest`, `compare`), before it loads anything: the profile against its
+/// ensemble (symbols, history long enough for every member: an error) and
+/// the budget of this process next to the host's co-tenants (refused: the
+/// table on stdout and [`Gate::Refused`]).
+pub(crate) fn gate(
+    command: &str,
+    profile: &str,
+    host: Option<PathBuf>,
+    config_dir: &Path,
+) -> anyhow::Result<Gate> {
+    let inputs = resolve(&BudgetArgs::for_run(profile, host), config_dir)?;
+    admit(command, inputs)
+}
+
+/// [`gate`] of inputs already resolved (e.g. with an extra co-tenant).
+pub(crate) fn admit(command: &str, inputs: BudgetInputs) -> anyhow::Result<Gate> {
+    let report = budget_report(&inputs)?;
+    log_verdict(command, &inputs.profile.name, &report);
+    if report.verdict == Verdict::Refused {
+        let title = format!(
+            "trader {command}: profile {} refused by the budget ({})",
+            inputs.profile.name,
+            inputs.profile.path.display()
+        );
+        output::print(&render_text(&report, &title));
+        return Ok(Gate::Refused);
+    }
+    Ok(Gate::Fits(Box::new(Admitted { inputs, report })))
+}
+
+/// An ensemble directory run on its own (`trader ensemble infer | bench`):
+/// no profile, so no history or trading rules to check.
+pub(crate) struct EnsembleRun<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) catalog: &'a EnsembleCatalog,
+    pub(crate) top_n: usize,
+    pub(crate) dtype: DType,
+    pub(crate) device: ComputeDevice,
+    pub(crate) threads: u32,
+}
+
+/// [`gate`] of an ensemble run without a profile: its members' demand at
+/// this dtype and device (plus the runtime's fixed terms, as for a trader
+/// holding the shortest history the members need) next to the co-tenants of
+/// CONFIG_DIR/host.toml, or this machine alone without a host file.
+/// Refused: the table on stdout (fixes limited to this command's flags)
+/// and [`Outcome::Refused`].
+pub(crate) fn gate_ensemble(
+    command: &str,
+    run: &EnsembleRun<'_>,
+    config_dir: &Path,
+) -> anyhow::Result<Outcome> {
+    // A build without CUDA says so itself; the budget would only say that
+    // the GPU's memory is unknown.
+    if !cfg!(feature = "cuda") {
+        trader_ensemble::candle_device(run.device)?;
+    }
+    let members = run.catalog.select(run.top_n)?;
+    let host = resolve_host(None, config_dir, false)?;
+    let symbols: std::collections::BTreeSet<_> =
+        members.iter().flat_map(|m| &m.params.symbols).collect();
+    let knobs = Knobs {
+        workers: None,
+        top_n: members.len() as u32,
+        history_hours: members
+            .iter()
+            .map(|m| m.params.required_history_hours())
+            .max()
+            .unwrap_or(1),
+        dtype: run.dtype,
+        device: run.device,
+    };
+    let mut report = evaluate_demand(
+        &Demand {
+            members: &members,
+            catalog_len: run.catalog.len() as u32,
+            symbols: symbols.len() as u32,
+            threads: run.threads,
+        },
+        &host.tenants,
+        &host.envelope,
+        &host.warnings,
+        knobs,
+    )?;
+    log_verdict(command, &run.dir.display().to_string(), &report);
+    if report.verdict == Verdict::Fits {
+        return Ok(Outcome::Ok);
+    }
+    report.fixes.retain(|f| {
+        ["--top-n ", "--dtype ", "--device "]
+            .iter()
+            .any(|flag| f.flag.starts_with(flag))
+    });
+    let title = format!(
+        "trader ensemble {command}: {} ({} members, {}, {}) refused by the budget",
+        run.dir.display(),
+        members.len(),
+        run.dtype,
+        run.device
+    );
+    output::print(&render_text(&report, &title));
+    Ok(Outcome::Refused)
+}
+
+pub(crate) fn run(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
+    let inputs = resolve(args, config_dir)?;
+    let report = budget_report(&inputs)?;
+    log_verdict("budget", &inputs.profile.name, &report);
     if args.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {

@@ -7,13 +7,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
+use trader_budget::Tenant;
 
-use crate::budget_cmd::{BudgetArgs, budget_report, resolve};
+use crate::budget_cmd::{BudgetArgs, Gate, admit, resolve};
+use crate::files::{self, Staged};
+use crate::supervise::{Interrupted, Stop, Supervised};
 use crate::{Outcome, output};
 
 #[derive(Debug, Args)]
@@ -51,8 +54,7 @@ pub(crate) struct CompareArgs {
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = fs_err::read_to_string(path)?;
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
@@ -111,6 +113,7 @@ fn produce_backtests(
     a: &CompareArgs,
     config_dir: &Path,
     profiles: [&String; 2],
+    stop: &Stop,
 ) -> anyhow::Result<Vec<String>> {
     let exe = std::env::current_exe().context("finding the trader binary")?;
     let mut names = Vec::new();
@@ -123,25 +126,37 @@ fn produce_backtests(
             .args(["backtest", "--profile", profile, "--json", "--out"])
             .arg(&dir)
             .arg("--data")
-            .arg(&a.data);
+            .arg(&a.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         if let Some(f) = &a.from {
             cmd.args(["--from", f]);
         }
         if let Some(t) = &a.to {
             cmd.args(["--to", t]);
         }
-        let o = cmd
-            .output()
-            .with_context(|| format!("running the backtest of {profile}"))?;
-        if !o.status.success() {
-            bail!(
-                "the backtest of {profile} failed: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-        }
+        // The child is gone when `run_child` returns: what it left
+        // half-written goes (its finished files replace the old ones whole
+        // or not at all).
+        run_child(&mut cmd, profile, stop).inspect_err(|_| {
+            let _ = files::remove_stale(&dir);
+        })?;
         names.push(name);
     }
     Ok(names)
+}
+
+/// Runs one backtest child to its end (or kills it on a signal).
+fn run_child(cmd: &mut Command, profile: &str, stop: &Stop) -> anyhow::Result<()> {
+    let mut child = Supervised::spawn(cmd, &format!("the backtest of {profile}"))?;
+    let status = child.wait(stop)?;
+    if !status.success() {
+        bail!(
+            "the backtest of {profile} failed ({status}): {}",
+            child.stderr_text().trim()
+        );
+    }
+    Ok(())
 }
 
 /// The directory name of a profile argument (`lean`, or `x/y.toml` -> `y`).
@@ -165,10 +180,41 @@ fn read_equity(path: &Path) -> anyhow::Result<(Vec<f64>, Vec<f64>, String)> {
     Ok((eq, bh, first.unwrap_or_default()))
 }
 
-fn predicted_rss(profile: &str, config_dir: &Path) -> anyhow::Result<u64> {
-    let inputs = resolve(&BudgetArgs::for_run(profile, None), config_dir)?;
-    let report = budget_report(&inputs)?;
-    Ok(report.trader_terms.iter().map(|t| t.ram_bytes).sum())
+/// The checks of `trader run` for both profiles (the profile against its
+/// ensemble, the budget): each backtest alone in its process, or with
+/// `--live` both traders at once, each counted as a co-tenant of the other.
+/// Returns each one's predicted RSS; `None` when refused (the table printed).
+fn admit_both(
+    a: &CompareArgs,
+    config_dir: &Path,
+    profiles: [&String; 2],
+) -> anyhow::Result<Option<[u64; 2]>> {
+    let command = if a.live { "compare --live" } else { "compare" };
+    let resolved = |p: &str| resolve(&BudgetArgs::for_run(p, None), config_dir);
+    let (inputs_a, mut inputs_b) = (resolved(profiles[0])?, resolved(profiles[1])?);
+    let first = match admit(command, inputs_a)? {
+        Gate::Fits(admitted) => admitted,
+        Gate::Refused => return Ok(None),
+    };
+    let predicted_a = predicted_rss(&first.report);
+    if a.live {
+        inputs_b.tenants.push(Tenant {
+            name: format!("trader run --profile {} (compare --live)", profiles[0]),
+            count: 1,
+            ram_each: predicted_a,
+            vram_each: first.report.trader_terms.iter().map(|t| t.vram_bytes).sum(),
+        });
+    }
+    let second = match admit(command, inputs_b)? {
+        Gate::Fits(admitted) => admitted,
+        Gate::Refused => return Ok(None),
+    };
+    Ok(Some([predicted_a, predicted_rss(&second.report)]))
+}
+
+/// The RAM the budget predicts for the trader itself.
+fn predicted_rss(report: &trader_budget::Report) -> u64 {
+    report.trader_terms.iter().map(|t| t.ram_bytes).sum()
 }
 
 pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
@@ -178,18 +224,30 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
             a.profiles.len()
         );
     };
-    let names = if a.live {
-        crate::compare_live::produce(a, config_dir, [pa, pb])?
+    // Both profiles pass the checks of `trader run` before anything starts.
+    let Some(predicted) = admit_both(a, config_dir, [pa, pb])? else {
+        return Ok(Outcome::Refused);
+    };
+    let stop = Stop::install()?;
+    let produced = if a.live {
+        crate::compare_live::produce(a, config_dir, [pa, pb], &stop)
     } else {
-        produce_backtests(a, config_dir, [pa, pb])?
+        produce_backtests(a, config_dir, [pa, pb], &stop)
+    };
+    let names = match produced {
+        Ok(names) => names,
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            output::eprint(&format!("trader compare: {e:#}; no report written\n"));
+            return Ok(Outcome::Interrupted);
+        }
+        Err(e) => return Err(e),
     };
     let mut reports = Vec::new();
-    for (profile, name) in [pa, pb].into_iter().zip(names) {
+    for (predicted, name) in predicted.into_iter().zip(names) {
         let dir = a.out.join(&name);
         let metrics = read_json(&dir.join("metrics.json"))?;
         let resources = read_json(&dir.join("resources.json"))?;
         let decisions = read_decisions(&dir.join("decisions.csv"))?;
-        let predicted = predicted_rss(profile, config_dir)?;
         reports.push((name, metrics, resources, decisions, predicted));
     }
     let (na, ma, ra, da, pra) = &reports[0];
@@ -222,33 +280,38 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
         },
         "resources": { na.as_str(): resources(ra, *pra), nb.as_str(): resources(rb, *prb) },
     });
-    std::fs::create_dir_all(&a.out)?;
-    std::fs::write(
-        a.out.join("report.json"),
-        serde_json::to_string_pretty(&report)? + "\n",
-    )?;
+    fs_err::create_dir_all(&a.out)?;
     let (eq_a, bh, first) = read_equity(&a.out.join(na).join("equity.csv"))?;
     let (eq_b, _, _) = read_equity(&a.out.join(nb).join("equity.csv"))?;
-    crate::plot::equity_svg(
-        &a.out.join("equity.svg"),
-        &first,
-        &[
-            crate::plot::Curve {
-                name: na,
-                values: &eq_a,
-            },
-            crate::plot::Curve {
-                name: nb,
-                values: &eq_b,
-            },
-            crate::plot::Curve {
-                name: "buy and hold",
-                values: &bh,
-            },
-        ],
-    )?;
     let md = render_md(&report, na, nb);
-    std::fs::write(a.out.join("report.md"), &md)?;
+    // The three replaced together, once all are written.
+    let mut staged = Staged::default();
+    staged.add(
+        &a.out.join("report.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    staged.add_with(&a.out.join("equity.svg"), |svg| {
+        crate::plot::equity_svg(
+            svg,
+            &first,
+            &[
+                crate::plot::Curve {
+                    name: na,
+                    values: &eq_a,
+                },
+                crate::plot::Curve {
+                    name: nb,
+                    values: &eq_b,
+                },
+                crate::plot::Curve {
+                    name: "buy and hold",
+                    values: &bh,
+                },
+            ],
+        )
+    })?;
+    staged.add(&a.out.join("report.md"), &md)?;
+    staged.commit()?;
     output::print(&md);
     Ok(Outcome::Ok)
 }

@@ -4,10 +4,9 @@
 //! from its own store, written as the files a backtest writes so the same
 //! report is built from them.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use trader_config::Profile;
@@ -16,8 +15,19 @@ use trader_store::Store;
 
 use crate::backtest_cmd::{Hourly, buy_and_hold, load_bars, report_files};
 use crate::compare_cmd::{CompareArgs, profile_name};
+use crate::files::{self, Staged};
+use crate::supervise::{Stop, Supervised};
 
-fn spawn_sim(a: &CompareArgs, keys: &Path) -> anyhow::Result<(Child, String)> {
+/// How long the simulator has to print its address.
+const SIM_START: Duration = Duration::from_secs(30);
+
+/// How long a trader has to finish its run after SIGTERM before it is killed.
+const TRADER_GRACE: Duration = Duration::from_secs(10);
+
+/// The same when this process was itself stopped: shorter, it was asked to end.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+fn spawn_sim(a: &CompareArgs, keys: &Path, stop: &Stop) -> anyhow::Result<(Supervised, String)> {
     let exe = std::env::current_exe().context("finding the trader binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("sim")
@@ -33,14 +43,10 @@ fn spawn_sim(a: &CompareArgs, keys: &Path) -> anyhow::Result<(Child, String)> {
     if let Some(s) = &a.start {
         cmd.args(["--start", s]);
     }
-    let mut child = cmd.spawn().context("starting the simulator")?;
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        BufReader::new(out).read_line(&mut line)?;
-    }
+    let mut child = Supervised::spawn(&mut cmd, "the simulator")?;
+    let line = child.next_line(stop, SIM_START)?.unwrap_or_default();
     let url = line.trim().to_owned();
     if !url.starts_with("http://") {
-        let _ = child.kill();
         bail!("the simulator did not start (printed {url:?})");
     }
     Ok((child, url))
@@ -48,12 +54,15 @@ fn spawn_sim(a: &CompareArgs, keys: &Path) -> anyhow::Result<(Child, String)> {
 
 /// Writes `out/NAME/{metrics.json, resources.json, equity.csv,
 /// decisions.csv}` for both profiles from their live runs; returns the names.
+/// The simulator and the traders end with this process: at
+/// `--duration-secs`, on SIGTERM/SIGINT to it, or on an error.
 pub(crate) fn produce(
     a: &CompareArgs,
     config_dir: &Path,
     profiles: [&String; 2],
+    stop: &Stop,
 ) -> anyhow::Result<Vec<String>> {
-    std::fs::create_dir_all(&a.out)?;
+    fs_err::create_dir_all(&a.out)?;
     let names: Vec<String> = profiles.iter().map(|p| profile_name(p)).collect();
     // One generated key pair per profile: separate accounts.
     let pairs: Vec<(String, String)> = names
@@ -69,19 +78,20 @@ pub(crate) fn produce(
     let text: String = pairs.iter().fold(String::new(), |acc, (k, s)| {
         acc + &format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n")
     });
-    std::fs::write(&keys, text)?;
-    let started = spawn_sim(a, &keys);
+    // Written whole, readable by this user only.
+    files::write_private(&keys, text)?;
+    let started = spawn_sim(a, &keys, stop);
     // The simulator has read its throwaway keys (or failed): none stay on disk.
-    let _ = std::fs::remove_file(&keys);
+    let _ = fs_err::remove_file(&keys);
     let (mut sim, url) = started?;
     let exe = std::env::current_exe().context("finding the trader binary")?;
     let mut traders = Vec::new();
     for ((profile, name), (key, secret)) in profiles.iter().zip(&names).zip(&pairs) {
         let dir = a.out.join(name);
-        std::fs::create_dir_all(&dir)?;
-        let _ = std::fs::remove_file(dir.join("store.sqlite"));
-        let child = Command::new(&exe)
-            .arg("--config-dir")
+        fs_err::create_dir_all(&dir)?;
+        let _ = fs_err::remove_file(dir.join("store.sqlite"));
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--config-dir")
             .arg(config_dir)
             .args([
                 "run",
@@ -99,25 +109,39 @@ pub(crate) fn produce(
             .env("APCA_API_BASE_URL", &url)
             .env("APCA_API_DATA_URL", &url)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting trader run --profile {profile}"))?;
-        traders.push(child);
+            .stderr(Stdio::null());
+        traders.push(Supervised::spawn(
+            &mut cmd,
+            &format!("trader run --profile {profile}"),
+        )?);
     }
-    std::thread::sleep(Duration::from_secs(a.duration_secs));
+    if let Err(interrupted) =
+        stop.sleep_until(Instant::now() + Duration::from_secs(a.duration_secs))
+    {
+        // Each trader may still end its run cleanly; the guards kill the rest.
+        for child in &mut traders {
+            let _ = child.request_end();
+        }
+        for child in &mut traders {
+            let _ = child.wait_or_kill(STOP_GRACE);
+        }
+        return Err(interrupted);
+    }
+    // SIGTERM to all at once: each trader finishes its step and its run.
     let mut summaries = Vec::new();
-    for child in traders {
-        // SIGTERM: each trader finishes its step and its run.
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let o = child.wait_with_output()?;
-        let summary: serde_json::Value = serde_json::from_slice(&o.stdout)
+    for child in &mut traders {
+        child.request_end()?;
+    }
+    for child in &mut traders {
+        child.wait_or_kill(TRADER_GRACE)?;
+    }
+    for child in &mut traders {
+        let summary: serde_json::Value = serde_json::from_str(&child.stdout_text())
             .with_context(|| "a trader ended without its summary".to_owned())?;
         summaries.push(summary);
     }
-    let _ = sim.kill();
-    let _ = sim.wait();
+    sim.kill_and_wait()?;
+    stop.check()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -128,25 +152,30 @@ pub(crate) fn produce(
             "decision_latency_us_p50": summary["decision_latency_us_p50"],
             "decision_latency_us_p99": summary["decision_latency_us_p99"],
         });
-        std::fs::write(
-            dir.join("resources.json"),
-            serde_json::to_string_pretty(&resources)? + "\n",
-        )?;
         let run_id = summary["run_id"].as_i64().unwrap_or(0);
         let profile = Profile::load(profile, config_dir)?;
         let bars = load_bars(&profile, &a.data)?;
-        runtime.block_on(write_files(&dir, name, run_id, &bars, a.duration_secs))?;
+        runtime.block_on(write_files(
+            &dir,
+            name,
+            run_id,
+            &bars,
+            a.duration_secs,
+            resources,
+        ))?;
     }
     Ok(names)
 }
 
-/// metrics.json, equity.csv and decisions.csv of one live run, from its store.
+/// metrics.json, equity.csv and decisions.csv of one live run, from its
+/// store, and its `resources`.
 async fn write_files(
     dir: &Path,
     name: &str,
     run_id: i64,
     bars: &std::collections::BTreeMap<trader_core::Symbol, Vec<trader_core::Bar>>,
     duration_secs: u64,
+    resources: serde_json::Value,
 ) -> anyhow::Result<()> {
     let store = Store::open(&dir.join("store.sqlite"), None).await?;
     let snapshots = store.equity_curve(run_id).await?;
@@ -175,12 +204,19 @@ async fn write_files(
     )
     .await?;
     store.close().await;
-    std::fs::write(
-        dir.join("metrics.json"),
+    // The four replaced together, once all are written.
+    let mut files = Staged::default();
+    files.add(
+        &dir.join("metrics.json"),
         serde_json::to_string_pretty(&metrics)? + "\n",
     )?;
-    std::fs::write(dir.join("equity.csv"), equity_csv)?;
-    std::fs::write(dir.join("decisions.csv"), decisions_csv)?;
+    files.add(&dir.join("equity.csv"), equity_csv)?;
+    files.add(&dir.join("decisions.csv"), decisions_csv)?;
+    files.add(
+        &dir.join("resources.json"),
+        serde_json::to_string_pretty(&resources)? + "\n",
+    )?;
+    files.commit()?;
     tracing::info!(profile = %name, hours = decided.len(), from = %format_time(decided[0]), to = %format_time(decided[decided.len() - 1] + HOUR_SECS), "live run summarised");
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use trader_core::{Aggregate, ComputeDevice, DType};
 use trader_ensemble::{Decision, Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
 
+use crate::budget_cmd::{EnsembleRun, gate_ensemble};
 use crate::{Outcome, output};
 
 #[derive(Debug, Subcommand)]
@@ -96,13 +97,12 @@ impl EnsembleCommand {
     }
 }
 
-pub(crate) fn run(cmd: &EnsembleCommand) -> anyhow::Result<Outcome> {
+pub(crate) fn run(cmd: &EnsembleCommand, config_dir: &Path) -> anyhow::Result<Outcome> {
     match cmd {
-        EnsembleCommand::Inspect(a) => inspect(a),
-        EnsembleCommand::Infer(a) => infer(a),
-        EnsembleCommand::Bench(a) => bench(a),
+        EnsembleCommand::Inspect(a) => inspect(a).map(|()| Outcome::Ok),
+        EnsembleCommand::Infer(a) => infer(a, config_dir),
+        EnsembleCommand::Bench(a) => bench(a, config_dir),
     }
-    .map(|()| Outcome::Ok)
 }
 
 fn open(dir: &Path) -> anyhow::Result<EnsembleCatalog> {
@@ -197,10 +197,24 @@ fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load(run: &RunArgs) -> anyhow::Result<Ensemble> {
+/// Loads the ensemble after the budget check of this process (`None`:
+/// refused, the table printed).
+fn load(run: &RunArgs, command: &str, config_dir: &Path) -> anyhow::Result<Option<Ensemble>> {
     let catalog = open(&run.dir)?;
+    let top_n = default_top_n(&catalog, run.top_n);
+    let check = EnsembleRun {
+        dir: &run.dir,
+        catalog: &catalog,
+        top_n,
+        dtype: run.dtype,
+        device: run.device,
+        threads: u32::try_from(run.threads).unwrap_or(u32::MAX),
+    };
+    if let Outcome::Refused = gate_ensemble(command, &check, config_dir)? {
+        return Ok(None);
+    }
     let options = LoadOptions {
-        top_n: default_top_n(&catalog, run.top_n),
+        top_n,
         dtype: run.dtype,
         device: run.device,
         aggregate: run.aggregate,
@@ -210,12 +224,11 @@ fn load(run: &RunArgs) -> anyhow::Result<Ensemble> {
             Some(Mode::Stacked) => ForwardMode::Stacked,
         },
     };
-    Ok(Ensemble::load(&catalog, options)?)
+    Ok(Some(Ensemble::load(&catalog, options)?))
 }
 
 fn read_state(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading state file {}", path.display()))?;
+    let text = fs_err::read_to_string(path).context("reading the state file")?;
     let values: Vec<f64> = serde_json::from_str(&text).with_context(|| {
         format!(
             "state file {} must hold a JSON array of numbers",
@@ -225,9 +238,11 @@ fn read_state(path: &Path) -> anyhow::Result<Vec<f32>> {
     Ok(values.into_iter().map(|v| v as f32).collect())
 }
 
-fn infer(a: &InferArgs) -> anyhow::Result<()> {
+fn infer(a: &InferArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let state = read_state(&a.state)?;
-    let ensemble = load(&a.run)?;
+    let Some(ensemble) = load(&a.run, "infer", config_dir)? else {
+        return Ok(Outcome::Refused);
+    };
     if ensemble.specs().len() != 1 {
         bail!(
             "the selected members read {} different inputs (lookback/features); `infer` takes one state vector",
@@ -246,7 +261,7 @@ fn infer(a: &InferArgs) -> anyhow::Result<()> {
             #[serde(flatten)]
             decision: &'a Decision,
         }
-        return output::print_json(&Out {
+        output::print_json(&Out {
             symbols: ensemble
                 .symbols()
                 .iter()
@@ -254,7 +269,8 @@ fn infer(a: &InferArgs) -> anyhow::Result<()> {
                 .collect(),
             names,
             decision: &decision,
-        });
+        })?;
+        return Ok(Outcome::Ok);
     }
     let mut text = format!("{:<16}", "member");
     for s in ensemble.symbols() {
@@ -276,12 +292,12 @@ fn infer(a: &InferArgs) -> anyhow::Result<()> {
         text.push_str(&format!(" {v:>12.6}"));
     }
     output::print(&text);
-    Ok(())
+    Ok(Outcome::Ok)
 }
 
 /// Peak resident set size of this process (VmHWM), in bytes.
 pub(crate) fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let status = fs_err::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line
         .trim_start_matches("VmHWM:")
@@ -293,9 +309,11 @@ pub(crate) fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn bench(a: &BenchArgs) -> anyhow::Result<()> {
+fn bench(a: &BenchArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
-    let ensemble = load(&a.run)?;
+    let Some(ensemble) = load(&a.run, "bench", config_dir)? else {
+        return Ok(Outcome::Refused);
+    };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     // A deterministic pseudo-random state in [-1, 1] per spec (xorshift).
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -353,7 +371,8 @@ fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         peak_rss_bytes: peak_rss_bytes(),
     };
     if a.json {
-        return output::print_json(&out);
+        output::print_json(&out)?;
+        return Ok(Outcome::Ok);
     }
     output::print(&format!(
         "{} members ({} params, {}), {}, {} thread(s): median {:.1} us, p99 {:.1} us over {} decisions; load {:.1} ms; peak RSS {} kB",
@@ -368,5 +387,5 @@ fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         out.load_ms,
         out.peak_rss_bytes.unwrap_or(0) / 1024
     ));
-    Ok(())
+    Ok(Outcome::Ok)
 }

@@ -41,6 +41,11 @@ pub(crate) fn error_text(err: &anyhow::Error) -> String {
     text
 }
 
+/// Prints a progress or refusal line to stderr (stdout stays the result).
+pub(crate) fn eprint(text: &str) {
+    eprint!("{text}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::error_text;
@@ -82,9 +87,4 @@ mod tests {
         let err = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_text(&err), "outer: inner");
     }
-}
-
-/// Prints a progress or refusal line to stderr (stdout stays the result).
-pub(crate) fn eprint(text: &str) {
-    eprint!("{text}");
 }

@@ -334,12 +334,11 @@ fn collect(mut r: Running) -> Result<TrialResult, String> {
 }
 
 fn search(a: &TrainArgs, settings: &Settings, predicted: u64) -> anyhow::Result<Outcome> {
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    fs_err::create_dir_all(&a.out)?;
     // Trials in flight when a search stopped left only their staging copy.
     let staging = a.out.join(".staging");
     if staging.exists() {
-        std::fs::remove_dir_all(&staging)
-            .with_context(|| format!("clearing {}", staging.display()))?;
+        fs_err::remove_dir_all(&staging).context("clearing the staging of a stopped search")?;
     }
     let mut finished: Vec<FinishedTrial> = finished_trials(&a.out)?
         .into_iter()
@@ -557,9 +556,8 @@ fn worker(
     };
     write_member(&stage.join(&name), &member, Some(score))?;
     let target = a.out.join(&name);
-    std::fs::rename(stage.join(&name), &target)
-        .with_context(|| format!("moving the finished member to {}", target.display()))?;
-    let _ = std::fs::remove_dir_all(&stage);
+    fs_err::rename(stage.join(&name), &target).context("moving the finished member into place")?;
+    let _ = fs_err::remove_dir_all(&stage);
     let result = TrialResult {
         trial,
         score,

@@ -477,3 +477,66 @@ fn memory_and_sqlite_records_give_the_same_backtest() {
         "store vs metrics"
     );
 }
+
+/// A disk that fills up while `--out DIR` is written (here: the file size
+/// limit, with SIGXFSZ ignored, so writes fail with EFBIG as on a full
+/// disk): an error naming the file, and the previous run's four files left
+/// as they were, with no partial file beside them.
+#[cfg(target_os = "linux")]
+#[test]
+fn full_disk_during_out_keeps_the_previous_files_and_names_the_file() {
+    let tmp = sandbox();
+    let out = tmp.path().join("out");
+    let out_arg = out.display().to_string();
+    let first = backtest(
+        tmp.path(),
+        &shipped(),
+        &[
+            "--from",
+            "2018-09-01T00:00:00Z",
+            "--to",
+            "2018-09-02T23:00:00Z",
+            "--out",
+            &out_arg,
+        ],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let files = [
+        "metrics.json",
+        "equity.csv",
+        "decisions.csv",
+        "resources.json",
+    ];
+    let read_all = || -> Vec<String> {
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
+            .collect()
+    };
+    let before = read_all();
+    // 4 KiB: metrics.json fits, the week's equity.csv does not.
+    let o = Command::new("bash")
+        .current_dir(tmp.path())
+        .args(["-c", "trap '' XFSZ; ulimit -f 4; exec \"$@\"", "bash"])
+        .arg(env!("CARGO_BIN_EXE_trader"))
+        .args(["--config-dir", "configs", "backtest", "--profile", "lean"])
+        .args(["--data", &shipped().display().to_string()])
+        .args(WEEK)
+        .args(["--out", &out_arg])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&out.join("equity.csv").display().to_string())
+            && err.contains("File too large"),
+        "{err}"
+    );
+    assert_eq!(read_all(), before, "the previous run's files changed");
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+}
