@@ -281,9 +281,9 @@ pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Bu
         dtype: args.dtype.unwrap_or(profile.dtype),
         device: args.device.unwrap_or(profile.device),
     };
-    if knobs.top_n == 0 || knobs.history_hours == 0 {
-        bail!("--top-n and --history-hours must be greater than zero");
-    }
+    knobs
+        .check()
+        .context("checking the profile and the what-if flags")?;
     let catalog = EnsembleCatalog::open(&profile.ensemble_dir)
         .with_context(|| format!("reading the ensemble of profile {}", profile.path.display()))?;
     let members = catalog

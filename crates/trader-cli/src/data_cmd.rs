@@ -99,6 +99,16 @@ struct ImportRow {
     held: u64,
 }
 
+/// What an import stopped by a signal says: the rows its whole batches wrote.
+fn stopped_import(store: &Path, rows: &[ImportRow]) -> Outcome {
+    let stored: u64 = rows.iter().map(|r| r.inserted + r.replaced).sum();
+    output::eprint(&format!(
+        "trader data import: stopped by a signal at a batch boundary; {stored} rows written to {} in whole batches, the rest not; the same import again completes it\n",
+        store.display()
+    ));
+    Outcome::Interrupted
+}
+
 async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
     let stop = stop_flag();
     let files = recorded_files(&a.dir)?;
@@ -133,18 +143,9 @@ async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
         for chunk in bars.chunks(BATCH) {
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 progress.finish_and_clear();
-                let stored: u64 = rows
-                    .iter()
-                    .map(|r: &ImportRow| r.inserted + r.replaced)
-                    .sum::<u64>()
-                    + row.inserted
-                    + row.replaced;
+                rows.push(row);
                 store.close().await;
-                output::eprint(&format!(
-                    "trader data import: stopped by a signal at a batch boundary; {stored} rows written to {} in whole batches, the rest not; the same import again completes it\n",
-                    a.store.display()
-                ));
-                return Ok(Outcome::Interrupted);
+                return Ok(stopped_import(&a.store, &rows));
             }
             let r = store
                 .insert_bars(symbol, chunk, clock.now())

@@ -18,7 +18,6 @@ use chrono::DateTime;
 use clap::Args;
 use serde::Serialize;
 use trader_alpaca::{AlpacaClient, ClientSettings, Poller};
-use trader_budget::{Verdict, render_text};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret};
 use trader_core::{Broker, Clock, HOUR_SECS, SystemClock, format_time};
 use trader_engine::{Engine, EngineSetup};
@@ -26,7 +25,7 @@ use trader_ensemble::{Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
 use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
 use trader_store::{ProfileLock, RunMode, Store};
 
-use crate::budget_cmd::{BudgetArgs, budget_report, resolve};
+use crate::budget_cmd::{Admitted, Gate, gate};
 use crate::metrics::Metrics;
 use crate::{Outcome, output};
 
@@ -346,18 +345,11 @@ async fn shutdown_signal() {
 
 pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
     // 1. The budget, before anything is loaded or requested.
-    let inputs = resolve(&BudgetArgs::for_run(&a.profile, a.host.clone()), config_dir)?;
-    let report = budget_report(&inputs)?;
-    let profile = inputs.profile.clone();
-    if report.verdict == Verdict::Refused {
-        let title = format!(
-            "trader run: profile {} refused by the budget ({})",
-            profile.name,
-            profile.path.display()
-        );
-        output::print(&render_text(&report, &title));
+    let Gate::Fits(admitted) = gate("run", &a.profile, a.host.clone(), config_dir)? else {
         return Ok(Outcome::Refused);
-    }
+    };
+    let Admitted { inputs, report } = *admitted;
+    let profile = inputs.profile.clone();
     let verdict_json = serde_json::to_string(&report).unwrap_or_default();
     let store_path = a
         .store
@@ -613,17 +605,16 @@ async fn run_started(
     )
     .await?;
     let mut outcome = LoopOutcome::default();
-    let start_account = match unless_stopped(stop, async {
+    let start_account = if let Some(account) = unless_stopped(stop, async {
         engine.reconcile().await?;
         anyhow::Ok(client.account().await.ok())
     })
     .await
     {
-        Some(account) => account?,
-        None => {
-            outcome.stopped = true;
-            None
-        }
+        account?
+    } else {
+        outcome.stopped = true;
+        None
     };
     let (decide_from, until, first_hour) = hours_to_trade(
         market.replay,
@@ -737,21 +728,20 @@ async fn poll_loop(
                 r = &mut work => Some(r),
                 () = stopped(stop) => None,
             };
-            match done {
-                Some(r) => r,
-                None => {
-                    outcome.stopped = true;
-                    // A step normally takes milliseconds: let it finish, unless
-                    // the broker holds it up (retries, a dead connection).
-                    if let Ok(r) = tokio::time::timeout(STOP_GRACE, &mut work).await {
-                        r
-                    } else {
-                        tracing::info!(
-                            "stopped in the middle of a poll or an hour; its records are as after a kill, and a live run resumes from them"
-                        );
-                        outcome.interrupted = true;
-                        break;
-                    }
+            if let Some(r) = done {
+                r
+            } else {
+                outcome.stopped = true;
+                // A step normally takes milliseconds: let it finish, unless
+                // the broker holds it up (retries, a dead connection).
+                if let Ok(r) = tokio::time::timeout(STOP_GRACE, &mut work).await {
+                    r
+                } else {
+                    tracing::info!(
+                        "stopped in the middle of a poll or an hour; its records are as after a kill, and a live run resumes from them"
+                    );
+                    outcome.interrupted = true;
+                    break;
                 }
             }
         };

@@ -49,7 +49,7 @@ pub enum RecordedError {
         line: u64,
         symbol: Symbol,
         #[source]
-        source: BarError,
+        source: Box<BarError>,
     },
     #[error("{dir} has no CSV for {missing} (files are named like BTCUSD.csv)")]
     MissingSymbols { dir: PathBuf, missing: String },
@@ -165,7 +165,7 @@ pub fn read_recorded_csv(
             path: path.to_path_buf(),
             line,
             symbol: symbol.clone(),
-            source,
+            source: Box::new(source),
         })?;
         rows.push((bar, line));
     }
