@@ -53,6 +53,37 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown host".to_owned())
 }
 
+/// The lock held while a store is opened and migrated (`STORE.open.lock`),
+/// waited for (asynchronously): another process or task opening the same
+/// store at once finishes its migrations first. Released on drop.
+pub(crate) async fn open_lock(store: &Path) -> Result<File, StoreError> {
+    let name = store
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = store.with_file_name(format!("{name}.open.lock"));
+    let io = |source| StoreError::LockFile {
+        path: path.clone(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
+}
+
 impl ProfileLock {
     /// Takes the lock of `profile` on `store` for `command` (e.g. `trader
     /// run`), at clock time `now` (epoch seconds).

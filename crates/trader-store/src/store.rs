@@ -84,13 +84,15 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
-        sqlx::migrate!("../../migrations")
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        // Two processes opening a new store at once would both create its
+        // tables: the migrations run under an OS lock on STORE.open.lock.
+        let guard = crate::lock::open_lock(path).await?;
+        let migrated = sqlx::migrate!("../../migrations").run(&pool).await;
+        drop(guard);
+        migrated.map_err(|source| StoreError::Migrate {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Store {
             pool,
             path: path.to_path_buf(),

@@ -342,3 +342,21 @@ async fn two_writers_on_one_file_wait_for_each_other_instead_of_failing() {
         vec![(sym("BTC/USD"), 1000), (sym("ETH/USD"), 1000)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_new_store_from_many_tasks_at_once_migrates_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.sqlite");
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { Store::open(&db, None).await })
+        })
+        .collect();
+    for open in opens {
+        let store = open.await.unwrap().unwrap();
+        store.close().await;
+    }
+    let store = Store::open(&db, None).await.unwrap();
+    assert!(store.bar_counts().await.unwrap().is_empty());
+}
