@@ -1,7 +1,7 @@
 //! The trader's connection to Alpaca (or to the simulator, which speaks the
 //! same API): [`AlpacaClient`] implements the core traits
-//! [`trader_core::MarketData`] and [`trader_core::Broker`], and [`Poller`]
-//! turns market data into closed hours, each handed over once.
+//! [`trader_core::MarketData`] and [`trader_core::Broker`] (the engine's
+//! poller turns market data into closed hours, each handed over once).
 //!
 //! - Trading (account, positions, orders) goes through apca, whose trading
 //!   base URL is configurable; market data through reqwest, because apca's
@@ -26,9 +26,7 @@
 mod client;
 pub mod data;
 mod limiter;
-mod poll;
 mod symbols;
 pub mod trading;
 
 pub use client::{AlpacaClient, ClientError, ClientSettings, ClientStats};
-pub use poll::{ClosedHour, PollSummary, Poller};

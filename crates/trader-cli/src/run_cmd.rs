@@ -17,10 +17,13 @@ use anyhow::{Context, bail};
 use chrono::DateTime;
 use clap::Args;
 use serde::Serialize;
-use trader_alpaca::{AlpacaClient, ClientSettings, Poller};
+use trader_alpaca::{AlpacaClient, ClientSettings};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret};
 use trader_core::{Broker, Clock, HOUR_SECS, SystemClock, format_time};
-use trader_engine::{Engine, EngineSetup};
+use trader_engine::{
+    Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, Stop, TradeWindow, hours_to_trade,
+    run_live, stop_pair,
+};
 use trader_ensemble::{Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
 use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
 use trader_store::{ProfileLock, RunMode, Store};
@@ -286,39 +289,16 @@ async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyh
     })
 }
 
-/// A stop request: set once SIGINT or SIGTERM arrives.
-type Stop = tokio::sync::watch::Receiver<bool>;
-
 /// Starts listening for SIGINT/SIGTERM (inside the runtime) and returns the
 /// stop flag every wait of the run watches.
 fn stop_on_signal() -> Stop {
-    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (handle, stop) = stop_pair();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("signal received: stopping");
-        let _ = tx.send(true);
+        handle.stop();
     });
-    rx
-}
-
-/// Resolves when a stop was requested (never, if the flag's sender is gone
-/// without one).
-async fn stopped(stop: &Stop) {
-    let mut stop = stop.clone();
-    if stop.wait_for(|s| *s).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// `work`, unless a stop is requested first (then None: `work` is dropped
-/// at its current await, which the run's records are made to survive, as
-/// they survive a kill).
-async fn unless_stopped<T>(stop: &Stop, work: impl std::future::Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        biased;
-        () = stopped(stop) => None,
-        v = work => Some(v),
-    }
+    stop
 }
 
 /// Resolves once SIGINT or SIGTERM arrives.
@@ -394,35 +374,6 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
     Ok(Outcome::Ok)
 }
 
-/// The first hour to decide, the end, and the first hour to fetch. Hours
-/// before the first decided one are history for the window.
-fn hours_to_trade(
-    replay: Option<(i64, i64)>,
-    now: i64,
-    last_decided: Option<i64>,
-    newest_stored: Option<i64>,
-    history_hours: u32,
-) -> (i64, i64, i64) {
-    let newest_closed = now.div_euclid(HOUR_SECS) * HOUR_SECS - HOUR_SECS;
-    let (decide_from, until) = match replay {
-        Some((from, until)) => (from, until),
-        None => (
-            last_decided.map_or(newest_closed, |t| (t + HOUR_SECS).min(newest_closed)),
-            i64::MAX,
-        ),
-    };
-    let history_start = decide_from - i64::from(history_hours) * HOUR_SECS;
-    let first_hour = match replay {
-        Some(_) => history_start,
-        // Continue after the newest stored bar, but never after an hour
-        // still to decide (a kill between storing a bar and deciding on it).
-        None => newest_stored.map_or(history_start, |t| {
-            (t + HOUR_SECS).min(decide_from).max(history_start)
-        }),
-    };
-    (decide_from, until, first_hour)
-}
-
 /// `/metrics` and `/healthz` on 127.0.0.1:`port`, healthy while a poll
 /// succeeded within three poll intervals (real time, at least 5 s).
 async fn start_metrics(
@@ -494,7 +445,7 @@ async fn trade(
     watch: Option<(trader_config::AlertSettings, Duration, u64)>,
     stop: Stop,
 ) -> anyhow::Result<Option<Summary>> {
-    let Some(market) = unless_stopped(&stop, connect(a, profile)).await else {
+    let Some(market) = stop.unless(connect(a, profile)).await else {
         return Ok(None);
     };
     let market = market?;
@@ -604,27 +555,28 @@ async fn run_started(
         EngineSetup::for_profile(profile, run.run_id, market.mode),
     )
     .await?;
-    let mut outcome = LoopOutcome::default();
-    let start_account = if let Some(account) = unless_stopped(stop, async {
-        engine.reconcile().await?;
-        anyhow::Ok(client.account().await.ok())
-    })
-    .await
+    let mut outcome = LiveOutcome::default();
+    let start_account = if let Some(account) = stop
+        .unless(async {
+            engine.reconcile().await?;
+            anyhow::Ok(client.account().await.ok())
+        })
+        .await
     {
         account?
     } else {
         outcome.stopped = true;
         None
     };
-    let (decide_from, until, first_hour) = hours_to_trade(
-        market.replay,
+    let window = hours_to_trade(ResumePoint {
+        replay: market.replay,
         now,
         last_decided,
-        engine.newest_common_bar(),
-        profile.history_hours,
-    );
+        newest_stored: engine.newest_common_bar(),
+        history_hours: profile.history_hours,
+    });
     if !outcome.stopped {
-        let poller = Poller::new(client.clone(), profile.symbols.clone(), first_hour);
+        let mut poller = Poller::new(client.clone(), profile.symbols.clone(), window.first_fetch);
         if let Some((clock, start)) = &market.replay_clock {
             // Loading took real time; the replay starts now.
             clock.restart_at(DateTime::from_timestamp(*start, 0).unwrap_or_default());
@@ -640,14 +592,20 @@ async fn run_started(
         if let Some((alerts, every, predicted)) = watch {
             crate::monitor::spawn(alerts, every, predicted, metrics.clone());
         }
-        outcome = poll_loop(
+        outcome = run_live(
             &mut engine,
-            poller,
+            &mut poller,
             market.clock.as_ref(),
             interval,
-            (decide_from, until),
-            metrics.as_ref(),
+            window,
             stop,
+            |report| {
+                if let Some(m) = &metrics
+                    && let Ok(mut m) = m.lock()
+                {
+                    m.update(report.stats, report.last_bar_age_secs, report.failed);
+                }
+            },
         )
         .await?;
     }
@@ -659,8 +617,7 @@ async fn run_started(
             profile: &profile.name,
             store_path,
             run,
-            decide_from,
-            until,
+            window,
             start_account,
             outcome,
         },
@@ -668,121 +625,17 @@ async fn run_started(
     .await
 }
 
-/// How the poll loop ended.
-#[derive(Debug, Default)]
-struct LoopOutcome {
-    /// Poll errors by kind.
-    poll_errors: BTreeMap<String, u64>,
-    /// A stop was requested (SIGINT/SIGTERM).
-    stopped: bool,
-    /// The stop came in the middle of an hour's work, which was dropped
-    /// where it stood (as a kill would): a live run stays resumable.
-    interrupted: bool,
-}
-
-/// Polls every `interval` of `clock` time until `until` or a stop; hours
-/// before `decide_from` are history. A stop is answered at once, in every
-/// state: during a wait, a poll (and its retries), or an hour's work.
-async fn poll_loop(
-    engine: &mut Engine<AlpacaClient>,
-    mut poller: Poller<AlpacaClient>,
-    clock: &dyn Clock,
-    interval: Duration,
-    (decide_from, until): (i64, i64),
-    metrics: Option<&Arc<Mutex<Metrics>>>,
-    stop: &Stop,
-) -> anyhow::Result<LoopOutcome> {
-    let mut outcome = LoopOutcome::default();
-    let mut poll_errors: BTreeMap<String, u64> = BTreeMap::new();
-    loop {
-        let now = clock.now().timestamp();
-        // The work of one poll, dropped at the end of this block.
-        let step = {
-            let work = async {
-                let polled = poller.poll(now).await;
-                let failed_kind = polled.as_ref().err().map(|e| e.kind.as_str());
-                match polled {
-                    Ok(hours) => {
-                        // A replay ends at `until`: hours closing after it (the clock
-                        // runs on while the last poll works) are not traded.
-                        for hour in hours.into_iter().filter(|h| h.t + HOUR_SECS <= until) {
-                            if hour.t < decide_from {
-                                engine.add_history(&hour.bars, now).await?;
-                            } else {
-                                engine
-                                    .on_hour(hour.t, &hour.bars, hour.complete, now)
-                                    .await?;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "poll failed; asking again at the next poll");
-                        *poll_errors.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
-                    }
-                }
-                anyhow::Ok(failed_kind)
-            };
-            tokio::pin!(work);
-            let done = tokio::select! {
-                biased;
-                r = &mut work => Some(r),
-                () = stopped(stop) => None,
-            };
-            if let Some(r) = done {
-                r
-            } else {
-                outcome.stopped = true;
-                // A step normally takes milliseconds: let it finish, unless
-                // the broker holds it up (retries, a dead connection).
-                if let Ok(r) = tokio::time::timeout(STOP_GRACE, &mut work).await {
-                    r
-                } else {
-                    tracing::info!(
-                        "stopped in the middle of a poll or an hour; its records are as after a kill, and a live run resumes from them"
-                    );
-                    outcome.interrupted = true;
-                    break;
-                }
-            }
-        };
-        let failed_kind = step?;
-        if let Some(m) = metrics
-            && let Ok(mut m) = m.lock()
-        {
-            let age = engine.newest_common_bar().map(|t| now - (t + HOUR_SECS));
-            m.update(engine.stats(), age, failed_kind);
-        }
-        if outcome.stopped || now >= until {
-            break;
-        }
-        let wait = clock.real_duration(interval);
-        if unless_stopped(stop, tokio::time::sleep(wait))
-            .await
-            .is_none()
-        {
-            outcome.stopped = true;
-            break;
-        }
-    }
-    outcome.poll_errors = poll_errors;
-    Ok(outcome)
-}
-
 struct SummaryInputs<'a> {
     profile: &'a str,
     store_path: &'a std::path::Path,
     run: trader_store::RunStart,
-    decide_from: i64,
-    until: i64,
+    window: TradeWindow,
     start_account: Option<trader_core::AccountState>,
-    outcome: LoopOutcome,
+    outcome: LiveOutcome,
 }
 
 /// How long the summary waits for the broker's account after a stop.
 const SUMMARY_ACCOUNT_WAIT: Duration = Duration::from_millis(500);
-
-/// How long a poll or an hour's work in progress may finish after a stop.
-const STOP_GRACE: Duration = Duration::from_millis(750);
 
 /// Finishes the run in the store and sums it up from the store's counts.
 async fn summarize(
@@ -838,8 +691,8 @@ async fn summarize(
         store: inputs.store_path.to_path_buf(),
         run_id: inputs.run.run_id,
         resumed: inputs.run.resumed,
-        from: format_time(inputs.decide_from),
-        until: format_time(finished_at.min(inputs.until)),
+        from: format_time(inputs.window.decide_from),
+        until: format_time(finished_at.min(inputs.window.until)),
         hours_seen: stats.hours,
         bars_received: stats.bars,
         decisions: counts.decisions,

@@ -273,3 +273,45 @@ pub trait Broker: Send + Sync {
         order: &OrderRequest,
     ) -> impl Future<Output = Result<Placement, MarketError>> + Send;
 }
+
+/// A shared market (one broker or feed behind several owners: an engine
+/// stopped and rebuilt on the same account, for one).
+impl<T: MarketData + ?Sized> MarketData for std::sync::Arc<T> {
+    fn bars(
+        &self,
+        symbols: &[Symbol],
+        start: i64,
+        end: i64,
+    ) -> impl Future<Output = Result<BarsBySymbol, MarketError>> + Send {
+        T::bars(self, symbols, start, end)
+    }
+}
+
+/// A shared broker (one account behind several owners).
+impl<T: Broker + ?Sized> Broker for std::sync::Arc<T> {
+    fn account(&self) -> impl Future<Output = Result<AccountState, MarketError>> + Send {
+        T::account(self)
+    }
+
+    fn positions(&self) -> impl Future<Output = Result<Vec<Position>, MarketError>> + Send {
+        T::positions(self)
+    }
+
+    fn open_orders(&self) -> impl Future<Output = Result<Vec<Order>, MarketError>> + Send {
+        T::open_orders(self)
+    }
+
+    fn order_by_client_id(
+        &self,
+        client_order_id: &str,
+    ) -> impl Future<Output = Result<Option<Order>, MarketError>> + Send {
+        T::order_by_client_id(self, client_order_id)
+    }
+
+    fn place(
+        &self,
+        order: &OrderRequest,
+    ) -> impl Future<Output = Result<Placement, MarketError>> + Send {
+        T::place(self, order)
+    }
+}

@@ -1,13 +1,12 @@
-//! The poll loop: every poll interval, ask for the bars since the next hour
-//! not yet handed over, keep only closed bars (`t + 1h <= now`), and hand
-//! each newly closed hour over exactly once, in order. After downtime the
+//! The poller: at each poll, ask the market data for the bars since the next
+//! hour not yet handed over, keep only closed bars (`t + 1h <= now`), and
+//! hand each newly closed hour over exactly once, in order. After downtime the
 //! first poll backfills the whole gap (the data client pages). A poll does
 //! no request at all when no hour can have closed since the last one.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use trader_core::{Bar, Clock, ErrorKind, HOUR_SECS, MarketData, MarketError, Symbol};
+use trader_core::{Bar, HOUR_SECS, MarketData, MarketError, Symbol};
 
 /// One closed hour: the bars of every symbol that has one.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,49 +114,6 @@ impl<M: MarketData> Poller<M> {
         }
         out
     }
-
-    /// Polls every `interval` of `clock` time (real time divided by the
-    /// replay speed) until the clock reaches `until`, handing each closed
-    /// hour to `handle`. Errors are logged and counted; the next poll asks
-    /// again.
-    pub async fn run_until(
-        &mut self,
-        clock: &dyn Clock,
-        interval: Duration,
-        until: i64,
-        mut handle: impl AsyncFnMut(ClosedHour),
-    ) -> PollSummary {
-        let mut summary = PollSummary::default();
-        loop {
-            let now = clock.now().timestamp();
-            let hours = self.poll(now).await;
-            summary.polls += 1;
-            match hours {
-                Ok(hours) => {
-                    for hour in hours {
-                        summary.hours += 1;
-                        handle(hour).await;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "poll failed; will ask again");
-                    *summary.errors.entry(e.kind).or_insert(0) += 1;
-                }
-            }
-            if now >= until {
-                return summary;
-            }
-            tokio::time::sleep(clock.real_duration(interval)).await;
-        }
-    }
-}
-
-/// What a run of the poll loop did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PollSummary {
-    pub polls: u64,
-    pub hours: u64,
-    pub errors: BTreeMap<ErrorKind, u64>,
 }
 
 #[cfg(test)]

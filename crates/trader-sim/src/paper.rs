@@ -12,7 +12,7 @@ use trader_core::{
 };
 
 use crate::SimKeys;
-use crate::bars::Market;
+use crate::bars::{BarsQuery, Market};
 use crate::broker::{self, ApiError, Broker, NewOrder, Status};
 
 const KEY: &str = "PKPAPER";
@@ -174,5 +174,32 @@ impl trader_core::Broker for PaperBroker {
                 adopted: false,
             })
         })
+    }
+}
+
+/// The recorded bars closed by the clock's now, as Alpaca's bars endpoint
+/// serves them (`start..=end`), so the live loop can run in process.
+impl trader_core::MarketData for PaperBroker {
+    async fn bars(
+        &self,
+        symbols: &[Symbol],
+        start: i64,
+        end: i64,
+    ) -> Result<trader_core::BarsBySymbol, MarketError> {
+        let now = self.clock.now().timestamp();
+        let state = self.state.lock().map_err(|_| {
+            MarketError::new(ErrorKind::Server, "bars", "paper broker state poisoned")
+        })?;
+        let page = state.1.query(
+            &BarsQuery {
+                symbols: symbols.to_vec(),
+                start: Some(start),
+                end: Some(end),
+                limit: usize::MAX,
+                page_token: None,
+            },
+            now,
+        );
+        Ok(page.bars)
     }
 }

@@ -1,0 +1,180 @@
+//! The engine of one trader: its setup, its counts, and what it holds.
+
+use trader_config::TradingSettings;
+use trader_core::{Broker, Symbol};
+use trader_ensemble::Ensemble;
+use trader_store::{HistoryWindow, Recorder, RunMode, Store};
+
+use crate::EngineError;
+use crate::plan::order_id_prefix;
+use crate::projection::Projected;
+
+/// What happened to one closed hour.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HourOutcome {
+    /// Decided; orders sent (or planned and to be settled).
+    Decided { orders: usize, latency_us: u64 },
+    /// Already decided by this run before a restart.
+    AlreadyDecided,
+    /// Not traded, and why (recorded in the decision's `skipped_reason`).
+    Skipped(String),
+}
+
+/// Counts of one engine's life, for the summary and metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineStats {
+    pub hours: u64,
+    pub bars: u64,
+    pub decisions: u64,
+    pub skipped: u64,
+    pub already_decided: u64,
+    pub orders_sent: u64,
+    pub orders_adopted: u64,
+    pub orders_failed: u64,
+    pub fills: u64,
+    /// Decision latency (state + inference), microseconds, in order.
+    pub latencies_us: Vec<u64>,
+    /// From the hour's bars handed over to the last of its orders answered
+    /// (store, settle, broker reads, decision, orders), microseconds, for
+    /// hours that sent orders.
+    pub bar_to_order_us: Vec<u64>,
+    /// Time spent computing batched first layers ([`Engine::project_market`]),
+    /// microseconds in all, and the hours they covered.
+    pub projection_us: u64,
+    pub projected_hours: u64,
+}
+
+/// Who the engine trades for.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSetup<'a> {
+    /// Profile name: the prefix of every `client_order_id`.
+    pub profile: &'a str,
+    /// How the run reaches its broker: a live run's order ids are the same
+    /// in every run of the profile (the account outlives runs, and the
+    /// broker's duplicate check guards it); a replay's or backtest's carry
+    /// the run id (each run is a new account, and its orders must not
+    /// collide with an earlier run's in the store).
+    pub mode: RunMode,
+    /// The profile's symbols (the ensemble must trade the same).
+    pub symbols: &'a [Symbol],
+    pub history_hours: u32,
+    pub run_id: i64,
+    pub trading: TradingSettings,
+}
+
+impl<'a> EngineSetup<'a> {
+    /// The setup of `profile`'s trader in run `run_id`.
+    #[must_use]
+    pub fn for_profile(profile: &'a trader_config::Profile, run_id: i64, mode: RunMode) -> Self {
+        EngineSetup {
+            profile: &profile.name,
+            mode,
+            symbols: &profile.symbols,
+            history_hours: profile.history_hours,
+            run_id,
+            trading: profile.trading,
+        }
+    }
+}
+
+/// The engine of one trader: broker `B`, records in `R` (the SQLite
+/// [`Store`] for `trader run`; a `MemoryRecorder` serves backtests).
+pub struct Engine<B, R = Store> {
+    pub(crate) broker: B,
+    pub(crate) store: R,
+    pub(crate) ensemble: Ensemble,
+    pub(crate) window: HistoryWindow,
+    /// The prefix of this run's order ids ([`order_id_prefix`]).
+    pub(crate) order_prefix: String,
+    pub(crate) run_id: i64,
+    pub(crate) trading: TradingSettings,
+    /// The ensemble's symbols, in its output order.
+    pub(crate) symbols: Vec<Symbol>,
+    pub(crate) stats: EngineStats,
+    pub(crate) history_hours: u32,
+    /// Backtests: the first layer's market part of hours to come.
+    pub(crate) projected: Option<Projected>,
+}
+
+impl<B: Broker, R: Recorder> Engine<B, R> {
+    /// An engine for `run_id`, trading `profile_symbols` with `ensemble`
+    /// (same symbols, any order), its window loaded from `store`.
+    ///
+    /// # Errors
+    /// The ensemble and the profile trade different symbols, or the store
+    /// cannot be read.
+    pub async fn new(
+        broker: B,
+        store: R,
+        ensemble: Ensemble,
+        setup: EngineSetup<'_>,
+    ) -> Result<Self, EngineError> {
+        let EngineSetup {
+            profile,
+            mode,
+            symbols: profile_symbols,
+            history_hours,
+            run_id,
+            trading,
+        } = setup;
+        let symbols = ensemble.symbols().to_vec();
+        let mut a: Vec<&Symbol> = symbols.iter().collect();
+        let mut b: Vec<&Symbol> = profile_symbols.iter().collect();
+        a.sort();
+        b.sort();
+        if a != b {
+            return Err(EngineError::Symbols {
+                model: symbols.iter().map(|s| s.as_str().to_owned()).collect(),
+                profile: profile_symbols
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+            });
+        }
+        let window = store.load_window(&symbols, history_hours).await?;
+        Ok(Engine {
+            broker,
+            store,
+            ensemble,
+            window,
+            order_prefix: order_id_prefix(profile, mode, run_id),
+            run_id,
+            trading,
+            symbols,
+            stats: EngineStats::default(),
+            history_hours,
+            projected: None,
+        })
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &R {
+        &self.store
+    }
+
+    #[must_use]
+    pub fn broker(&self) -> &B {
+        &self.broker
+    }
+
+    #[must_use]
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// The newest bar held for every symbol: the hour the poll loop should
+    /// continue after.
+    #[must_use]
+    pub fn newest_common_bar(&self) -> Option<i64> {
+        self.symbols
+            .iter()
+            .map(|s| self.window.bars(s).last().map(|b| b.t))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().min())
+    }
+}

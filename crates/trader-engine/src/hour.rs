@@ -1,0 +1,302 @@
+//! One closed hour: store its bars, settle earlier orders, then decide
+//! (state, ensemble, targets, planned orders written before any is sent) or
+//! record why the hour is skipped.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::DateTime;
+use trader_core::{Bar, Broker, OrderAmount, OrderRequest, Position, Symbol, market_state};
+use trader_store::{DecisionRecord, PlannedOrder, Recorder, StoreError};
+
+use crate::plan::{PlannedTrade, client_order_id, plan_orders, target_weights};
+use crate::{Engine, EngineError, HourOutcome};
+
+impl<B: Broker, R: Recorder> Engine<B, R> {
+    /// Stores bars fetched as history (warm start), without deciding.
+    pub async fn add_history(
+        &mut self,
+        bars: &BTreeMap<Symbol, Bar>,
+        now: i64,
+    ) -> Result<(), EngineError> {
+        let now_dt = DateTime::from_timestamp(now, 0).unwrap_or_default();
+        for (symbol, bar) in bars {
+            if !self.symbols.contains(symbol) {
+                continue;
+            }
+            match self
+                .store
+                .insert_bars(symbol, std::slice::from_ref(bar), now_dt)
+                .await
+            {
+                Ok(_) => {
+                    self.window.push(symbol, *bar);
+                    self.stats.bars += 1;
+                }
+                Err(StoreError::BadBar { .. }) => {
+                    tracing::warn!(%symbol, t = bar.t, "bad bar from the broker, not stored");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one closed hour at clock time `now` (epoch seconds).
+    ///
+    /// # Errors
+    /// Only store failures; everything else is recorded as a skipped hour.
+    pub async fn on_hour(
+        &mut self,
+        t: i64,
+        bars: &BTreeMap<Symbol, Bar>,
+        complete: bool,
+        now: i64,
+    ) -> Result<HourOutcome, EngineError> {
+        self.stats.hours += 1;
+        let handed_over = Instant::now();
+        self.add_history(bars, now).await?;
+        self.settle(now).await?;
+        if self.store.decided(self.run_id, t).await? {
+            self.stats.already_decided += 1;
+            return Ok(HourOutcome::AlreadyDecided);
+        }
+        if !complete {
+            let reason = format!("no bar for {} this hour", self.missing(bars));
+            return self.skip(t, reason, now).await;
+        }
+        // Fail closed: without the broker's view there is no trading.
+        let (account, positions) = match self.read_broker().await {
+            Ok(view) => view,
+            Err(reason) => return self.skip(t, reason, now).await,
+        };
+        let started = Instant::now();
+        let held: BTreeMap<Symbol, f64> = positions
+            .iter()
+            .map(|p: &Position| (p.symbol.clone(), p.qty))
+            .collect();
+        let prices: BTreeMap<Symbol, f64> = self
+            .symbols
+            .iter()
+            .filter_map(|s| bars.get(s).map(|b| (s.clone(), b.close)))
+            .collect();
+        let equity = account.equity;
+        if equity <= 0.0 {
+            return self
+                .skip(t, format!("equity {equity} is not positive"), now)
+                .await;
+        }
+        let projected = self
+            .projected
+            .as_ref()
+            .and_then(|p| Some((&p.projection, *p.rows.get(&t)?)));
+        let decision = match projected {
+            Some((projection, row)) => {
+                let portfolios = self.portfolios(account.cash, equity, &held, &prices);
+                self.ensemble.infer_projected(projection, row, &portfolios)
+            }
+            None => match self.states(account.cash, equity, &held, &prices) {
+                Ok(states) => self.ensemble.infer(&states),
+                Err(reason) => return self.skip(t, reason, now).await,
+            },
+        };
+        let decision = match decision {
+            Ok(d) => d,
+            Err(e) => return self.skip(t, format!("inference failed: {e}"), now).await,
+        };
+        let latency_us = started.elapsed().as_micros() as u64;
+        let targets = target_weights(&decision.aggregate, &self.trading);
+        let trades = plan_orders(
+            &self.symbols,
+            &targets,
+            &held,
+            &prices,
+            equity,
+            account.cash,
+            &self.trading,
+        );
+        let planned = self.planned(t, &trades);
+        let record = DecisionRecord {
+            bar_t: t,
+            member_actions: decision.members.clone(),
+            aggregate: decision.aggregate.clone(),
+            target_weights: self
+                .symbols
+                .iter()
+                .zip(&targets)
+                .map(|(s, w)| (s.as_str().to_owned(), *w))
+                .collect(),
+            latency_us,
+            skipped_reason: None,
+        };
+        self.store
+            .record_decision(self.run_id, &record, &planned, now)
+            .await?;
+        self.stats.decisions += 1;
+        self.stats.latencies_us.push(latency_us);
+        self.record_and_send(t, account.cash, equity, &held, &trades, &planned, now)
+            .await?;
+        if !planned.is_empty() {
+            self.stats
+                .bar_to_order_us
+                .push(handed_over.elapsed().as_micros() as u64);
+        }
+        tracing::debug!(
+            hour = %trader_core::format_time(t),
+            orders = planned.len(),
+            latency_us,
+            equity,
+            "decided"
+        );
+        Ok(HourOutcome::Decided {
+            orders: planned.len(),
+            latency_us,
+        })
+    }
+
+    /// The symbols without a bar in `bars`, comma-separated.
+    fn missing(&self, bars: &BTreeMap<Symbol, Bar>) -> String {
+        self.symbols
+            .iter()
+            .filter(|s| !bars.contains_key(*s))
+            .map(Symbol::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The account and positions, or why they could not be read.
+    async fn read_broker(&self) -> Result<(trader_core::AccountState, Vec<Position>), String> {
+        let account = self
+            .broker
+            .account()
+            .await
+            .map_err(|e| format!("account unreadable: {e}"))?;
+        let positions = self
+            .broker
+            .positions()
+            .await
+            .map_err(|e| format!("positions unreadable: {e}"))?;
+        Ok((account, positions))
+    }
+
+    /// Writes the equity snapshot, then sends the planned orders.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_and_send(
+        &mut self,
+        t: i64,
+        cash: f64,
+        equity: f64,
+        held: &BTreeMap<Symbol, f64>,
+        trades: &[PlannedTrade],
+        planned: &[PlannedOrder],
+        now: i64,
+    ) -> Result<(), EngineError> {
+        let snapshot: BTreeMap<String, f64> = held
+            .iter()
+            .map(|(s, q)| (s.as_str().to_owned(), *q))
+            .collect();
+        self.store
+            .record_equity(self.run_id, t, cash, equity, &snapshot)
+            .await?;
+        for (trade, order) in trades.iter().zip(planned) {
+            self.send(
+                &OrderRequest {
+                    client_order_id: order.client_order_id.clone(),
+                    symbol: trade.symbol.clone(),
+                    side: trade.side,
+                    amount: trade.amount,
+                },
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn planned(&self, t: i64, trades: &[PlannedTrade]) -> Vec<PlannedOrder> {
+        trades
+            .iter()
+            .map(|tr| PlannedOrder {
+                client_order_id: client_order_id(&self.order_prefix, t, &tr.symbol),
+                symbol: tr.symbol.as_str().to_owned(),
+                side: tr.side.as_str().to_owned(),
+                notional: match tr.amount {
+                    OrderAmount::Notional(n) => Some(n),
+                    OrderAmount::Qty(_) => None,
+                },
+                qty: match tr.amount {
+                    OrderAmount::Qty(q) => Some(q),
+                    OrderAmount::Notional(_) => None,
+                },
+            })
+            .collect()
+    }
+
+    /// The portfolio part of every distinct member input: cash weight, then
+    /// each symbol's position weight.
+    fn portfolios(
+        &self,
+        cash: f64,
+        equity: f64,
+        held: &BTreeMap<Symbol, f64>,
+        prices: &BTreeMap<Symbol, f64>,
+    ) -> Vec<Vec<f32>> {
+        self.ensemble
+            .specs()
+            .iter()
+            .map(|spec| {
+                let mut part = Vec::with_capacity(spec.portfolio_dim());
+                part.push((cash / equity) as f32);
+                for s in &spec.symbols {
+                    let value =
+                        held.get(s).copied().unwrap_or(0.0) * prices.get(s).copied().unwrap_or(0.0);
+                    part.push((value / equity) as f32);
+                }
+                part
+            })
+            .collect()
+    }
+
+    /// The state vector of every distinct member input: cash and position
+    /// weights, then the window's market features.
+    fn states(
+        &self,
+        cash: f64,
+        equity: f64,
+        held: &BTreeMap<Symbol, f64>,
+        prices: &BTreeMap<Symbol, f64>,
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let mut states = Vec::with_capacity(self.ensemble.specs().len());
+        for (spec, mut state) in self
+            .ensemble
+            .specs()
+            .iter()
+            .zip(self.portfolios(cash, equity, held, prices))
+        {
+            state.reserve(spec.state_dim() - state.len());
+            let windows: Vec<&[Bar]> = spec.symbols.iter().map(|s| self.window.bars(s)).collect();
+            let market = market_state(&windows, spec.lookback as usize, &spec.features)
+                .map_err(|e| format!("state unavailable: {e}"))?;
+            state.extend(market);
+            states.push(state);
+        }
+        Ok(states)
+    }
+
+    async fn skip(&mut self, t: i64, reason: String, now: i64) -> Result<HourOutcome, EngineError> {
+        tracing::warn!(hour = %trader_core::format_time(t), %reason, "hour not traded");
+        let record = DecisionRecord {
+            bar_t: t,
+            member_actions: Vec::new(),
+            aggregate: Vec::new(),
+            target_weights: BTreeMap::new(),
+            latency_us: 0,
+            skipped_reason: Some(reason.clone()),
+        };
+        self.store
+            .record_decision(self.run_id, &record, &[], now)
+            .await?;
+        self.stats.skipped += 1;
+        Ok(HourOutcome::Skipped(reason))
+    }
+}
