@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use trader_config::Profile;
 use trader_core::{HOUR_SECS, format_time};
+use trader_engine::{Hourly, buy_and_hold, report_files};
 use trader_store::Store;
 
-use crate::backtest_cmd::{Hourly, buy_and_hold, load_bars, report_files};
+use crate::backtest_cmd::load_bars;
 use crate::compare_cmd::{CompareArgs, profile_name};
 use crate::files::{self, Staged};
 use crate::supervise::{Stop, Supervised};

@@ -260,7 +260,7 @@ async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyh
                 key_id: "PKEMBEDDED".to_owned(),
                 secret_key: secret,
             }],
-            starting_cash: 100_000.0,
+            starting_cash: trader_core::PAPER_STARTING_CASH,
             clock: Arc::clone(&clock),
             rate_limit_per_minute: 1_000_000,
             faults: FaultConfig::default(),

@@ -122,7 +122,7 @@ pub(crate) fn run(a: &SimArgs) -> anyhow::Result<Outcome> {
                 secret_key: k.secret_key.expose().to_owned(),
             })
             .collect(),
-        starting_cash: 100_000.0,
+        starting_cash: trader_core::PAPER_STARTING_CASH,
         clock: Arc::new(ReplayClock::new(start, a.speed)),
         rate_limit_per_minute: a.rate_limit,
         faults,

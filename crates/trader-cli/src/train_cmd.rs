@@ -151,8 +151,8 @@ type BarsBySymbol = BTreeMap<Symbol, Vec<Bar>>;
 fn load_common(a: &TrainArgs, symbols: &[Symbol]) -> anyhow::Result<(BarsBySymbol, Vec<i64>)> {
     let bars =
         trader_recorded::read_recorded_symbols(&a.data, symbols, trader_core::SystemClock.now())?;
-    let hours = crate::backtest_cmd::common_hours(&bars);
-    Ok((crate::backtest_cmd::at_hours(&bars, &hours), hours))
+    let hours = trader_engine::common_hours(&bars);
+    Ok((trader_engine::at_hours(&bars, &hours), hours))
 }
 
 pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
@@ -580,7 +580,7 @@ fn validate(
     hours: &[i64],
     (train_until, valid_until): (i64, i64),
     hp: &HyperParams,
-) -> anyhow::Result<crate::backtest_cmd::Metrics> {
+) -> anyhow::Result<trader_engine::Metrics> {
     let decided: Vec<i64> = hours
         .iter()
         .copied()

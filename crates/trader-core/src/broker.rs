@@ -251,6 +251,14 @@ pub trait MarketData: Send + Sync {
     ) -> impl Future<Output = Result<BarsBySymbol, MarketError>> + Send;
 }
 
+/// Alpaca's crypto fee, basis points of the traded notional: the simulator
+/// charges it, the engine leaves room for it and records it on fills.
+pub const CRYPTO_FEE_BPS: f64 = 25.0;
+
+/// The cash a paper account starts with (the simulator's accounts, the
+/// in-process paper broker of backtests, and their reports).
+pub const PAPER_STARTING_CASH: f64 = 100_000.0;
+
 /// A paper (or live) account.
 pub trait Broker: Send + Sync {
     fn account(&self) -> impl Future<Output = Result<AccountState, MarketError>> + Send;

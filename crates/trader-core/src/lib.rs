@@ -28,8 +28,8 @@ pub use bar::{
     Bar, BarError, HISTORY_BYTES_PER_SYMBOL_HOUR, HOUR_SECS, RECORDED_CSV_HEADER, format_time,
 };
 pub use broker::{
-    AccountState, BarsBySymbol, Broker, ErrorKind, MarketData, MarketError, Order, OrderAmount,
-    OrderRequest, OrderStatus, Placement, Position, Side,
+    AccountState, BarsBySymbol, Broker, CRYPTO_FEE_BPS, ErrorKind, MarketData, MarketError, Order,
+    OrderAmount, OrderRequest, OrderStatus, PAPER_STARTING_CASH, Placement, Position, Side,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use demand::DemandTerm;

@@ -3,7 +3,8 @@
 use trader_store::StoreError;
 
 /// Errors that stop the engine (the store is unusable). Broker and data
-/// problems do not stop it: they skip the hour, recorded with the reason.
+/// problems do not stop a live engine: they skip the hour, recorded with the
+/// reason; only a backtest stops on a paper account it cannot read.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
@@ -15,4 +16,6 @@ pub enum EngineError {
         model: Vec<String>,
         profile: Vec<String>,
     },
+    #[error("the backtest's paper account")]
+    Broker(#[from] trader_core::MarketError),
 }

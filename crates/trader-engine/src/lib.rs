@@ -20,13 +20,16 @@
 //! hour), `orders` (send, settle, reconcile), `projection` (the batched
 //! first layer of backtests), `poll` (closed hours from market data, each
 //! once), `resume` (which hours a run decides), `live` (the poll loop, on an
-//! injected clock, stopped by a [`Stop`]).
+//! injected clock, stopped by a [`Stop`]), `backtest` (the hour-by-hour loop
+//! over recorded bars on a manual clock) and `report` (the metrics of a run
+//! and its CSV files, for backtests and live comparisons).
 //!
 //! Tests: `cargo test -p trader-engine` (unit tests of the pure parts;
 //! `tests/` runs the live loop in process: the simulator's paper broker,
 //! real model files, the in-memory recorder or a SQLite store, and tokio's
 //! paused clock, never a wall-clock sleep).
 
+mod backtest;
 mod engine;
 mod error;
 mod hour;
@@ -35,13 +38,14 @@ mod orders;
 mod plan;
 mod poll;
 mod projection;
+mod report;
 mod resume;
 
+pub use backtest::{BacktestCurve, BacktestSpan, at_hours, common_hours, run_backtest};
 pub use engine::{Engine, EngineSetup, EngineStats, HourOutcome};
 pub use error::EngineError;
 pub use live::{LiveOutcome, PollReport, STOP_GRACE, Stop, StopHandle, run_live, stop_pair};
-pub use plan::{
-    CRYPTO_FEE_BPS, PlannedTrade, client_order_id, order_id_prefix, plan_orders, target_weights,
-};
+pub use plan::{PlannedTrade, client_order_id, order_id_prefix, plan_orders, target_weights};
 pub use poll::{ClosedHour, Poller};
+pub use report::{Hourly, Metrics, buy_and_hold, report_files};
 pub use resume::{ResumePoint, TradeWindow, hours_to_trade};

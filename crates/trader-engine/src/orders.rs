@@ -2,10 +2,11 @@
 //! ones at later hours (re-sent with their id, adopted when they had gone
 //! through), recording fills once, and reconciling with the broker at start.
 
-use trader_core::{Broker, ErrorKind, OrderAmount, OrderRequest, OrderStatus, Side, Symbol};
+use trader_core::{
+    Broker, CRYPTO_FEE_BPS, ErrorKind, OrderAmount, OrderRequest, OrderStatus, Side, Symbol,
+};
 use trader_store::Recorder;
 
-use crate::plan::CRYPTO_FEE_BPS;
 use crate::{Engine, EngineError};
 
 fn status_str(s: &OrderStatus) -> String {

@@ -5,11 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::DateTime;
 use trader_config::TradingSettings;
-use trader_core::{OrderAmount, Side, Symbol};
+use trader_core::{CRYPTO_FEE_BPS, OrderAmount, Side, Symbol};
 use trader_store::RunMode;
-
-/// Alpaca's crypto fee, for the fee column of recorded fills.
-pub const CRYPTO_FEE_BPS: f64 = 25.0;
 
 /// Target weights from aggregated actions (DESIGN.md, Action): clamp to
 /// [0, 1], times `max_weight`, scaled down so the sum is at most `max_gross`.

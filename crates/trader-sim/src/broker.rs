@@ -8,7 +8,7 @@ use crate::SimKeys;
 use crate::bars::Market;
 
 /// Alpaca's crypto fee, in basis points of the asset received.
-pub const FEE_BPS: f64 = 25.0;
+pub use trader_core::CRYPTO_FEE_BPS as FEE_BPS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
