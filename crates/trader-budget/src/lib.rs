@@ -51,5 +51,8 @@ pub use model::{
     STORE_CACHE_BYTES, THREAD_RSS, TRADING_LOOP_RSS, Tenant, TenantLine, TraderPlan, Verdict,
     WORKER_TENANT, evaluate, suggest,
 };
-pub use probe::{MemoryProbe, RunningWorker, TRAIN_WORKER_ARG, probe_memory, probe_train_workers};
+pub use probe::{
+    MemoryProbe, ProcessMemory, RunningWorker, TRAIN_WORKER_ARG, own_memory, probe_memory,
+    probe_train_workers, process_memory,
+};
 pub use render::render_text;

@@ -110,6 +110,30 @@ pub fn probe_memory(root: &Path) -> Result<MemoryProbe, BudgetError> {
     })
 }
 
+/// A process's resident set now (`VmRSS`) and at its peak (`VmHWM`), bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessMemory {
+    pub rss: u64,
+    pub peak: u64,
+}
+
+/// The memory of the process whose status file is `status_path`
+/// (`/proc/PID/status`); None when it is gone or unreadable (a kernel
+/// thread has no `VmRSS`). The one reader of `/proc/*/status` memory lines.
+#[must_use]
+pub fn process_memory(status_path: &Path) -> Option<ProcessMemory> {
+    let status = std::fs::read_to_string(status_path).ok()?;
+    let rss = meminfo_field(&status, "VmRSS", status_path).ok()?.0;
+    let peak = meminfo_field(&status, "VmHWM", status_path).map_or(rss, |b| b.0);
+    Some(ProcessMemory { rss, peak })
+}
+
+/// This process's memory (zeros where `/proc` is not there).
+#[must_use]
+pub fn own_memory() -> ProcessMemory {
+    process_memory(Path::new("/proc/self/status")).unwrap_or_default()
+}
+
 /// The argument that marks a `trader train` worker process.
 pub const TRAIN_WORKER_ARG: &str = "--worker-trial";
 
@@ -147,12 +171,11 @@ pub fn probe_train_workers(root: &Path) -> Vec<RunningWorker> {
         if !is_worker {
             continue;
         }
-        let status_path = entry.path().join("status");
-        let Some(status) = read_trimmed(&status_path) else {
-            continue;
-        };
-        if let Ok(rss) = meminfo_field(&status, "VmRSS", &status_path) {
-            workers.push(RunningWorker { pid, rss });
+        if let Some(memory) = process_memory(&entry.path().join("status")) {
+            workers.push(RunningWorker {
+                pid,
+                rss: ByteSize(memory.rss),
+            });
         }
     }
     workers.sort_by_key(|w| w.pid);
@@ -276,5 +299,20 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn process_memory_reads_rss_and_peak_and_a_gone_process_is_none() {
+        let t = tree(&[
+            (
+                "proc/7/status",
+                "Name: x\nVmHWM:     2048 kB\nVmRSS:     1024 kB\n",
+            ),
+            ("proc/8/status", "Name: kthreadd\n"),
+        ]);
+        let m = process_memory(&t.path().join("proc/7/status")).unwrap();
+        assert_eq!((m.rss, m.peak), (1024 * 1024, 2048 * 1024));
+        assert_eq!(process_memory(&t.path().join("proc/8/status")), None);
+        assert_eq!(process_memory(&t.path().join("proc/9/status")), None);
     }
 }

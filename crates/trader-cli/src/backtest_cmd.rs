@@ -95,12 +95,6 @@ pub(crate) enum Forward {
     Plain,
 }
 
-fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
-    Ok(DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time"))?
-        .timestamp())
-}
-
 /// Loads the profile's symbols from `dir` (the one loader: validated,
 /// sorted), checking the set matches.
 pub(crate) fn load_bars(
@@ -126,11 +120,11 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
     let history = i64::from(profile.history_hours) * HOUR_SECS;
     let first_possible = hours.first().map_or(i64::MAX, |t| t + history);
     let from = match &a.from {
-        Some(s) => parse_time("--from", s)?,
+        Some(s) => crate::args::parse_time("--from", s)?,
         None => first_possible,
     };
     let to = match &a.to {
-        Some(s) => parse_time("--to", s)?,
+        Some(s) => crate::args::parse_time("--to", s)?,
         None => hours.last().copied().unwrap_or(i64::MIN),
     };
     let decided: Vec<i64> = hours
@@ -181,9 +175,9 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
         // Measurements vary run to run: kept out of metrics.json.
         latencies.sort_unstable();
         let resources = serde_json::json!({
-            "peak_rss_bytes": crate::run_cmd::peak_rss(),
-            "decision_latency_us_p50": crate::run_cmd::percentile(&latencies, 0.5),
-            "decision_latency_us_p99": crate::run_cmd::percentile(&latencies, 0.99),
+            "peak_rss_bytes": trader_budget::own_memory().peak,
+            "decision_latency_us_p50": trader_engine::percentile(&latencies, 0.5),
+            "decision_latency_us_p99": trader_engine::percentile(&latencies, 0.99),
             "forward": format!("{:?}", a.forward).to_lowercase(),
             "records": if a.store.is_some() { "sqlite" } else { "memory" },
             "projected_hours": projected_hours,
@@ -257,7 +251,7 @@ async fn drive<R: Recorder>(plan: Plan<'_>, records: R, run_id: i64) -> anyhow::
         DateTime::from_timestamp(decided[0], 0).unwrap_or_default(),
     ));
     let broker = PaperBroker::new(bars.clone(), PAPER_STARTING_CASH, clock.clone());
-    let ensemble = crate::run_cmd::load_ensemble(profile)?;
+    let ensemble = trader_engine::load_ensemble(profile)?;
     let mut engine = Engine::new(
         broker,
         records,

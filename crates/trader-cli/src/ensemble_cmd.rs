@@ -295,20 +295,6 @@ fn infer(a: &InferArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Peak resident set size of this process (VmHWM), in bytes.
-pub(crate) fn peak_rss_bytes() -> Option<u64> {
-    let status = fs_err::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
 fn bench(a: &BenchArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let t0 = Instant::now();
     let Some(ensemble) = load(&a.run, "bench", config_dir)? else {
@@ -368,7 +354,7 @@ fn bench(a: &BenchArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
         median_us: pick(0.5),
         p99_us: pick(0.99),
         mean_us: micros.iter().sum::<f64>() / micros.len() as f64,
-        peak_rss_bytes: peak_rss_bytes(),
+        peak_rss_bytes: Some(trader_budget::own_memory().peak).filter(|b| *b > 0),
     };
     if a.json {
         output::print_json(&out)?;

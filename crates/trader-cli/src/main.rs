@@ -6,6 +6,7 @@
 //! (`crates/trader-cli/tests/`).
 
 mod account_cmd;
+mod args;
 mod backtest_cmd;
 mod budget_cmd;
 mod compare_cmd;

@@ -51,15 +51,7 @@ pub(crate) struct Metrics {
 }
 
 fn rss_bytes() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<i64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    i64::try_from(trader_budget::own_memory().rss).unwrap_or(i64::MAX)
 }
 
 impl Metrics {

@@ -116,13 +116,7 @@ impl Crossings {
 }
 
 fn status_rss(path: &std::path::Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-    })
+    trader_budget::process_memory(path).map(|m| m.rss)
 }
 
 /// Measures the machine now.

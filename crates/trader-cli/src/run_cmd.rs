@@ -24,7 +24,7 @@ use trader_engine::{
     Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, Stop, TradeWindow, hours_to_trade,
     run_live, stop_pair,
 };
-use trader_ensemble::{Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
+use trader_ensemble::Ensemble;
 use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
 use trader_store::{ProfileLock, RunMode, Store};
 
@@ -116,33 +116,6 @@ struct Summary {
     peak_rss_bytes: u64,
 }
 
-/// Peak RSS of this process (VmHWM).
-pub(crate) fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
-    Ok(DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time"))?
-        .timestamp())
-}
-
 /// Where the trader connects and how its time runs.
 struct Market {
     endpoints: AlpacaEndpoints,
@@ -217,11 +190,11 @@ async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyh
         .min()
         .unwrap_or(0);
     let until = match &a.until {
-        Some(s) => parse_time("--until", s)?,
+        Some(s) => crate::args::parse_time("--until", s)?,
         None => last + HOUR_SECS,
     };
     let from = match &a.from {
-        Some(s) => parse_time("--from", s)?,
+        Some(s) => crate::args::parse_time("--from", s)?,
         None => until - DEFAULT_REPLAY_DAYS * 24 * HOUR_SECS,
     }
     .div_euclid(HOUR_SECS)
@@ -391,21 +364,6 @@ async fn start_metrics(
     Ok(Some(m))
 }
 
-/// The profile's ensemble: its best `top_n` members, dtype, device.
-pub(crate) fn load_ensemble(profile: &trader_config::Profile) -> anyhow::Result<Ensemble> {
-    let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
-    Ok(Ensemble::load(
-        &catalog,
-        LoadOptions {
-            top_n: profile.top_n as usize,
-            dtype: profile.dtype,
-            device: profile.device,
-            aggregate: profile.aggregate,
-            mode: ForwardMode::default_for(profile.dtype),
-        },
-    )?)
-}
-
 /// FNV-1a of the budget verdict: which configuration a run used.
 fn fnv1a(text: &str) -> String {
     let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -451,7 +409,7 @@ async fn trade(
     let market = market?;
     let client = client_for(&market, Duration::from_millis(a.timeout_ms.max(1)))?;
     let store = Store::open(store_path, Some(profile.history_hours)).await?;
-    let ensemble = load_ensemble(profile)?;
+    let ensemble = trader_engine::load_ensemble(profile)?;
     let now = market.clock.now().timestamp();
     if market.mode != RunMode::Live {
         // A replay's broker died with its process: an unfinished replay of
@@ -709,11 +667,11 @@ async fn summarize(
         } else {
             0.0
         },
-        decision_latency_us_p50: percentile(&latencies, 0.5),
-        decision_latency_us_p99: percentile(&latencies, 0.99),
-        bar_to_order_us_p50: percentile(&to_order, 0.5),
-        bar_to_order_us_p99: percentile(&to_order, 0.99),
-        peak_rss_bytes: peak_rss(),
+        decision_latency_us_p50: trader_engine::percentile(&latencies, 0.5),
+        decision_latency_us_p99: trader_engine::percentile(&latencies, 0.99),
+        bar_to_order_us_p50: trader_engine::percentile(&to_order, 0.5),
+        bar_to_order_us_p99: trader_engine::percentile(&to_order, 0.99),
+        peak_rss_bytes: trader_budget::own_memory().peak,
     })
 }
 

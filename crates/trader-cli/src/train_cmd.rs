@@ -119,12 +119,6 @@ struct WorkerStats {
     peak_rss_bytes: u64,
 }
 
-fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
-    Ok(chrono::DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time"))?
-        .timestamp())
-}
-
 /// The search's settings: flags, else the profile's.
 struct Settings {
     profile: trader_config::Profile,
@@ -156,8 +150,8 @@ fn load_common(a: &TrainArgs, symbols: &[Symbol]) -> anyhow::Result<(BarsBySymbo
 }
 
 pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
-    let train_until = parse_time("--train-until", &a.train_until)?;
-    let valid_until = parse_time("--valid-until", &a.valid_until)?;
+    let train_until = crate::args::parse_time("--train-until", &a.train_until)?;
+    let valid_until = crate::args::parse_time("--valid-until", &a.valid_until)?;
     if valid_until <= train_until {
         bail!(
             "--valid-until {} must be after --train-until {}",
@@ -562,7 +556,7 @@ fn worker(
         trial,
         score,
         seconds: started.elapsed().as_secs_f64(),
-        peak_rss_bytes: crate::run_cmd::peak_rss(),
+        peak_rss_bytes: trader_budget::own_memory().peak,
         train_rows: data.rows,
         final_loss: member.epoch_losses.last().copied().unwrap_or(f32::NAN),
         validation_return: metrics.total_return,

@@ -2,7 +2,7 @@
 
 use trader_config::TradingSettings;
 use trader_core::{Broker, Symbol};
-use trader_ensemble::Ensemble;
+use trader_ensemble::{Ensemble, EnsembleCatalog, EnsembleError, ForwardMode, LoadOptions};
 use trader_store::{HistoryWindow, Recorder, RunMode, Store};
 
 use crate::EngineError;
@@ -60,6 +60,25 @@ pub struct EngineSetup<'a> {
     pub history_hours: u32,
     pub run_id: i64,
     pub trading: TradingSettings,
+}
+
+/// A profile's ensemble: its best `top_n` members, at its dtype, on its
+/// device, aggregated its way.
+///
+/// # Errors
+/// The ensemble directory or a member cannot be read or loaded.
+pub fn load_ensemble(profile: &trader_config::Profile) -> Result<Ensemble, EnsembleError> {
+    let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
+    Ensemble::load(
+        &catalog,
+        LoadOptions {
+            top_n: profile.top_n as usize,
+            dtype: profile.dtype,
+            device: profile.device,
+            aggregate: profile.aggregate,
+            mode: ForwardMode::default_for(profile.dtype),
+        },
+    )
 }
 
 impl<'a> EngineSetup<'a> {

@@ -42,10 +42,10 @@ mod report;
 mod resume;
 
 pub use backtest::{BacktestCurve, BacktestSpan, at_hours, common_hours, run_backtest};
-pub use engine::{Engine, EngineSetup, EngineStats, HourOutcome};
+pub use engine::{Engine, EngineSetup, EngineStats, HourOutcome, load_ensemble};
 pub use error::EngineError;
 pub use live::{LiveOutcome, PollReport, STOP_GRACE, Stop, StopHandle, run_live, stop_pair};
 pub use plan::{PlannedTrade, client_order_id, order_id_prefix, plan_orders, target_weights};
 pub use poll::{ClosedHour, Poller};
-pub use report::{Hourly, Metrics, buy_and_hold, report_files};
+pub use report::{Hourly, Metrics, buy_and_hold, percentile, report_files};
 pub use resume::{ResumePoint, TradeWindow, hours_to_trade};

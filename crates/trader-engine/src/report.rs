@@ -10,6 +10,17 @@ use serde::Serialize;
 use trader_core::{Bar, PAPER_STARTING_CASH, Symbol, format_time};
 use trader_store::{Recorder, RunCounts, StoreError};
 
+/// The value at quantile `p` (0..=1) of `sorted` (nearest rank; 0 when
+/// empty): latency summaries.
+#[must_use]
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 /// Hours per year, for annualising hourly figures (crypto trades 24x365).
 const HOURS_PER_YEAR: f64 = 24.0 * 365.0;
 
