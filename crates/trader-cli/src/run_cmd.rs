@@ -19,23 +19,18 @@ use clap::Args;
 use serde::Serialize;
 use trader_alpaca::{AlpacaClient, ClientSettings};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret};
-use trader_core::{Broker, Clock, HOUR_SECS, SystemClock, format_time};
+use trader_core::{Broker, Clock, SystemClock, format_time};
 use trader_engine::{
     Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, Stop, TradeWindow, hours_to_trade,
     run_live, stop_pair,
 };
 use trader_ensemble::Ensemble;
-use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys, serve};
+use trader_sim::{EmbeddedReplay, ReplayClock, ReplaySpan};
 use trader_store::{ProfileLock, RunMode, Store};
 
 use crate::budget_cmd::{Admitted, Gate, gate};
 use crate::metrics::Metrics;
 use crate::{Outcome, output};
-
-/// Days replayed by default without Alpaca keys.
-const DEFAULT_REPLAY_DAYS: i64 = 30;
-/// Real seconds a default replay lasts.
-const DEFAULT_REPLAY_SECONDS: f64 = 60.0;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -183,82 +178,36 @@ async fn connect_alpaca(a: &RunArgs, keys: AlpacaKeys) -> anyhow::Result<Market>
 async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyhow::Result<Market> {
     let bars = trader_recorded::read_recorded_symbols(&a.data, &profile.symbols, SystemClock.now())
         .with_context(|| format!("profile {} cannot be replayed", profile.name))?;
-    let last = bars
-        .values()
-        .filter_map(|b| b.last())
-        .map(|b| b.t)
-        .min()
-        .unwrap_or(0);
-    let until = match &a.until {
-        Some(s) => crate::args::parse_time("--until", s)?,
-        None => last + HOUR_SECS,
+    let span = ReplaySpan {
+        from: a
+            .from
+            .as_deref()
+            .map(|s| crate::args::parse_time("--from", s))
+            .transpose()?,
+        until: a
+            .until
+            .as_deref()
+            .map(|s| crate::args::parse_time("--until", s))
+            .transpose()?,
+        speed: a.speed,
     };
-    let from = match &a.from {
-        Some(s) => crate::args::parse_time("--from", s)?,
-        None => until - DEFAULT_REPLAY_DAYS * 24 * HOUR_SECS,
-    }
-    .div_euclid(HOUR_SECS)
-        * HOUR_SECS;
-    if from >= until {
-        bail!(
-            "--from {} is not before --until {}",
-            format_time(from),
-            format_time(until)
-        );
-    }
-    let speed = a
-        .speed
-        .unwrap_or((until - from) as f64 / DEFAULT_REPLAY_SECONDS);
-    if !(speed.is_finite() && speed > 0.0) {
-        bail!("--speed {speed} must be a positive number");
-    }
-    // A fresh key pair for this process's own account.
-    let secret = format!("embedded-{:016x}", fastrand::u64(..));
+    let replay = EmbeddedReplay::start(bars, span).await?;
     let keys = AlpacaKeys {
-        key_id: Secret::new("PKEMBEDDED".to_owned()),
-        secret_key: Secret::new(secret.clone()),
+        key_id: Secret::new(replay.key_id.clone()),
+        secret_key: Secret::new(replay.secret_key.clone()),
     };
-    // The replay starts ten minutes into the first hour, so that hour's
-    // predecessor has closed and the first decision is at `from`.
-    let start = from + HOUR_SECS + 600;
-    let replay_clock = Arc::new(ReplayClock::new(
-        DateTime::from_timestamp(start, 0).unwrap_or_default(),
-        speed,
-    ));
-    let clock: Arc<dyn Clock> = replay_clock.clone();
-    let sim = serve(
-        SimConfig {
-            bars,
-            accounts: vec![SimKeys {
-                key_id: "PKEMBEDDED".to_owned(),
-                secret_key: secret,
-            }],
-            starting_cash: trader_core::PAPER_STARTING_CASH,
-            clock: Arc::clone(&clock),
-            rate_limit_per_minute: 1_000_000,
-            faults: FaultConfig::default(),
-        },
-        0,
-    )
-    .await?;
-    tracing::info!(
-        url = %sim.base_url(),
-        from = %format_time(from),
-        until = %format_time(until),
-        speed,
-        "no Alpaca keys: replaying the recorded data through the embedded simulator"
-    );
+    let clock: Arc<dyn Clock> = replay.clock.clone();
     Ok(Market {
         endpoints: AlpacaEndpoints {
-            trading_url: sim.base_url(),
-            data_url: sim.base_url(),
+            trading_url: replay.sim.base_url(),
+            data_url: replay.sim.base_url(),
         },
         keys,
         clock,
         mode: RunMode::Replay,
-        replay: Some((from, until)),
-        replay_clock: Some((replay_clock, start)),
-        sim: Some(sim),
+        replay: Some((replay.from, replay.until)),
+        replay_clock: Some((replay.clock, replay.start)),
+        sim: Some(replay.sim),
     })
 }
 

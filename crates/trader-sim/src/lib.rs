@@ -36,6 +36,7 @@ mod clock;
 mod faults;
 mod paper;
 mod ratelimit;
+mod replay;
 mod routes;
 mod wire;
 
@@ -47,6 +48,9 @@ pub use broker::FEE_BPS;
 pub use clock::ReplayClock;
 pub use faults::{Fault, FaultConfig, SimStats};
 pub use paper::PaperBroker;
+pub use replay::{
+    DEFAULT_REPLAY_DAYS, DEFAULT_REPLAY_SECONDS, EmbeddedReplay, ReplayError, ReplaySpan,
+};
 use trader_core::{Bar, Clock, Symbol};
 
 /// A key pair the simulator accepts; each pair has its own account.
