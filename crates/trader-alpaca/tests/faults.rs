@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{START, Sim, fast_settings, recorded, symbols};
 use trader_alpaca::AlpacaClient;
-use trader_engine::{ClosedHour, Poller};
 use trader_core::{Broker, HOUR_SECS, OrderAmount, OrderRequest, Side};
+use trader_engine::{ClosedHour, Poller};
 use trader_sim::{Fault, FaultConfig};
 
 const HOURS: i64 = 48;

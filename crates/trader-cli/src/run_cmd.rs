@@ -569,7 +569,7 @@ async fn summarize(
             .unsettled_orders(inputs.run.run_id)
             .await?
             .iter()
-            .any(|o| o.status == "planned" || o.status == "unknown")
+            .any(|o| o.status.needs_resend())
     } else {
         false
     };

@@ -177,7 +177,10 @@ fn render(v: &StatusView) -> String {
     for o in &s.unsettled_orders {
         out += &format!(
             "    {} {} {} {}\n",
-            o.client_order_id, o.side, o.symbol, o.status
+            o.client_order_id,
+            o.side.as_str(),
+            o.symbol,
+            o.status.as_str()
         );
     }
     match &v.live {

@@ -17,6 +17,12 @@ pub enum Side {
     Sell,
 }
 
+impl serde::Serialize for Side {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl Side {
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -218,8 +218,8 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             .iter()
             .map(|tr| PlannedOrder {
                 client_order_id: client_order_id(&self.order_prefix, t, &tr.symbol),
-                symbol: tr.symbol.as_str().to_owned(),
-                side: tr.side.as_str().to_owned(),
+                symbol: tr.symbol.clone(),
+                side: tr.side,
                 notional: match tr.amount {
                     OrderAmount::Notional(n) => Some(n),
                     OrderAmount::Qty(_) => None,

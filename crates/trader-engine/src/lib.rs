@@ -25,9 +25,12 @@
 //! and its CSV files, for backtests and live comparisons).
 //!
 //! Tests: `cargo test -p trader-engine` (unit tests of the pure parts;
-//! `tests/` runs the live loop in process: the simulator's paper broker,
-//! real model files, the in-memory recorder or a SQLite store, and tokio's
-//! paused clock, never a wall-clock sleep).
+//! `tests/live.rs` runs the live loop in process over the simulator's paper
+//! broker, real model files and the in-memory recorder or a SQLite store;
+//! `tests/faults.rs` runs it through the real Alpaca client against two
+//! simulators on loopback, one injecting every fault. Both on a clock where
+//! every wait between polls passes at once: no wall-clock sleep decides
+//! anything).
 
 mod backtest;
 mod engine;

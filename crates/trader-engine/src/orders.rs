@@ -2,16 +2,10 @@
 //! ones at later hours (re-sent with their id, adopted when they had gone
 //! through), recording fills once, and reconciling with the broker at start.
 
-use trader_core::{
-    Broker, CRYPTO_FEE_BPS, ErrorKind, OrderAmount, OrderRequest, OrderStatus, Side, Symbol,
-};
-use trader_store::Recorder;
+use trader_core::{Broker, CRYPTO_FEE_BPS, ErrorKind, OrderAmount, OrderRequest, OrderStatus};
+use trader_store::{OrderState, Recorder};
 
 use crate::{Engine, EngineError};
-
-fn status_str(s: &OrderStatus) -> String {
-    s.as_str().to_owned()
-}
 
 impl<B: Broker, R: Recorder> Engine<B, R> {
     /// Sends one planned order and records what the broker said.
@@ -25,7 +19,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 self.store
                     .update_order(
                         &order.client_order_id,
-                        &status_str(&p.order.status),
+                        &OrderState::from(&p.order.status),
                         Some(&p.order.id),
                         now,
                     )
@@ -36,13 +30,13 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 self.stats.orders_failed += 1;
                 // Refused outright: final. Anything else: unknown, settled later.
                 let status = if matches!(e.kind, ErrorKind::Rejected | ErrorKind::NotFound) {
-                    "rejected"
+                    OrderState::Rejected
                 } else {
-                    "unknown"
+                    OrderState::Unknown
                 };
-                tracing::warn!(client_order_id = %order.client_order_id, error = %e, status, "order not confirmed");
+                tracing::warn!(client_order_id = %order.client_order_id, error = %e, status = status.as_str(), "order not confirmed");
                 self.store
-                    .update_order(&order.client_order_id, status, None, now)
+                    .update_order(&order.client_order_id, &status, None, now)
                     .await?;
             }
         }
@@ -74,28 +68,18 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
     /// for the next hour.
     pub async fn settle(&mut self, now: i64) -> Result<(), EngineError> {
         for stored in self.store.unsettled_orders(self.run_id).await? {
-            if stored.status == "planned" || stored.status == "unknown" {
-                let (Ok(symbol), side) = (
-                    stored.symbol.parse::<Symbol>(),
-                    if stored.side == "sell" {
-                        Side::Sell
-                    } else {
-                        Side::Buy
-                    },
-                ) else {
-                    continue;
-                };
+            if stored.status.needs_resend() {
                 let amount = match (stored.qty, stored.notional) {
                     (Some(q), _) => OrderAmount::Qty(q),
                     (None, Some(n)) => OrderAmount::Notional(n),
                     (None, None) => continue,
                 };
-                tracing::info!(client_order_id = %stored.client_order_id, status = %stored.status, "re-sending an order not confirmed");
+                tracing::info!(client_order_id = %stored.client_order_id, status = stored.status.as_str(), "re-sending an order not confirmed");
                 self.send(
                     &OrderRequest {
                         client_order_id: stored.client_order_id.clone(),
-                        symbol,
-                        side,
+                        symbol: stored.symbol.clone(),
+                        side: stored.side,
                         amount,
                     },
                     now,
@@ -109,14 +93,10 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 .await
             {
                 Ok(Some(o)) => {
-                    if status_str(&o.status) != stored.status {
+                    let state = OrderState::from(&o.status);
+                    if state != stored.status {
                         self.store
-                            .update_order(
-                                &o.client_order_id,
-                                &status_str(&o.status),
-                                Some(&o.id),
-                                now,
-                            )
+                            .update_order(&o.client_order_id, &state, Some(&o.id), now)
                             .await?;
                     }
                     self.record_fill_if_done(&o).await?;
@@ -124,7 +104,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 Ok(None) => {
                     tracing::warn!(client_order_id = %stored.client_order_id, "broker has no such order");
                     self.store
-                        .update_order(&stored.client_order_id, "unknown", None, now)
+                        .update_order(&stored.client_order_id, &OrderState::Unknown, None, now)
                         .await?;
                 }
                 Err(e) => {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use trader_core::{Bar, PAPER_STARTING_CASH, Symbol, format_time};
-use trader_store::{Recorder, RunCounts, StoreError};
+use trader_store::{DecisionRow, FillRow, Recorder, RunCounts, StoreError};
 
 /// The value at quantile `p` (0..=1) of `sorted` (nearest rank; 0 when
 /// empty): latency summaries.
@@ -148,14 +148,20 @@ fn csv_files(
     curve: &[f64],
     bh: &[f64],
     equity_start: f64,
-    decisions: Vec<(i64, String, String, Option<String>)>,
+    decisions: Vec<DecisionRow>,
 ) -> (String, String) {
     let mut equity_csv = String::from("t,equity,buy_and_hold\n");
     for ((t, e), b) in decided.iter().zip(curve).zip(bh) {
         equity_csv += &format!("{},{e},{}\n", format_time(*t), b * equity_start);
     }
     let mut decisions_csv = String::from("t,aggregate,target_weights,skipped_reason\n");
-    for (t, aggregate, targets, skipped) in decisions {
+    for DecisionRow {
+        bar_t: t,
+        aggregate,
+        target_weights: targets,
+        skipped_reason: skipped,
+    } in decisions
+    {
         decisions_csv += &format!(
             "{},\"{}\",\"{}\",{}\n",
             format_time(t),
@@ -173,7 +179,7 @@ pub(crate) struct Run<'a> {
     pub(crate) exposure: &'a [f64],
     pub(crate) buy_and_hold: &'a [f64],
     /// (qty, price, fee) of every fill.
-    pub(crate) fills: &'a [(f64, f64, f64)],
+    pub(crate) fills: &'a [FillRow],
 }
 
 /// The metrics of a run over the `decided` hours.
@@ -194,7 +200,7 @@ fn summarize(profile: &str, decided: &[i64], run: &Run<'_>, counts: RunCounts) -
     let equity_end = curve.last().copied().unwrap_or(equity_start);
     let total = equity_end / equity_start - 1.0;
     let n = curve.len() as f64;
-    let traded: f64 = fills.iter().map(|(q, p, _)| q * p).sum();
+    let traded: f64 = fills.iter().map(|f| f.qty * f.price).sum();
     let mean_equity = curve.iter().sum::<f64>() / n.max(1.0);
     Metrics {
         profile: profile.to_owned(),
@@ -228,7 +234,7 @@ fn summarize(profile: &str, decided: &[i64], run: &Run<'_>, counts: RunCounts) -
         } else {
             0.0
         },
-        fees_paid: fills.iter().map(|(_, _, f)| f).sum(),
+        fees_paid: fills.iter().map(|f| f.fee).sum(),
         exposure: exposure.iter().sum::<f64>() / n.max(1.0),
         buy_and_hold_return: bh.last().copied().unwrap_or(1.0) - 1.0,
         buy_and_hold_max_drawdown: drawdown(bh).0,

@@ -174,7 +174,7 @@ async fn twin() -> (Vec<i64>, LiveOutcome, Vec<(String, f64)>, Vec<String>) {
         .await
         .unwrap()
         .iter()
-        .map(|d| d.0)
+        .map(|d| d.bar_t)
         .collect();
     (
         hours,
@@ -290,7 +290,7 @@ async fn a_run_stopped_and_resumed_on_its_store_decides_no_hour_twice_and_ends_l
         .await
         .unwrap()
         .iter()
-        .map(|d| d.0)
+        .map(|d| d.bar_t)
         .collect();
     assert_eq!(hours, twin_hours);
     assert_eq!(positions(&broker).await, twin_positions);

@@ -34,10 +34,10 @@ mod window;
 
 pub use error::StoreError;
 pub use lock::{ProfileLock, lock_path};
-pub use recorder::{DecisionRow, MemoryRecorder, Recorder};
+pub use recorder::{MemoryRecorder, Recorder};
 pub use records::{
-    DecisionRecord, PlannedOrder, ProfileStatus, RunCounts, RunMode, RunStart, StoredOrder,
-    UNSETTLED,
+    DecisionRecord, DecisionRow, FillRow, OrderState, PlannedOrder, ProfileStatus, RunCounts,
+    RunMode, RunStart, StoredOrder,
 };
 pub use store::{InsertReport, Store};
 pub use window::{HistoryWindow, PushOutcome};

@@ -14,14 +14,10 @@ use std::sync::{Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use trader_core::{Bar, Symbol};
 
-use crate::records::UNSETTLED;
 use crate::{
-    DecisionRecord, HistoryWindow, InsertReport, PlannedOrder, RunCounts, Store, StoreError,
-    StoredOrder,
+    DecisionRecord, DecisionRow, FillRow, HistoryWindow, InsertReport, OrderState, PlannedOrder,
+    RunCounts, Store, StoreError, StoredOrder,
 };
-
-/// A decision as listed: (hour, aggregate JSON, target weights JSON, skipped reason).
-pub type DecisionRow = (i64, String, String, Option<String>);
 
 /// The engine's records. Every method mirrors the [`Store`] method of the
 /// same name.
@@ -57,7 +53,7 @@ pub trait Recorder: Send + Sync {
     fn update_order(
         &self,
         client_order_id: &str,
-        status: &str,
+        status: &OrderState,
         broker_order_id: Option<&str>,
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -90,7 +86,7 @@ pub trait Recorder: Send + Sync {
     fn fills_of_run(
         &self,
         run_id: i64,
-    ) -> impl Future<Output = Result<Vec<(f64, f64, f64)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<FillRow>, StoreError>> + Send;
     fn decisions_of_run(
         &self,
         run_id: i64,
@@ -135,7 +131,7 @@ impl Recorder for Store {
     async fn update_order(
         &self,
         client_order_id: &str,
-        status: &str,
+        status: &OrderState,
         broker_order_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -173,7 +169,7 @@ impl Recorder for Store {
     async fn run_counts(&self, run_id: i64) -> Result<RunCounts, StoreError> {
         Store::run_counts(self, run_id).await
     }
-    async fn fills_of_run(&self, run_id: i64) -> Result<Vec<(f64, f64, f64)>, StoreError> {
+    async fn fills_of_run(&self, run_id: i64) -> Result<Vec<FillRow>, StoreError> {
         Store::fills_of_run(self, run_id).await
     }
     async fn decisions_of_run(&self, run_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
@@ -185,7 +181,7 @@ impl Recorder for Store {
 struct MemoryOrder {
     run_id: i64,
     row: StoredOrder,
-    filled: Option<(f64, f64, f64)>,
+    filled: Option<FillRow>,
 }
 
 #[derive(Default)]
@@ -195,7 +191,7 @@ struct Memory {
     order_index: HashMap<String, usize>,
     /// Indices of orders whose status may still change, oldest first.
     unsettled: Vec<usize>,
-    fills: Vec<(i64, (f64, f64, f64))>,
+    fills: Vec<(i64, FillRow)>,
     equity: BTreeMap<(i64, i64), BTreeMap<String, f64>>,
 }
 
@@ -255,12 +251,12 @@ impl Recorder for MemoryRecorder {
         orders: &[PlannedOrder],
         _now: i64,
     ) -> Result<i64, StoreError> {
-        let row = (
-            decision.bar_t,
-            json(&decision.aggregate, "null"),
-            json(&decision.target_weights, "null"),
-            decision.skipped_reason.clone(),
-        );
+        let row = DecisionRow {
+            bar_t: decision.bar_t,
+            aggregate: json(&decision.aggregate, "null"),
+            target_weights: json(&decision.target_weights, "null"),
+            skipped_reason: decision.skipped_reason.clone(),
+        };
         Ok(self.with(|m| {
             m.decisions.insert((run_id, decision.bar_t), row);
             for o in orders {
@@ -272,10 +268,10 @@ impl Recorder for MemoryRecorder {
                     row: StoredOrder {
                         client_order_id: o.client_order_id.clone(),
                         symbol: o.symbol.clone(),
-                        side: o.side.clone(),
+                        side: o.side,
                         notional: o.notional,
                         qty: o.qty,
-                        status: "planned".to_owned(),
+                        status: OrderState::Planned,
                         broker_order_id: None,
                         bar_t: Some(decision.bar_t),
                     },
@@ -300,18 +296,18 @@ impl Recorder for MemoryRecorder {
     async fn update_order(
         &self,
         client_order_id: &str,
-        status: &str,
+        status: &OrderState,
         broker_order_id: Option<&str>,
         _now: i64,
     ) -> Result<(), StoreError> {
         self.with(|m| {
             if let Some(&i) = m.order_index.get(client_order_id) {
                 let row = &mut m.orders[i].row;
-                status.clone_into(&mut row.status);
+                row.status = status.clone();
                 if let Some(id) = broker_order_id {
                     row.broker_order_id = Some(id.to_owned());
                 }
-                if !UNSETTLED.contains(&status) {
+                if !status.is_unsettled() {
                     m.unsettled.retain(|u| *u != i);
                 }
             }
@@ -331,9 +327,9 @@ impl Recorder for MemoryRecorder {
             if let Some(&i) = m.order_index.get(client_order_id)
                 && m.orders[i].filled.is_none()
             {
-                m.orders[i].filled = Some((qty, price, fee));
+                m.orders[i].filled = Some(FillRow { qty, price, fee });
                 let run_id = m.orders[i].run_id;
-                m.fills.push((run_id, (qty, price, fee)));
+                m.fills.push((run_id, FillRow { qty, price, fee }));
             }
         });
         Ok(())
@@ -375,7 +371,7 @@ impl Recorder for MemoryRecorder {
                 .map(|(_, d)| d);
             let (mut decided, mut skipped) = (0, 0);
             for d in decisions {
-                if d.3.is_some() {
+                if d.skipped_reason.is_some() {
                     skipped += 1;
                 } else {
                     decided += 1;
@@ -386,13 +382,15 @@ impl Recorder for MemoryRecorder {
                 decisions: decided,
                 skipped,
                 orders: orders.clone().count() as u64,
-                filled: orders.filter(|o| o.row.status == "filled").count() as u64,
+                filled: orders
+                    .filter(|o| o.row.status == OrderState::Filled)
+                    .count() as u64,
                 fills: m.fills.iter().filter(|(r, _)| *r == run_id).count() as u64,
             }
         }))
     }
 
-    async fn fills_of_run(&self, run_id: i64) -> Result<Vec<(f64, f64, f64)>, StoreError> {
+    async fn fills_of_run(&self, run_id: i64) -> Result<Vec<FillRow>, StoreError> {
         Ok(self.with(|m| {
             m.fills
                 .iter()

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use sqlx::Row;
+use trader_core::{OrderStatus, Side, Symbol};
 
 use crate::{Store, StoreError};
 
@@ -58,24 +59,116 @@ pub struct DecisionRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedOrder {
     pub client_order_id: String,
-    pub symbol: String,
-    /// `buy` or `sell`.
-    pub side: String,
+    pub symbol: Symbol,
+    pub side: Side,
     pub notional: Option<f64>,
     pub qty: Option<f64>,
+}
+
+/// What the store knows of an order: the broker's statuses, and the two of
+/// its own (`Planned`: written with its decision, not yet answered;
+/// `Unknown`: sent, the answer lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderState {
+    Planned,
+    Unknown,
+    Open,
+    PartiallyFilled,
+    Filled,
+    Canceled,
+    Expired,
+    Rejected,
+    /// A status this version does not know, kept as written.
+    Other(String),
+}
+
+impl OrderState {
+    /// The text in the `orders.status` column.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            OrderState::Planned => "planned",
+            OrderState::Unknown => "unknown",
+            OrderState::Open => "open",
+            OrderState::PartiallyFilled => "partially_filled",
+            OrderState::Filled => "filled",
+            OrderState::Canceled => "canceled",
+            OrderState::Expired => "expired",
+            OrderState::Rejected => "rejected",
+            OrderState::Other(s) => s,
+        }
+    }
+
+    /// The state written as `text`.
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "planned" => OrderState::Planned,
+            "unknown" => OrderState::Unknown,
+            "open" => OrderState::Open,
+            "partially_filled" => OrderState::PartiallyFilled,
+            "filled" => OrderState::Filled,
+            "canceled" => OrderState::Canceled,
+            "expired" => OrderState::Expired,
+            "rejected" => OrderState::Rejected,
+            other => OrderState::Other(other.to_owned()),
+        }
+    }
+
+    /// Not confirmed by the broker: to be sent again with its id.
+    #[must_use]
+    pub fn needs_resend(&self) -> bool {
+        matches!(self, OrderState::Planned | OrderState::Unknown)
+    }
+
+    /// May still change (to be settled at a later hour).
+    #[must_use]
+    pub fn is_unsettled(&self) -> bool {
+        UNSETTLED.contains(&self.as_str())
+    }
+}
+
+impl From<&OrderStatus> for OrderState {
+    fn from(s: &OrderStatus) -> Self {
+        OrderState::parse(s.as_str())
+    }
+}
+
+impl serde::Serialize for OrderState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// An order row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredOrder {
     pub client_order_id: String,
-    pub symbol: String,
-    pub side: String,
+    pub symbol: Symbol,
+    pub side: Side,
     pub notional: Option<f64>,
     pub qty: Option<f64>,
-    pub status: String,
+    pub status: OrderState,
     pub broker_order_id: Option<String>,
     pub bar_t: Option<i64>,
+}
+
+/// A decision as listed for reports: the hour, the aggregate and target
+/// weights as stored (JSON text), and why it was skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRow {
+    pub bar_t: i64,
+    pub aggregate: String,
+    pub target_weights: String,
+    pub skipped_reason: Option<String>,
+}
+
+/// One fill of an order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FillRow {
+    pub qty: f64,
+    pub price: f64,
+    pub fee: f64,
 }
 
 /// Counts of one run, for the summary.
@@ -105,8 +198,8 @@ pub struct ProfileStatus {
     pub unsettled_orders: Vec<StoredOrder>,
 }
 
-/// Order statuses that may still change.
-pub const UNSETTLED: [&str; 4] = ["planned", "unknown", "open", "partially_filled"];
+/// Order statuses that may still change (the SQL of the queries below).
+pub(crate) const UNSETTLED: [&str; 4] = ["planned", "unknown", "open", "partially_filled"];
 
 impl Store {
     /// Starts a run; in `Live` mode resumes the newest unfinished live run
@@ -283,7 +376,7 @@ impl Store {
         .get::<i64, _>(0);
         for o in orders {
             let request = serde_json::json!({
-                "symbol": o.symbol, "side": o.side, "type": "market", "time_in_force": "gtc",
+                "symbol": o.symbol.as_str(), "side": o.side.as_str(), "type": "market", "time_in_force": "gtc",
                 "notional": o.notional, "qty": o.qty, "client_order_id": o.client_order_id,
             });
             sqlx::query(
@@ -294,8 +387,8 @@ impl Store {
             .bind(run_id)
             .bind(decision_id)
             .bind(&o.client_order_id)
-            .bind(&o.symbol)
-            .bind(&o.side)
+            .bind(o.symbol.as_str())
+            .bind(o.side.as_str())
             .bind(o.notional)
             .bind(o.qty)
             .bind(request.to_string())
@@ -323,27 +416,33 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(self.query_err("listing unsettled orders"))?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredOrder {
-                client_order_id: r.get(0),
-                symbol: r.get(1),
-                side: r.get(2),
-                notional: r.get(3),
-                qty: r.get(4),
-                status: r.get(5),
-                broker_order_id: r.get(6),
-                bar_t: r.get(7),
+        rows.iter()
+            .map(|r| {
+                let symbol: String = r.get(1);
+                let side: String = r.get(2);
+                Ok(StoredOrder {
+                    client_order_id: r.get(0),
+                    symbol: symbol.parse().map_err(|_| StoreError::BadSymbol {
+                        path: self.path().to_path_buf(),
+                        value: symbol.clone(),
+                    })?,
+                    side: if side == "sell" {
+                        Side::Sell
+                    } else {
+                        Side::Buy
+                    },
+                    notional: r.get(3),
+                    qty: r.get(4),
+                    status: OrderState::parse(&r.get::<String, _>(5)),
+                    broker_order_id: r.get(6),
+                    bar_t: r.get(7),
+                })
             })
-            .collect())
+            .collect()
     }
 
-    /// Every decision of a run, oldest first: (hour, aggregate JSON, target
-    /// weights JSON, skipped reason).
-    pub async fn decisions_of_run(
-        &self,
-        run_id: i64,
-    ) -> Result<Vec<(i64, String, String, Option<String>)>, StoreError> {
+    /// Every decision of a run, oldest first.
+    pub async fn decisions_of_run(&self, run_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT bar_t, aggregate, target_weights, skipped_reason FROM decisions \
              WHERE run_id = ? ORDER BY bar_t",
@@ -354,7 +453,12 @@ impl Store {
         .map_err(self.query_err("reading decisions"))?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .map(|r| DecisionRow {
+                bar_t: r.get(0),
+                aggregate: r.get(1),
+                target_weights: r.get(2),
+                skipped_reason: r.get(3),
+            })
             .collect())
     }
 
@@ -371,8 +475,8 @@ impl Store {
             .collect())
     }
 
-    /// Every fill of a run: (qty, price, fee).
-    pub async fn fills_of_run(&self, run_id: i64) -> Result<Vec<(f64, f64, f64)>, StoreError> {
+    /// Every fill of a run.
+    pub async fn fills_of_run(&self, run_id: i64) -> Result<Vec<FillRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT f.qty, f.price, f.fee FROM fills f JOIN orders o ON o.id = f.order_id \
              WHERE o.run_id = ? ORDER BY f.id",
@@ -383,7 +487,11 @@ impl Store {
         .map_err(self.query_err("reading fills"))?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .map(|r| FillRow {
+                qty: r.get(0),
+                price: r.get(1),
+                fee: r.get(2),
+            })
             .collect())
     }
 
@@ -401,7 +509,7 @@ impl Store {
     pub async fn update_order(
         &self,
         client_order_id: &str,
-        status: &str,
+        status: &OrderState,
         broker_order_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -409,7 +517,7 @@ impl Store {
             "UPDATE orders SET status = ?, broker_order_id = COALESCE(?, broker_order_id), \
              updated_at = ? WHERE client_order_id = ?",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(broker_order_id)
         .bind(now)
         .bind(client_order_id)

@@ -48,8 +48,8 @@ fn decision(t: i64) -> DecisionRecord {
 fn order(id: &str) -> PlannedOrder {
     PlannedOrder {
         client_order_id: id.to_owned(),
-        symbol: "BTC/USD".to_owned(),
-        side: "buy".to_owned(),
+        symbol: sym("BTC/USD"),
+        side: trader_core::Side::Buy,
         notional: Some(100.0),
         qty: None,
     }
@@ -359,4 +359,40 @@ async fn opening_a_new_store_from_many_tasks_at_once_migrates_it_once() {
     }
     let store = Store::open(&db, None).await.unwrap();
     assert!(store.bar_counts().await.unwrap().is_empty());
+}
+
+#[test]
+fn order_states_round_trip_their_column_text_and_say_what_is_left_to_do() {
+    use trader_store::OrderState;
+    for s in [
+        "planned",
+        "unknown",
+        "open",
+        "partially_filled",
+        "filled",
+        "canceled",
+        "expired",
+        "rejected",
+        "held_by_broker",
+    ] {
+        assert_eq!(OrderState::parse(s).as_str(), s);
+    }
+    assert_eq!(
+        OrderState::parse("held_by_broker"),
+        OrderState::Other("held_by_broker".to_owned())
+    );
+    let resend: Vec<&str> = ["planned", "unknown", "open", "filled"]
+        .into_iter()
+        .filter(|s| OrderState::parse(s).needs_resend())
+        .collect();
+    assert_eq!(resend, ["planned", "unknown"]);
+    let open: Vec<&str> = ["planned", "partially_filled", "filled", "rejected"]
+        .into_iter()
+        .filter(|s| OrderState::parse(s).is_unsettled())
+        .collect();
+    assert_eq!(open, ["planned", "partially_filled"]);
+    assert_eq!(
+        OrderState::from(&trader_core::OrderStatus::PartiallyFilled),
+        OrderState::PartiallyFilled
+    );
 }
