@@ -13,27 +13,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common;
+
+use common::{H, SteppingClock, ensemble, symbols};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use trader_alpaca::{AlpacaClient, ClientSettings, ClientStats};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret, TradingSettings};
-use trader_core::{
-    Aggregate, Bar, Broker, Clock, ComputeDevice, DType, HOUR_SECS, ManualClock, Symbol,
-};
+use trader_core::{Bar, Broker, Symbol};
 use trader_engine::{
     Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
     stop_pair,
 };
-use trader_ensemble::{Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
 use trader_sim::{Fault, FaultConfig, SimConfig, SimHandle, SimKeys, serve};
 use trader_store::{RunMode, Store};
 
-const H: i64 = HOUR_SECS;
 /// 2018-09-01T00:59Z: where the simulators start (a minute before the hour).
 const START: i64 = 1_535_763_540;
 /// 2018-08-31T23:00Z: a first live start decides the newest closed hour.
@@ -47,64 +47,10 @@ const POLL: Duration = Duration::from_mins(2);
 const TIMEOUT: Duration = Duration::from_millis(200);
 const SLOW: Duration = Duration::from_millis(400);
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn symbols() -> Vec<Symbol> {
-    ["BTC/USD", "ETH/USD", "LTC/USD"]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect()
-}
-
 /// The shipped recorded bars around the traded hours.
 fn recorded() -> BTreeMap<Symbol, Vec<Bar>> {
     let span = FIRST - i64::from(HISTORY + 24) * H..FIRST + (HOURS + 24) * H;
-    symbols()
-        .into_iter()
-        .map(|s| {
-            let file = repo()
-                .join("data/coinbase_2017_2018")
-                .join(format!("{}.csv", s.as_str().replace('/', "")));
-            let bars = std::fs::read_to_string(file)
-                .unwrap()
-                .lines()
-                .skip(1)
-                .map(|l| Bar::from_recorded_line(l).unwrap())
-                .filter(|b| span.contains(&b.t))
-                .collect();
-            (s, bars)
-        })
-        .collect()
-}
-
-/// A clock on which every wait passes at once: asking how long to wait
-/// for `d` moves the clock by `d` and answers zero.
-struct SteppingClock(ManualClock);
-
-impl SteppingClock {
-    fn at(t: i64) -> Arc<Self> {
-        Arc::new(SteppingClock(ManualClock::new(
-            DateTime::from_timestamp(t, 0).unwrap(),
-        )))
-    }
-
-    fn advance(&self, secs: i64) {
-        let next = self.0.now().timestamp() + secs;
-        self.0.set(DateTime::from_timestamp(next, 0).unwrap());
-    }
-}
-
-impl Clock for SteppingClock {
-    fn now(&self) -> DateTime<chrono::Utc> {
-        self.0.now()
-    }
-
-    fn real_duration(&self, simulated: Duration) -> Duration {
-        self.advance(simulated.as_secs().cast_signed());
-        Duration::ZERO
-    }
+    common::recorded("data/coinbase_2017_2018", |t| span.contains(&t))
 }
 
 /// A one-member ensemble under `dir` that rebalances every hour: action of
@@ -145,20 +91,6 @@ fn write_momentum_policy(dir: &Path) {
     let ensemble =
         serde_json::json!({"format": 1, "members": [{"dir": "trial_0000", "score": 1.0}]});
     std::fs::write(dir.join("ensemble_params.json"), ensemble.to_string()).unwrap();
-}
-
-fn ensemble(dir: &Path) -> Ensemble {
-    Ensemble::load(
-        &EnsembleCatalog::open(dir).unwrap(),
-        LoadOptions {
-            top_n: 1,
-            dtype: DType::F32,
-            device: ComputeDevice::Cpu,
-            aggregate: Aggregate::Mean,
-            mode: ForwardMode::default_for(DType::F32),
-        },
-    )
-    .unwrap()
 }
 
 /// Loopback settings: a short timeout, short backoff, no quota to wait for.
@@ -245,7 +177,7 @@ async fn lean_engine(
     Engine::new(
         client.clone(),
         store.clone(),
-        ensemble(models),
+        ensemble(models, 1),
         EngineSetup {
             profile: "lean",
             mode: RunMode::Live,

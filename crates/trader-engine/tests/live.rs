@@ -5,98 +5,38 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{H, SteppingClock, repo, symbols};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::DateTime;
 use trader_config::TradingSettings;
 use trader_core::{
-    AccountState, Aggregate, Bar, Broker, Clock, ComputeDevice, DType, HOUR_SECS, ManualClock,
-    MarketError, Order, OrderRequest, Placement, Position, Symbol,
+    AccountState, Bar, Broker, Clock, MarketError, Order, OrderRequest, Placement, Position, Symbol,
 };
 use trader_engine::{
     Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
     stop_pair,
 };
-use trader_ensemble::{Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
+use trader_ensemble::Ensemble;
 use trader_sim::PaperBroker;
 use trader_store::{MemoryRecorder, Recorder, RunMode, Store};
 
-const H: i64 = HOUR_SECS;
 /// 2018-03-05T00:00Z: four days into the slice, past the 72 h of history.
 const FROM: i64 = 1_520_208_000;
 const HOURS: i64 = 120;
 const HISTORY: u32 = 72;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn symbols() -> Vec<Symbol> {
-    ["BTC/USD", "ETH/USD", "LTC/USD"]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect()
-}
-
-/// The slice's bars, parsed by the core's line parser.
+/// The slice's bars.
 fn slice() -> BTreeMap<Symbol, Vec<Bar>> {
-    symbols()
-        .into_iter()
-        .map(|s| {
-            let file = repo()
-                .join("tests/fixtures/slice")
-                .join(format!("{}.csv", s.as_str().replace('/', "")));
-            let bars = std::fs::read_to_string(file)
-                .unwrap()
-                .lines()
-                .skip(1)
-                .map(|l| Bar::from_recorded_line(l).unwrap())
-                .collect();
-            (s, bars)
-        })
-        .collect()
-}
-
-/// A clock on which every wait passes at once: asking how long to wait
-/// for `d` moves the clock by `d` and answers zero.
-struct SteppingClock(ManualClock);
-
-impl SteppingClock {
-    fn at(t: i64) -> Arc<Self> {
-        Arc::new(SteppingClock(ManualClock::new(
-            DateTime::from_timestamp(t, 0).unwrap(),
-        )))
-    }
-}
-
-impl Clock for SteppingClock {
-    fn now(&self) -> DateTime<chrono::Utc> {
-        self.0.now()
-    }
-
-    fn real_duration(&self, simulated: Duration) -> Duration {
-        let next = self.0.now().timestamp() + simulated.as_secs().cast_signed();
-        self.0.set(DateTime::from_timestamp(next, 0).unwrap());
-        Duration::ZERO
-    }
+    common::recorded("tests/fixtures/slice", |_| true)
 }
 
 fn ensemble() -> Ensemble {
-    let catalog = EnsembleCatalog::open(&repo().join("models/demo")).unwrap();
-    Ensemble::load(
-        &catalog,
-        LoadOptions {
-            top_n: 5,
-            dtype: DType::F32,
-            device: ComputeDevice::Cpu,
-            aggregate: Aggregate::Mean,
-            mode: ForwardMode::default_for(DType::F32),
-        },
-    )
-    .unwrap()
+    common::ensemble(&repo().join("models/demo"), 5)
 }
 
 async fn engine<B: Broker, R: Recorder>(broker: B, records: R, run_id: i64) -> Engine<B, R> {

@@ -62,26 +62,30 @@ pub(crate) async fn open_lock(store: &Path) -> Result<File, StoreError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let path = store.with_file_name(format!("{name}.open.lock"));
-    let io = |source| StoreError::LockFile {
-        path: path.clone(),
-        source,
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
+    let file = open_lock_file(&path)?;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) => {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
+            Err(TryLockError::Error(source)) => return Err(StoreError::LockFile { path, source }),
         }
     }
+}
+
+/// Opens (creating) a lock file, without truncating what it says.
+fn open_lock_file(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| StoreError::LockFile {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl ProfileLock {
@@ -105,13 +109,7 @@ impl ProfileLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        let mut file = open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
