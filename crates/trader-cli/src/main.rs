@@ -9,8 +9,7 @@ mod account_cmd;
 mod args;
 mod backtest_cmd;
 mod budget_cmd;
-mod compare_cmd;
-mod compare_live;
+mod compare;
 mod data_cmd;
 mod ensemble_cmd;
 mod files;
@@ -75,7 +74,7 @@ enum Command {
     /// Backtest a profile on recorded bars: the run engine with the simulator's fill model.
     Backtest(backtest_cmd::BacktestArgs),
     /// Backtest two profiles, each in its own process, and report them side by side.
-    Compare(compare_cmd::CompareArgs),
+    Compare(compare::CompareArgs),
     /// What the store says about a profile's trader: newest bars, run, decision, equity, open orders.
     Status(status_cmd::StatusArgs),
     /// Show the broker's account, positions and open orders (Alpaca or the simulator).
@@ -145,7 +144,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args, &cli.config_dir),
         Command::Status(args) => status_cmd::run(args, &cli.config_dir),
         Command::Backtest(args) => backtest_cmd::run(args, &cli.config_dir),
-        Command::Compare(args) => compare_cmd::run(args, &cli.config_dir),
+        Command::Compare(args) => compare::run(args, &cli.config_dir),
         Command::Train(args) => train_cmd::run(args, &cli.config_dir),
     };
     match result {

@@ -14,8 +14,7 @@ use trader_core::{HOUR_SECS, format_time};
 use trader_engine::{Hourly, buy_and_hold, report_files};
 use trader_store::Store;
 
-use crate::backtest_cmd::load_bars;
-use crate::compare_cmd::{CompareArgs, profile_name};
+use super::{CompareArgs, profile_name};
 use crate::files::{self, Staged};
 use crate::supervise::{Stop, Supervised};
 
@@ -57,6 +56,19 @@ fn spawn_sim(a: &CompareArgs, keys: &Path, stop: &Stop) -> anyhow::Result<(Super
 /// decisions.csv}` for both profiles from their live runs; returns the names.
 /// The simulator and the traders end with this process: at
 /// `--duration-secs`, on SIGTERM/SIGINT to it, or on an error.
+/// The profile's bars of the recorded set (the one loader), for buy-and-hold.
+fn recorded_bars(
+    profile: &Profile,
+    data: &Path,
+) -> anyhow::Result<std::collections::BTreeMap<trader_core::Symbol, Vec<trader_core::Bar>>> {
+    trader_recorded::read_recorded_symbols(
+        data,
+        &profile.symbols,
+        trader_core::Clock::now(&trader_core::SystemClock),
+    )
+    .with_context(|| format!("profile {} cannot be reported", profile.name))
+}
+
 pub(crate) fn produce(
     a: &CompareArgs,
     config_dir: &Path,
@@ -155,7 +167,7 @@ pub(crate) fn produce(
         });
         let run_id = summary["run_id"].as_i64().unwrap_or(0);
         let profile = Profile::load(profile, config_dir)?;
-        let bars = load_bars(&profile, &a.data)?;
+        let bars = recorded_bars(&profile, &a.data)?;
         runtime.block_on(write_files(
             &dir,
             name,

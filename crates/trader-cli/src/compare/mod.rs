@@ -13,8 +13,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
 use trader_budget::Tenant;
+use trader_engine::{Decisions, decision_agreement};
 
 use crate::budget_cmd::{BudgetArgs, Gate, admit, resolve};
+mod live;
+
 use crate::files::{self, Staged};
 use crate::supervise::{Interrupted, Stop, Supervised};
 use crate::{Outcome, output};
@@ -58,9 +61,7 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
-/// (hour, aggregate actions, target weights) per decided hour of a backtest.
-type Decisions = BTreeMap<String, (Vec<f64>, BTreeMap<String, f64>)>;
-
+/// The decided (not skipped) hours of a backtest's decisions.csv.
 fn read_decisions(path: &Path) -> anyhow::Result<Decisions> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
@@ -75,36 +76,6 @@ fn read_decisions(path: &Path) -> anyhow::Result<Decisions> {
         out.insert(r.get(0).unwrap_or("").to_owned(), (aggregate, targets));
     }
     Ok(out)
-}
-
-/// Share of hours where both hold the same symbols (weight > 0 or not, per
-/// symbol), and the mean absolute difference of the aggregated actions.
-fn agreement(a: &Decisions, b: &Decisions) -> (usize, f64, f64) {
-    let mut hours = 0;
-    let mut same = 0usize;
-    let (mut diff, mut n) = (0.0, 0.0);
-    for (t, (agg_a, w_a)) in a {
-        let Some((agg_b, w_b)) = b.get(t) else {
-            continue;
-        };
-        hours += 1;
-        if w_a
-            .iter()
-            .all(|(s, x)| (*x > 0.0) == (w_b.get(s).copied().unwrap_or(0.0) > 0.0))
-        {
-            same += 1;
-        }
-        for (x, y) in agg_a.iter().zip(agg_b) {
-            diff += (x - y).abs();
-            n += 1.0;
-        }
-    }
-    let share = if hours > 0 {
-        same as f64 / hours as f64
-    } else {
-        0.0
-    };
-    (hours, share, if n > 0.0 { diff / n } else { 0.0 })
 }
 
 /// Runs each profile's backtest in its own process into `out/NAME/`;
@@ -230,7 +201,7 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
     };
     let stop = Stop::install()?;
     let produced = if a.live {
-        crate::compare_live::produce(a, config_dir, [pa, pb], &stop)
+        live::produce(a, config_dir, [pa, pb], &stop)
     } else {
         produce_backtests(a, config_dir, [pa, pb], &stop)
     };
@@ -260,7 +231,7 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
             }
         }
     }
-    let (hours, same_way, mean_abs_diff) = agreement(da, db);
+    let agree = decision_agreement(da, db);
     let resources = |r: &Value, predicted: u64| {
         json!({
             "budget_predicted_rss_bytes": predicted,
@@ -274,9 +245,9 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
         "metrics": { na.as_str(): ma, nb.as_str(): mb },
         "difference": { "of": format!("{nb} - {na}"), "values": difference },
         "agreement": {
-            "hours_compared": hours,
-            "same_way_share": same_way,
-            "mean_abs_action_difference": mean_abs_diff,
+            "hours_compared": agree.hours,
+            "same_way_share": agree.same_way_share,
+            "mean_abs_action_difference": agree.mean_abs_action_difference,
         },
         "resources": { na.as_str(): resources(ra, *pra), nb.as_str(): resources(rb, *prb) },
     });
