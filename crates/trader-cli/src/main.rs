@@ -13,8 +13,6 @@ mod compare;
 mod data_cmd;
 mod ensemble_cmd;
 mod files;
-mod metrics;
-mod monitor;
 mod output;
 mod plot;
 mod run_cmd;

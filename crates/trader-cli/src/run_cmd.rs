@@ -29,8 +29,8 @@ use trader_sim::{EmbeddedReplay, ReplayClock, ReplaySpan};
 use trader_store::{ProfileLock, RunMode, Store};
 
 use crate::budget_cmd::{Admitted, Gate, gate};
-use crate::metrics::Metrics;
 use crate::{Outcome, output};
+use trader_monitor::Metrics;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -308,7 +308,7 @@ async fn start_metrics(
     };
     let healthy_within = (real_interval * 3).as_secs().max(5);
     let m = Arc::new(Mutex::new(Metrics::new(members as usize, healthy_within)));
-    let addr = crate::metrics::serve(Arc::clone(&m), port).await?;
+    let addr = trader_monitor::serve(Arc::clone(&m), port).await?;
     tracing::info!(url = %format!("http://{addr}/metrics"), "metrics endpoint");
     Ok(Some(m))
 }
@@ -497,7 +497,7 @@ async fn run_started(
         let metrics =
             start_metrics(port, profile.top_n, market.clock.real_duration(interval)).await?;
         if let Some((alerts, every, predicted)) = watch {
-            crate::monitor::spawn(alerts, every, predicted, metrics.clone());
+            trader_monitor::spawn_alerts(alerts, every, predicted, metrics.clone());
         }
         outcome = run_live(
             &mut engine,

@@ -1,12 +1,11 @@
-//! `/metrics` (Prometheus text format, prometheus-client: the Prometheus
-//! project's own Rust client) and `/healthz` of `trader run`, on 127.0.0.1.
+//! `/metrics` (Prometheus text format) and `/healthz` of `trader run`, on
+//! 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,7 +29,7 @@ struct KindLabel {
 }
 
 /// The trader's metrics, updated by the run loop after each poll.
-pub(crate) struct Metrics {
+pub struct Metrics {
     registry: Registry,
     rss: Gauge<i64, AtomicI64>,
     bars: Counter<u64, AtomicU64>,
@@ -55,7 +54,10 @@ fn rss_bytes() -> i64 {
 }
 
 impl Metrics {
-    pub(crate) fn new(members: usize, healthy_within_secs: u64) -> Self {
+    /// The metrics of a trader with `members` ensemble members, healthy
+    /// while a poll succeeded within `healthy_within_secs` seconds.
+    #[must_use]
+    pub fn new(members: usize, healthy_within_secs: u64) -> Self {
         let mut registry = Registry::with_prefix("trader");
         let rss = Gauge::<i64, AtomicI64>::default();
         let bars = Counter::<u64, AtomicU64>::default();
@@ -145,7 +147,7 @@ impl Metrics {
     }
 
     /// Brings the metrics up to `stats` (counts only grow).
-    pub(crate) fn update(
+    pub fn update(
         &mut self,
         stats: &EngineStats,
         last_bar_age_secs: Option<i64>,
@@ -253,14 +255,27 @@ async fn healthz(State(m): State<Shared>) -> (StatusCode, &'static str) {
     }
 }
 
+/// Why the endpoint cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("binding the metrics endpoint to {addr} ([metrics] port, or --no-metrics)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Serves `/metrics` and `/healthz` on 127.0.0.1:`port` (0: any free port);
 /// returns the address.
-pub(crate) async fn serve(metrics: Shared, port: u16) -> anyhow::Result<SocketAddr> {
+///
+/// # Errors
+/// The port cannot be bound.
+pub async fn serve(metrics: Shared, port: u16) -> Result<SocketAddr, MonitorError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("binding the metrics endpoint to {addr} ([metrics] port, or --no-metrics)")
-    })?;
-    let addr = listener.local_addr()?;
+    let bind = |source| MonitorError::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
     let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))

@@ -12,7 +12,7 @@ use std::time::Duration;
 use trader_budget::{GpuProbe, probe_gpu};
 use trader_config::AlertSettings;
 
-use crate::metrics::Metrics;
+use crate::Metrics;
 
 /// One alert condition that holds now: a stable key and its message.
 pub(crate) type Finding = (String, String);
@@ -148,7 +148,7 @@ fn sample() -> Sample {
 
 /// Runs the check every `alerts.check_interval_secs` (or `every`) until the
 /// process ends.
-pub(crate) fn spawn(
+pub fn spawn(
     alerts: AlertSettings,
     every: Duration,
     predicted_rss: u64,

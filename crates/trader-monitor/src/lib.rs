@@ -1,0 +1,17 @@
+//! Monitoring of a running trader (`trader run`): `/metrics` in the
+//! Prometheus text format (prometheus-client, the Prometheus project's own
+//! Rust client) and `/healthz` on 127.0.0.1, fed by the engine's counts
+//! after each poll ([`Metrics::update`]), and the resource alerts checked
+//! every `[alerts] check_interval_secs` ([`spawn_alerts`]): VRAM, every
+//! process's RSS, and this trader's own RSS against the budget's prediction.
+//!
+//! What it does not do: decide or trade (trader-engine), or predict memory
+//! (trader-budget, whose probes it reads). Tests: `cargo test -p
+//! trader-monitor` (the rules of the alerts and the exposition), and
+//! `trader-cli/tests/run.rs` over HTTP against a running trader.
+
+mod alerts;
+mod metrics;
+
+pub use alerts::spawn as spawn_alerts;
+pub use metrics::{Metrics, MonitorError, serve};
