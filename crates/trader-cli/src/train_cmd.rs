@@ -1,28 +1,30 @@
 //! `trader train`: the hyperparameter search. The parent process gates the
-//! worker count with the budgeter, then keeps W worker processes busy (each
-//! `trader train --worker-trial K`, one trial, `--threads-per-worker`
-//! threads), records each finished trial and rewrites `ensemble_params.json`
-//! atomically after each one. A worker trains in `OUT/.staging/trial_K/`,
-//! scores the member with the backtest engine on the validation span, and
-//! renames the member directory into `OUT/` only when it is complete; a
-//! restart clears `.staging` and runs the trials not yet in `OUT/`.
+//! worker count with the budgeter, then runs `trader_train::run_search`
+//! with W worker processes (each `trader train --worker-trial K`, one
+//! trial, `--threads-per-worker` threads), which records each finished
+//! trial and rewrites `ensemble_params.json` atomically after each one. A
+//! worker runs `trader_train::run_trial`: it trains in
+//! `OUT/.staging/trial_K/`, scores the member with the engine's backtest on
+//! the validation span, and renames the member directory into `OUT/` only
+//! when it is complete; a restart (`trader_train::Resumed`) clears
+//! `.staging` and runs the trials not yet in `OUT/`. Settings, resume,
+//! scheduling and the trial are trader-train's; this module has the flags,
+//! the worker gate, the processes and the printing.
 
-use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde::{Deserialize, Serialize};
 use trader_budget::{RUNTIME_BASE_RSS, TRADING_LOOP_RSS, WORKER_TENANT, probe_memory};
 use trader_config::{HostConfig, MemorySpec};
 use trader_core::Clock as _;
-use trader_core::{Bar, HOUR_SECS, Symbol, format_time};
+use trader_core::Symbol;
 use trader_train::{
-    Dataset, FinishedTrial, HyperParams, SearchSpace, finished_trials, train_member,
-    training_demand_bytes, trial_dir_name, write_ensemble_file, write_member,
+    LaunchError, Launcher, Progress, Resumed, SearchPlan, SearchSettings, SearchSummary,
+    TrainingBars, TrialResult, TrialSpec, WorkerFailure, run_search, run_trial,
+    training_demand_bytes, trial_dir_name,
 };
 
 use crate::{Outcome, output};
@@ -82,73 +84,6 @@ pub(crate) struct TrainArgs {
     worker_trial: Option<u32>,
 }
 
-/// What a worker prints on its last stdout line.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct TrialResult {
-    trial: u32,
-    score: f64,
-    seconds: f64,
-    peak_rss_bytes: u64,
-    train_rows: usize,
-    final_loss: f32,
-    validation_return: f64,
-    validation_orders: u64,
-}
-
-/// The summary of one `trader train`.
-#[derive(Debug, Serialize)]
-struct Summary {
-    out: String,
-    trials: u32,
-    done: usize,
-    done_before: usize,
-    failed: Vec<String>,
-    workers: u32,
-    seconds: f64,
-    trials_per_hour: f64,
-    best: Option<(String, f64)>,
-    predicted_worker_rss_bytes: u64,
-    per_worker: Vec<WorkerStats>,
-}
-
-#[derive(Debug, Default, Clone, Serialize)]
-struct WorkerStats {
-    worker: u32,
-    trials: u32,
-    busy_seconds: f64,
-    peak_rss_bytes: u64,
-}
-
-/// The search's settings: flags, else the profile's.
-struct Settings {
-    profile: trader_config::Profile,
-    symbols: Vec<Symbol>,
-    space: SearchSpace,
-}
-
-fn settings(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Settings> {
-    let profile = trader_config::Profile::load(&a.profile, config_dir)?;
-    Ok(Settings {
-        symbols: a.symbols.clone().unwrap_or_else(|| profile.symbols.clone()),
-        space: SearchSpace {
-            max_history_hours: a.max_history_hours.unwrap_or(profile.history_hours),
-            max_epochs: a.max_epochs,
-        },
-        profile,
-    })
-}
-
-/// The symbols' bars at the hours every symbol has, and those hours.
-/// Per symbol, bars oldest first.
-type BarsBySymbol = BTreeMap<Symbol, Vec<Bar>>;
-
-fn load_common(a: &TrainArgs, symbols: &[Symbol]) -> anyhow::Result<(BarsBySymbol, Vec<i64>)> {
-    let bars =
-        trader_recorded::read_recorded_symbols(&a.data, symbols, trader_core::SystemClock.now())?;
-    let hours = trader_engine::common_hours(&bars);
-    Ok((trader_engine::at_hours(&bars, &hours), hours))
-}
-
 pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let train_until = crate::args::parse_time("--train-until", &a.train_until)?;
     let valid_until = crate::args::parse_time("--valid-until", &a.valid_until)?;
@@ -162,17 +97,19 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     if a.trials == 0 || a.workers == 0 {
         bail!("--trials and --workers must be at least 1");
     }
-    let settings = settings(a, config_dir)?;
+    let settings = SearchSettings::resolve(
+        &a.profile,
+        config_dir,
+        a.symbols.as_deref(),
+        a.max_history_hours,
+        a.max_epochs,
+    )?;
     if let Some(trial) = a.worker_trial {
         return worker(a, &settings, trial, train_until, valid_until);
     }
-    let (_, hours) = load_common(a, &settings.symbols)?;
-    let train_rows = hours.iter().filter(|t| **t <= train_until).count();
-    let valid_rows = hours
-        .iter()
-        .filter(|t| (train_until + 1..=valid_until).contains(*t))
-        .count();
-    if valid_rows == 0 {
+    let data = TrainingBars::load(&a.data, &settings.symbols, trader_core::SystemClock.now())?;
+    let rows = data.span_rows(train_until, valid_until);
+    if rows.valid == 0 {
         bail!(
             "no hour with bars of every symbol between --train-until {} and --valid-until {} in {}",
             a.train_until,
@@ -182,12 +119,39 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     }
     let predicted = RUNTIME_BASE_RSS
         + TRADING_LOOP_RSS
-        + training_demand_bytes(train_rows, settings.symbols.len(), settings.space);
+        + training_demand_bytes(rows.train, settings.symbols.len(), settings.space);
     if let Some(refusal) = gate_workers(a, predicted, config_dir)? {
         output::eprint(&refusal);
         return Ok(Outcome::Refused);
     }
-    search(a, &settings, predicted)
+    let resumed = Resumed::prepare(&a.out, a.trials, a.top_n)?;
+    let plan = SearchPlan {
+        out: a.out.clone(),
+        trials: a.trials,
+        workers: a.workers,
+        top_n: a.top_n,
+        predicted_worker_rss_bytes: predicted,
+    };
+    let mut workers = Processes {
+        args: a,
+        settings: &settings,
+    };
+    let summary =
+        run_search(&plan, resumed, &mut workers, progress).map_err(anyhow::Error::from_boxed)?;
+    if a.json {
+        output::print_json(&summary)?;
+    } else {
+        output::print(&render(&summary));
+    }
+    if summary.failed.is_empty() {
+        Ok(Outcome::Ok)
+    } else {
+        bail!(
+            "{} trial(s) failed: {}",
+            summary.failed.len(),
+            summary.failed.join("; ")
+        )
+    }
 }
 
 /// The budgeter's check of the worker count: RAM of W workers plus the host
@@ -250,15 +214,49 @@ fn gate_workers(
     )))
 }
 
-/// One running worker process.
-struct Running {
-    child: Child,
-    trial: u32,
-    slot: u32,
-    started: Instant,
+/// Workers as processes of this binary: `trader train ... --worker-trial K`
+/// with `--threads-per-worker` matmul threads, its result on its last
+/// stdout line.
+struct Processes<'a> {
+    args: &'a TrainArgs,
+    settings: &'a SearchSettings,
 }
 
-fn spawn(a: &TrainArgs, settings: &Settings, trial: u32, slot: u32) -> anyhow::Result<Running> {
+impl Launcher for Processes<'_> {
+    type Worker = Child;
+
+    fn launch(&mut self, trial: u32, _slot: u32) -> Result<Child, LaunchError> {
+        spawn(self.args, self.settings, trial).map_err(Into::into)
+    }
+
+    fn has_ended(&mut self, child: &mut Child) -> Result<bool, LaunchError> {
+        Ok(child.try_wait()?.is_some())
+    }
+
+    fn collect(&mut self, mut child: Child) -> Result<TrialResult, WorkerFailure> {
+        let status = child
+            .wait()
+            .map_err(|e| WorkerFailure::Failed(e.to_string()))?;
+        let mut last = String::new();
+        if let Some(out) = child.stdout.take() {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                last = line;
+            }
+        }
+        if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+            return Err(WorkerFailure::Interrupted { signal });
+        }
+        if !status.success() {
+            return Err(WorkerFailure::Failed(format!(
+                "worker exited with {status}"
+            )));
+        }
+        serde_json::from_str(&last)
+            .map_err(|e| WorkerFailure::Failed(format!("unreadable worker result {last:?}: {e}")))
+    }
+}
+
+fn spawn(a: &TrainArgs, settings: &SearchSettings, trial: u32) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("locating the trader binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("train")
@@ -287,15 +285,8 @@ fn spawn(a: &TrainArgs, settings: &Settings, trial: u32, slot: u32) -> anyhow::R
         .env("RAYON_NUM_THREADS", a.threads_per_worker.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("starting the worker of trial {trial}"))?;
-    Ok(Running {
-        child,
-        trial,
-        slot,
-        started: Instant::now(),
-    })
+    cmd.spawn()
+        .with_context(|| format!("starting the worker of trial {trial}"))
 }
 
 fn join_symbols(symbols: &[Symbol]) -> String {
@@ -306,179 +297,24 @@ fn join_symbols(symbols: &[Symbol]) -> String {
         .join(",")
 }
 
-/// How a worker killed by a signal is reported: the search stops.
-const INTERRUPTED: &str = "interrupted";
-
-/// The result line a finished worker printed, or why there is none.
-fn collect(mut r: Running) -> Result<TrialResult, String> {
-    let status = r.child.wait().map_err(|e| e.to_string())?;
-    let mut last = String::new();
-    if let Some(out) = r.child.stdout.take() {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            last = line;
-        }
-    }
-    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
-        return Err(format!("{INTERRUPTED} (signal {signal})"));
-    }
-    if !status.success() {
-        return Err(format!("worker exited with {status}"));
-    }
-    serde_json::from_str(&last).map_err(|e| format!("unreadable worker result {last:?}: {e}"))
-}
-
-fn search(a: &TrainArgs, settings: &Settings, predicted: u64) -> anyhow::Result<Outcome> {
-    fs_err::create_dir_all(&a.out)?;
-    // Trials in flight when a search stopped left only their staging copy.
-    let staging = a.out.join(".staging");
-    if staging.exists() {
-        fs_err::remove_dir_all(&staging).context("clearing the staging of a stopped search")?;
-    }
-    let mut finished: Vec<FinishedTrial> = finished_trials(&a.out)?
-        .into_iter()
-        .filter(|t| t.trial < a.trials)
-        .collect();
-    let done_before = finished.len();
-    if done_before > 0 {
-        write_ensemble_file(&a.out, &finished, a.top_n)?;
-    }
-    let mut todo: Vec<u32> = (0..a.trials)
-        .filter(|t| !finished.iter().any(|f| f.trial == *t))
-        .rev()
-        .collect();
-    tracing::info!(
-        done = done_before,
-        todo = todo.len(),
-        workers = a.workers,
-        "search starts"
-    );
-    let started = Instant::now();
-    let mut stats: Vec<WorkerStats> = (0..a.workers)
-        .map(|w| WorkerStats {
-            worker: w,
-            ..WorkerStats::default()
-        })
-        .collect();
-    let mut running: Vec<Running> = Vec::new();
-    let mut failed = Vec::new();
-    loop {
-        while running.len() < a.workers as usize {
-            let Some(trial) = todo.pop() else { break };
-            let slot = (0..a.workers)
-                .find(|s| !running.iter().any(|r| r.slot == *s))
-                .unwrap_or(0);
-            running.push(spawn(a, settings, trial, slot)?);
-        }
-        if running.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        let mut i = 0;
-        while i < running.len() {
-            if running[i].child.try_wait()?.is_none() {
-                i += 1;
-                continue;
-            }
-            let r = running.swap_remove(i);
-            let (trial, slot, busy) = (r.trial, r.slot, r.started.elapsed().as_secs_f64());
-            match collect(r) {
-                Ok(result) => {
-                    let w = &mut stats[slot as usize];
-                    w.trials += 1;
-                    w.busy_seconds += busy;
-                    w.peak_rss_bytes = w.peak_rss_bytes.max(result.peak_rss_bytes);
-                    finished.push(FinishedTrial {
-                        trial,
-                        dir: trial_dir_name(trial),
-                        score: result.score,
-                    });
-                    write_ensemble_file(&a.out, &finished, a.top_n)?;
-                    progress(a, &finished, done_before, started, slot, &result);
-                }
-                Err(e) => {
-                    tracing::error!(trial, error = %e, "trial failed");
-                    if e.starts_with(INTERRUPTED) {
-                        // Stopped from outside: run nothing more.
-                        todo.clear();
-                    }
-                    failed.push(format!("{}: {e}", trial_dir_name(trial)));
-                }
-            }
-        }
-    }
-    finish(a, predicted, &finished, done_before, failed, started, stats)
-}
-
-/// Prints the summary; an error when a trial failed.
-fn finish(
-    a: &TrainArgs,
-    predicted: u64,
-    finished: &[FinishedTrial],
-    done_before: usize,
-    failed: Vec<String>,
-    started: Instant,
-    stats: Vec<WorkerStats>,
-) -> anyhow::Result<Outcome> {
-    let seconds = started.elapsed().as_secs_f64();
-    let best = finished
-        .iter()
-        .max_by(|x, y| x.score.total_cmp(&y.score).then_with(|| y.dir.cmp(&x.dir)))
-        .map(|b| (b.dir.clone(), b.score));
-    let summary = Summary {
-        out: a.out.display().to_string(),
-        trials: a.trials,
-        done: finished.len(),
-        done_before,
-        failed,
-        workers: a.workers,
-        seconds,
-        trials_per_hour: (finished.len() - done_before) as f64 * 3600.0 / seconds.max(1e-9),
-        best,
-        predicted_worker_rss_bytes: predicted,
-        per_worker: stats,
-    };
-    if a.json {
-        output::print_json(&summary)?;
-    } else {
-        output::print(&render(&summary));
-    }
-    if summary.failed.is_empty() {
-        Ok(Outcome::Ok)
-    } else {
-        bail!(
-            "{} trial(s) failed: {}",
-            summary.failed.len(),
-            summary.failed.join("; ")
-        )
-    }
-}
-
-fn progress(
-    a: &TrainArgs,
-    finished: &[FinishedTrial],
-    done_before: usize,
-    started: Instant,
-    slot: u32,
-    r: &TrialResult,
-) {
-    let new = finished.len() - done_before;
-    let per_hour = new as f64 * 3600.0 / started.elapsed().as_secs_f64().max(1e-9);
-    let best = finished
-        .iter()
-        .max_by(|x, y| x.score.total_cmp(&y.score))
+fn progress(p: &Progress<'_>) {
+    let best = p
+        .best
         .map_or(String::new(), |b| format!("{} {:.3}", b.dir, b.score));
     output::eprint(&format!(
-        "[{}/{}] {} on worker {slot}: Sharpe {:.3} ({:.1} s, {:.1} MB) | {per_hour:.0} trials/h, best {best}\n",
-        finished.len(),
-        a.trials,
-        trial_dir_name(r.trial),
-        r.score,
-        r.seconds,
-        r.peak_rss_bytes as f64 / 1e6,
+        "[{}/{}] {} on worker {}: Sharpe {:.3} ({:.1} s, {:.1} MB) | {:.0} trials/h, best {best}\n",
+        p.done,
+        p.trials,
+        trial_dir_name(p.result.trial),
+        p.slot,
+        p.result.score,
+        p.result.seconds,
+        p.result.peak_rss_bytes as f64 / 1e6,
+        p.trials_per_hour,
     ));
 }
 
-fn render(s: &Summary) -> String {
+fn render(s: &SearchSummary) -> String {
     let mut text = format!(
         "trader train: {} of {} trials in {} ({} before this run), {} failed\n  \
          {} workers, {:.1} s, {:.1} trials/h; best {}\n  \
@@ -508,105 +344,33 @@ fn render(s: &Summary) -> String {
     text
 }
 
-/// One trial, in a worker process: train, write to staging, score with the
-/// backtest engine on the validation span, move into place, print the result.
+/// One trial, in a worker process: the library's trial (train, stage,
+/// validate, move into place) on a single-threaded runtime, its result
+/// printed as the last stdout line.
 fn worker(
     a: &TrainArgs,
-    settings: &Settings,
+    settings: &SearchSettings,
     trial: u32,
     train_until: i64,
     valid_until: i64,
 ) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
-    let (bars, hours) = load_common(a, &settings.symbols)?;
-    let hp = HyperParams::sample(a.seed, trial, settings.space);
-    let first = hours.first().copied().unwrap_or(0);
-    let data = Dataset::build(&bars, &settings.symbols, &hp, first, train_until)?;
-    let member = train_member(&data, &hp, &settings.symbols)?;
-    let name = trial_dir_name(trial);
-    let stage = a.out.join(".staging").join(&name);
-    write_member(&stage.join(&name), &member, None)?;
-    write_ensemble_file(
-        &stage,
-        &[FinishedTrial {
-            trial,
-            dir: name.clone(),
-            score: 0.0,
-        }],
-        1,
-    )?;
-    let metrics = validate(
-        settings,
-        &stage,
-        &bars,
-        &hours,
-        (train_until, valid_until),
-        &hp,
-    )?;
-    let score = if metrics.sharpe.is_finite() {
-        metrics.sharpe
-    } else {
-        0.0
-    };
-    write_member(&stage.join(&name), &member, Some(score))?;
-    let target = a.out.join(&name);
-    fs_err::rename(stage.join(&name), &target).context("moving the finished member into place")?;
-    let _ = fs_err::remove_dir_all(&stage);
-    let result = TrialResult {
-        trial,
-        score,
-        seconds: started.elapsed().as_secs_f64(),
-        peak_rss_bytes: trader_budget::own_memory().peak,
-        train_rows: data.rows,
-        final_loss: member.epoch_losses.last().copied().unwrap_or(f32::NAN),
-        validation_return: metrics.total_return,
-        validation_orders: metrics.orders,
-    };
-    output::print(&(serde_json::to_string(&result)? + "\n"));
-    Ok(Outcome::Ok)
-}
-
-/// The backtest of the staged member alone over (train_until, valid_until].
-fn validate(
-    settings: &Settings,
-    ensemble_dir: &Path,
-    bars: &BTreeMap<Symbol, Vec<Bar>>,
-    hours: &[i64],
-    (train_until, valid_until): (i64, i64),
-    hp: &HyperParams,
-) -> anyhow::Result<trader_engine::Metrics> {
-    let decided: Vec<i64> = hours
-        .iter()
-        .copied()
-        .filter(|t| (train_until + HOUR_SECS..=valid_until).contains(t))
-        .collect();
-    if decided.is_empty() {
-        bail!("no validation hour after {}", format_time(train_until));
-    }
-    // The member alone, traded by the profile's rules.
-    let profile = trader_config::Profile {
-        name: "train".to_owned(),
-        symbols: settings.symbols.clone(),
-        history_hours: hp.required_history_hours().max(1),
-        ensemble_dir: ensemble_dir.to_path_buf(),
-        top_n: 1,
-        aggregate: trader_core::Aggregate::Mean,
-        device: trader_core::ComputeDevice::Cpu,
-        metrics_port: None,
-        ..settings.profile.clone()
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let output = runtime.block_on(crate::backtest_cmd::backtest(crate::backtest_cmd::Plan {
-        profile: &profile,
-        bars: bars.clone(),
-        hours,
-        decided: &decided,
-        block_hours: Some(256),
-        progress: false,
-        store: None,
-    }))?;
-    Ok(output.metrics)
+    let result = runtime.block_on(run_trial(
+        TrialSpec {
+            settings,
+            data: &a.data,
+            now: trader_core::SystemClock.now(),
+            out: &a.out,
+            seed: a.seed,
+            trial,
+            train_until,
+            valid_until,
+        },
+        || trader_budget::own_memory().peak,
+    ))?;
+    output::print(&(serde_json::to_string(&result)? + "\n"));
+    Ok(Outcome::Ok)
 }
