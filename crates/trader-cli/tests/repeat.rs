@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -310,15 +309,22 @@ fn sigterm_ends_trader_run_promptly_while_waiting_and_while_the_broker_is_down()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Until it has started its run and met the dead broker.
-    let mut err = child.stderr.take().unwrap();
+    // Until it has met the dead broker (a retry or an unreadable read logged).
+    let err = child.stderr.take().unwrap();
+    let (met, seen) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
-        let _ = err.read_to_string(&mut text);
+        for line in std::io::BufRead::lines(std::io::BufReader::new(err)).map_while(Result::ok) {
+            if line.contains("retrying") || line.contains("unreadable") {
+                let _ = met.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
         text
     });
-    wait_for_rows(&store, "SELECT COUNT(*) FROM runs", &mut child);
-    std::thread::sleep(Duration::from_millis(1500));
+    seen.recv_timeout(Duration::from_mins(1))
+        .expect("the trader never met the dead broker");
     let (o, took) = terminate(child);
     let log = reader.join().unwrap();
     eprintln!("broker down: exit {took:?} after SIGTERM");

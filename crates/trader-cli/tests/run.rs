@@ -376,8 +376,25 @@ fn metrics_healthz_and_alerts_while_trading() {
         let _ = std::io::Read::read_to_string(&mut err, &mut text);
         text
     });
-    std::thread::sleep(Duration::from_secs(4));
-    let (status, body) = http_get(&url);
+    // Until two hours are decided and the process_rss alert is up (bounded).
+    let metric = |body: &str, name: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    let (status, body) = loop {
+        let (status, body) = http_get(&url);
+        if metric(&body, "trader_decisions_total") >= 2.0
+            && metric(&body, "trader_alert_active{kind=\"process_rss\"}") >= 1.0
+        {
+            break (status, body);
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}\n{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(status.contains("200"), "{status}");
     for name in [
         "trader_rss_bytes ",
@@ -541,8 +558,27 @@ fn full_and_lean_side_by_side_against_one_simulator() {
         "lean.sqlite",
         &args("lean"),
     );
-    // About 8 simulated hours at one hour per second.
-    std::thread::sleep(Duration::from_secs(8));
+    // Until each has decided four hours (one simulated hour per second).
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    for name in ["full", "lean"] {
+        let db = tmp.path().join(format!("{name}.sqlite"));
+        loop {
+            let decided = db.exists()
+                && Command::new("sqlite3")
+                    .arg(&db)
+                    .arg("SELECT COUNT(*) >= 4 FROM decisions WHERE skipped_reason IS NULL")
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1");
+            if decided {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} decided too little"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let outputs = terminate(vec![full, lean]);
     sim.kill().unwrap();
     let _ = sim.wait();
