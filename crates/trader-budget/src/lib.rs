@@ -35,16 +35,52 @@
 //! to it; when co-tenants alone overrun a resource this trader does not use
 //! (VRAM for a CPU trader), the report warns instead of refusing.
 //!
-//! Tests: `cargo test -p trader-budget`.
+//! # What it owns
+//! - the envelope and co-tenants of a host file (`host.rs`: [`resolve_host`],
+//!   [`ram_limit`], [`vram_limit`], [`declared_tenants`],
+//!   [`measured_tenants`]; without a host file this machine probed with no
+//!   co-tenants and [`DEFAULT_RAM_PERCENT`] / [`DEFAULT_VRAM_PERCENT`]);
+//! - the inputs of a trader's budget (`inputs.rs`: [`resolve`] reads the
+//!   profile, the host file and the ensemble's headers, applies the what-if
+//!   overrides ([`WhatIf`]) and checks the profile against its members
+//!   ([`check_members_fit_profile`]); [`BudgetInputs::report`] evaluates
+//!   them, [`ensemble_run_report`] an ensemble run without a profile);
+//! - the model and its verdict with fixes (`model.rs`: [`evaluate`],
+//!   [`suggest`]), and the text table (`render.rs`);
+//! - the worker gate of `trader train` (`workers.rs`: [`resolve_worker_room`],
+//!   [`worker_room`]);
+//! - the probes (`probe.rs`, `gpu.rs`), among them the one reader of a
+//!   process's memory ([`process_memory`], [`own_memory`]).
+//!
+//! It reads profile and host files through trader-config and ensemble
+//! headers through trader-ensemble (neither depends on this crate); it
+//! loads no model, prints nothing and maps no exit code: `trader-cli`
+//! parses the flags into [`WhatIf`], prints the report and exits 3 when
+//! refused.
+//!
+//! Tests: `cargo test -p trader-budget` (the unit tests beside the code;
+//! the probes and host resolution run on fake `/proc` trees, the profile
+//! checks on the shipped `configs/` and demo ensembles).
 
 mod error;
 mod gpu;
+mod host;
+mod inputs;
 mod model;
 mod probe;
 mod render;
+mod workers;
 
 pub use error::BudgetError;
 pub use gpu::{GpuProbe, probe_gpu};
+pub use host::{
+    DEFAULT_RAM_PERCENT, DEFAULT_VRAM_PERCENT, HOST_FILE, HostBudget, declared_tenants,
+    measured_tenants, ram_limit, read_host_file, resolve_host, vram_limit, vram_needs_probe,
+};
+pub use inputs::{
+    BudgetInputs, ENSEMBLE_RUN_FIX_FLAGS, WhatIf, check_members_fit_profile, ensemble_run_report,
+    members_history_hours, resolve,
+};
 pub use model::{
     ALLOCATOR_SLACK_PERCENT, CUDA_CONTEXT_VRAM, EnsembleDemandFn, Envelope, Fix, Knobs, Limit,
     MAX_HISTORY_HOURS, MAX_TOP_N, MAX_WORKERS, RUNTIME_BASE_RSS, Report, ResourceLine,
@@ -56,3 +92,4 @@ pub use probe::{
     probe_train_workers, process_memory,
 };
 pub use render::render_text;
+pub use workers::{WorkerRoom, resolve_worker_room, worker_room};

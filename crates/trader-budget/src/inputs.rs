@@ -1,0 +1,488 @@
+//! The trader side of a budget: a profile and its ensemble's members, the
+//! what-if overrides, the check that the profile can run its members, and
+//! the evaluation of the whole (with fixes when refused).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use trader_config::{AlertSettings, Profile};
+use trader_core::{ComputeDevice, DType};
+use trader_ensemble::{ACTIVATION_BATCH_LIVE, EnsembleCatalog, MemberSummary, ensemble_demand};
+
+use crate::{
+    BudgetError, Envelope, HostBudget, Knobs, Report, Tenant, TraderPlan, Verdict, WORKER_TENANT,
+    evaluate, resolve_host, suggest,
+};
+
+/// What-if overrides of a profile's knobs and of how co-tenants are counted
+/// (`trader budget`'s flags); the default is the profile as written with the
+/// host file's co-tenants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WhatIf {
+    /// Run the ensemble on this device.
+    pub device: Option<ComputeDevice>,
+    /// Count of the [`WORKER_TENANT`] co-tenant.
+    pub workers: Option<u32>,
+    /// Ensemble size.
+    pub top_n: Option<u32>,
+    /// Hours of history kept.
+    pub history_hours: Option<u32>,
+    /// Precision of the weights.
+    pub dtype: Option<DType>,
+    /// Replace the declared co-tenants by what is in use now.
+    pub measure: bool,
+}
+
+impl WhatIf {
+    /// The knobs of `profile` with these overrides.
+    #[must_use]
+    pub fn knobs(&self, profile: &Profile) -> Knobs {
+        Knobs {
+            workers: self.workers,
+            top_n: self.top_n.unwrap_or(profile.top_n),
+            history_hours: self.history_hours.unwrap_or(profile.history_hours),
+            dtype: self.dtype.unwrap_or(profile.dtype),
+            device: self.device.unwrap_or(profile.device),
+        }
+    }
+}
+
+/// The inputs of a budget, resolved from files, probes and what-if flags.
+pub struct BudgetInputs {
+    pub profile: Profile,
+    pub knobs: Knobs,
+    pub tenants: Vec<Tenant>,
+    pub envelope: Envelope,
+    /// The members read: the best `knobs.top_n` of the ensemble.
+    pub members: Vec<MemberSummary>,
+    /// Members in the ensemble.
+    pub catalog_len: u32,
+    pub warnings: Vec<String>,
+    /// The host file's `[alerts]`, when there is a host file.
+    pub alerts: Option<AlertSettings>,
+}
+
+/// Reads the profile (a name under `config_dir` or a path), the host file
+/// (see [`resolve_host`]) and the ensemble's headers, applies `what_if`,
+/// and checks the knobs' ranges and the profile against its members
+/// ([`check_members_fit_profile`]). Loads no model.
+///
+/// # Errors
+/// An unreadable or invalid profile, host file or ensemble; `workers`
+/// overridden without a [`WORKER_TENANT`] co-tenant; a knob out of range;
+/// `top_n` above the ensemble's size; a profile that cannot run its members.
+pub fn resolve(
+    profile: &str,
+    host: Option<&Path>,
+    what_if: &WhatIf,
+    config_dir: &Path,
+) -> Result<BudgetInputs, BudgetError> {
+    let profile = Profile::load(profile, config_dir)?;
+    let HostBudget {
+        envelope,
+        tenants,
+        warnings,
+        alerts,
+    } = resolve_host(host, config_dir, what_if.measure)?;
+    if what_if.workers.is_some() && !tenants.iter().any(|t| t.name == WORKER_TENANT) {
+        return Err(BudgetError::NoWorkerTenant {
+            tenant: WORKER_TENANT,
+            measured: what_if.measure,
+        });
+    }
+    let knobs = what_if.knobs(&profile);
+    knobs
+        .check()
+        .map_err(|e| e.during("checking the profile and the what-if flags"))?;
+    let ensemble_error = |source| BudgetError::Ensemble {
+        profile: profile.path.clone(),
+        source,
+    };
+    let catalog = EnsembleCatalog::open(&profile.ensemble_dir).map_err(ensemble_error)?;
+    let members = catalog
+        .select(knobs.top_n as usize)
+        .map_err(ensemble_error)?;
+    check_members_fit_profile(&profile, &members, knobs.history_hours)?;
+    Ok(BudgetInputs {
+        alerts,
+        catalog_len: count(catalog.len()),
+        profile,
+        knobs,
+        tenants,
+        envelope,
+        members,
+        warnings,
+    })
+}
+
+/// The profile must trade every symbol a member trades and keep at least
+/// `history_hours` >= what every member needs (its lookback + longest
+/// feature window - 1).
+///
+/// # Errors
+/// [`BudgetError::SymbolNotInProfile`] or [`BudgetError::HistoryTooShort`]
+/// for the first member that does not fit.
+pub fn check_members_fit_profile(
+    profile: &Profile,
+    members: &[MemberSummary],
+    history_hours: u32,
+) -> Result<(), BudgetError> {
+    for m in members {
+        if let Some(s) = m
+            .params
+            .symbols
+            .iter()
+            .find(|s| !profile.symbols.contains(s))
+        {
+            return Err(BudgetError::SymbolNotInProfile {
+                member: m.dir.clone(),
+                symbol: s.to_string(),
+                profile: profile.path.clone(),
+            });
+        }
+        let need = m.params.required_history_hours();
+        if history_hours < need {
+            return Err(BudgetError::HistoryTooShort {
+                history_hours,
+                need,
+                member: m.dir.clone(),
+                lookback: m.params.lookback,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The longest history any of `members` needs (1 without members).
+#[must_use]
+pub fn members_history_hours(members: &[MemberSummary]) -> u32 {
+    members
+        .iter()
+        .map(|m| m.params.required_history_hours())
+        .max()
+        .unwrap_or(1)
+}
+
+/// A count as `u32`, saturating.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The process the budgeter is told about, besides the knobs.
+struct Demand<'a> {
+    /// The members read (at least `knobs.top_n` of them).
+    members: &'a [MemberSummary],
+    /// Members in the ensemble.
+    catalog_len: u32,
+    symbols: u32,
+    threads: u32,
+}
+
+/// Evaluates a budget (the `warnings` first among the report's) and, when
+/// refused, its fixes.
+fn evaluate_demand(
+    demand: &Demand<'_>,
+    tenants: &[Tenant],
+    envelope: &Envelope,
+    warnings: &[String],
+    knobs: Knobs,
+) -> Result<Report, BudgetError> {
+    let members = demand.members;
+    let ensemble = |top_n: u32, dtype: DType, device: ComputeDevice| {
+        let n = top_n as usize;
+        if n > members.len() {
+            return Err(format!(
+                "top_n {n} is more than the {} members read",
+                members.len()
+            ));
+        }
+        Ok(ensemble_demand(
+            &members[..n],
+            dtype,
+            device,
+            ACTIVATION_BATCH_LIVE,
+        ))
+    };
+    let plan = TraderPlan {
+        symbols: demand.symbols,
+        threads: demand.threads,
+        min_history_hours: members_history_hours(members),
+        max_top_n: demand.catalog_len.min(count(members.len())),
+        ensemble: &ensemble,
+    };
+    let mut report = evaluate(&plan, tenants, envelope, knobs)?;
+    report.warnings.splice(0..0, warnings.iter().cloned());
+    if report.verdict == Verdict::Refused {
+        report.fixes = suggest(&plan, tenants, envelope, knobs)?;
+    }
+    Ok(report)
+}
+
+impl BudgetInputs {
+    /// Evaluates the budget of these inputs and, when refused, its fixes.
+    ///
+    /// # Errors
+    /// [`BudgetError::Demand`] when the demand cannot be computed.
+    pub fn report(&self) -> Result<Report, BudgetError> {
+        evaluate_demand(
+            &Demand {
+                members: &self.members,
+                catalog_len: self.catalog_len,
+                symbols: count(self.profile.symbols.len()),
+                threads: self.profile.threads,
+            },
+            &self.tenants,
+            &self.envelope,
+            &self.warnings,
+            self.knobs,
+        )
+    }
+}
+
+/// The fixes an ensemble run without a profile can take: only its own
+/// flags (`--top-n`, `--dtype`, `--device`).
+pub const ENSEMBLE_RUN_FIX_FLAGS: [&str; 3] = ["--top-n ", "--dtype ", "--device "];
+
+/// The budget of an ensemble run on its own (`trader ensemble infer |
+/// bench`): `members` (the best of `catalog_len`) at `dtype` on `device`
+/// with `threads` inference threads, plus the runtime's fixed terms as for a
+/// trader holding the shortest history the members need over the symbols
+/// they trade, next to `host`'s co-tenants. Fixes are limited to
+/// [`ENSEMBLE_RUN_FIX_FLAGS`].
+///
+/// # Errors
+/// [`BudgetError::Demand`] when the demand cannot be computed.
+pub fn ensemble_run_report(
+    members: &[MemberSummary],
+    catalog_len: usize,
+    dtype: DType,
+    device: ComputeDevice,
+    threads: u32,
+    host: &HostBudget,
+) -> Result<Report, BudgetError> {
+    let symbols: BTreeSet<_> = members.iter().flat_map(|m| &m.params.symbols).collect();
+    let knobs = Knobs {
+        workers: None,
+        top_n: count(members.len()),
+        history_hours: members_history_hours(members),
+        dtype,
+        device,
+    };
+    let mut report = evaluate_demand(
+        &Demand {
+            members,
+            catalog_len: count(catalog_len),
+            symbols: count(symbols.len()),
+            threads,
+        },
+        &host.tenants,
+        &host.envelope,
+        &host.warnings,
+        knobs,
+    )?;
+    report.fixes.retain(|f| {
+        ENSEMBLE_RUN_FIX_FLAGS
+            .iter()
+            .any(|flag| f.flag.starts_with(flag))
+    });
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// The shipped lean profile written under `dir`, its ensemble
+    /// `models/fixture-small` (10 members trading BTC, ETH and LTC, lookback
+    /// 12 and a 60 h window: 71 h of history), as the CLI's tests use it.
+    fn lean_profile(dir: &Path) -> String {
+        let fixture = repo().join("models/fixture-small");
+        let text = std::fs::read_to_string(repo().join("configs/lean.toml"))
+            .unwrap()
+            .replace("../models/demo", &fixture.display().to_string());
+        let path = dir.join("lean.toml");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// A host file with declared sizes (nothing probed) and `workers`
+    /// training workers of 1 GB.
+    fn host(dir: &Path, ram: &str, workers: u32) -> PathBuf {
+        let path = dir.join("host.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+ram = "{ram}"
+vram = "8GB"
+
+[limits]
+ram_percent = 90
+vram_percent = 85
+
+[alerts]
+vram_percent = 85
+process_rss = "1.5GB"
+check_interval_secs = 300
+
+[[tenants]]
+name = "training-worker"
+count = {workers}
+ram = "1GB"
+"#
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn lean(what_if: &WhatIf, ram: &str) -> Result<BudgetInputs, BudgetError> {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host(dir.path(), ram, 9);
+        resolve(&lean_profile(dir.path()), Some(&host), what_if, dir.path())
+    }
+
+    #[test]
+    fn the_shipped_lean_profile_fits_a_large_machine_with_its_knobs_as_written() {
+        let inputs = lean(&WhatIf::default(), "64GB").unwrap();
+        assert_eq!(inputs.profile.name, "lean");
+        assert_eq!((inputs.knobs.top_n, inputs.knobs.history_hours), (5, 72));
+        assert_eq!(inputs.members.len(), 5);
+        assert_eq!(inputs.catalog_len, 10);
+        assert!(inputs.alerts.is_some());
+        let report = inputs.report().unwrap();
+        assert_eq!(report.verdict, Verdict::Fits);
+        assert!(report.fixes.is_empty());
+    }
+
+    #[test]
+    fn what_if_overrides_the_knobs() {
+        let what_if = WhatIf {
+            top_n: Some(3),
+            dtype: Some(DType::F16),
+            workers: Some(2),
+            ..WhatIf::default()
+        };
+        let inputs = lean(&what_if, "64GB").unwrap();
+        assert_eq!(inputs.knobs.top_n, 3);
+        assert_eq!(inputs.knobs.dtype, DType::F16);
+        assert_eq!(inputs.knobs.workers, Some(2));
+        assert_eq!(inputs.members.len(), 3);
+    }
+
+    #[test]
+    fn a_refused_budget_comes_with_fixes_starting_with_fewer_workers() {
+        let inputs = lean(&WhatIf::default(), "10GB").unwrap();
+        let report = inputs.report().unwrap();
+        assert_eq!(report.verdict, Verdict::Refused);
+        assert_eq!(report.fixes[0].flag, "--workers 8");
+    }
+
+    #[test]
+    fn history_shorter_than_a_member_needs_names_both_numbers() {
+        let what_if = WhatIf {
+            history_hours: Some(60),
+            ..WhatIf::default()
+        };
+        let Err(err) = lean(&what_if, "64GB") else {
+            panic!("60 h accepted");
+        };
+        assert!(matches!(
+            err,
+            BudgetError::HistoryTooShort {
+                history_hours: 60,
+                need: 71,
+                lookback: 12,
+                ..
+            }
+        ));
+        assert!(
+            err.to_string()
+                .contains("history_hours = 60 is shorter than the 71 h")
+        );
+    }
+
+    #[test]
+    fn a_member_trading_a_symbol_the_profile_does_not_list_is_an_error() {
+        let inputs = lean(&WhatIf::default(), "64GB").unwrap();
+        let mut profile = inputs.profile;
+        let dropped = profile.symbols.remove(0);
+        let err = check_members_fit_profile(&profile, &inputs.members, 72).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&format!("trades {dropped}")), "{text}");
+        assert!(text.contains("does not list in `symbols`"), "{text}");
+    }
+
+    #[test]
+    fn workers_without_a_worker_tenant_are_refused_as_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = host(dir.path(), "64GB", 1).with_file_name("other.toml");
+        std::fs::write(
+            &path,
+            std::fs::read_to_string(dir.path().join("host.toml"))
+                .unwrap()
+                .replace("training-worker", "monitoring"),
+        )
+        .unwrap();
+        let what_if = WhatIf {
+            workers: Some(1),
+            ..WhatIf::default()
+        };
+        let profile = lean_profile(dir.path());
+        let Err(err) = resolve(&profile, Some(&path), &what_if, dir.path()) else {
+            panic!("--workers accepted without a worker tenant");
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("--workers needs a co-tenant named {WORKER_TENANT:?} in the host file")
+        );
+    }
+
+    #[test]
+    fn top_n_above_the_ensemble_names_the_profile() {
+        let what_if = WhatIf {
+            top_n: Some(12),
+            ..WhatIf::default()
+        };
+        let Err(err) = lean(&what_if, "64GB") else {
+            panic!("top_n 12 accepted");
+        };
+        assert!(
+            err.to_string()
+                .starts_with("reading the ensemble of profile")
+        );
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.contains("only 10 members"), "{cause}");
+    }
+
+    #[test]
+    fn an_ensemble_run_is_budgeted_at_the_members_shortest_history_with_its_own_fixes_only() {
+        let inputs = lean(&WhatIf::default(), "64GB").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let host_path = host(dir.path(), "10GB", 9);
+        let host = resolve_host(Some(&host_path), dir.path(), false).unwrap();
+        let report = ensemble_run_report(
+            &inputs.members,
+            10,
+            DType::F32,
+            ComputeDevice::Cpu,
+            1,
+            &host,
+        )
+        .unwrap();
+        assert_eq!(report.knobs.history_hours, 71);
+        assert_eq!(report.knobs.top_n, 5);
+        assert_eq!(report.verdict, Verdict::Refused);
+        assert!(report.fixes.iter().all(|f| {
+            ENSEMBLE_RUN_FIX_FLAGS
+                .iter()
+                .any(|flag| f.flag.starts_with(flag))
+        }));
+    }
+}
