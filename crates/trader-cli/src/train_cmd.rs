@@ -17,8 +17,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use trader_budget::{RUNTIME_BASE_RSS, TRADING_LOOP_RSS, WORKER_TENANT, probe_memory};
-use trader_config::{HostConfig, MemorySpec};
+use trader_budget::{RUNTIME_BASE_RSS, TRADING_LOOP_RSS};
 use trader_core::Clock as _;
 use trader_core::Symbol;
 use trader_train::{
@@ -162,38 +161,11 @@ fn gate_workers(
     worker_bytes: u64,
     config_dir: &Path,
 ) -> anyhow::Result<Option<String>> {
-    let host_path = a.host.clone().or_else(|| {
-        let p = config_dir.join("host.toml");
-        p.is_file().then_some(p)
-    });
-    let host = host_path
-        .as_deref()
-        .map(HostConfig::from_file)
-        .transpose()?;
-    let declared = host.as_ref().and_then(|h| match h.ram {
-        MemorySpec::Declared(size) => Some(size.0),
-        MemorySpec::Auto => None,
-    });
-    let (total, source) = if let Some(total) = declared {
-        (total, "declared in the host file".to_owned())
-    } else {
-        let p = probe_memory(Path::new("/"))?;
-        (p.total.0, p.source)
-    };
-    let percent = host.as_ref().map_or(90.0, |h| h.limits.ram_percent);
-    let others: u64 = host.as_ref().map_or(0, |h| {
-        h.tenants
-            .iter()
-            .filter(|t| t.name != WORKER_TENANT)
-            .map(|t| u64::from(t.count) * t.ram.map_or(0, |s| s.0))
-            .sum()
-    });
-    let allowed = (total as f64 * percent / 100.0) as u64;
-    let room = allowed.saturating_sub(others);
-    let fit = room / worker_bytes.max(1);
-    if u64::from(a.workers) <= fit {
+    let room = trader_budget::resolve_worker_room(a.host.as_deref(), config_dir, worker_bytes)?;
+    if room.fits(a.workers) {
         return Ok(None);
     }
+    let fit = room.fit;
     let mb = |b: u64| b as f64 / 1e6;
     Ok(Some(format!(
         "trader train: REFUSED: {w} workers x {each:.1} MB predicted = {need:.1} MB, but RAM \
@@ -202,10 +174,12 @@ fn gate_workers(
         w = a.workers,
         each = mb(worker_bytes),
         need = mb(worker_bytes * u64::from(a.workers)),
-        total = mb(total),
-        allowed = mb(allowed),
-        others = mb(others),
-        room = mb(room),
+        total = mb(room.limit.machine_total),
+        source = room.limit.source,
+        percent = room.limit.allowed_percent,
+        allowed = mb(room.allowed),
+        others = mb(room.others),
+        room = mb(room.room),
         hint = if fit > 0 {
             format!(" (--workers {fit})")
         } else {
