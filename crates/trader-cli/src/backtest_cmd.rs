@@ -19,8 +19,8 @@ use trader_engine::{
 use trader_sim::PaperBroker;
 use trader_store::{MemoryRecorder, Recorder, RunMode, Store};
 
-use crate::budget_cmd::{Gate, gate};
 use crate::files::Staged;
+use crate::gate::{Gate, gate};
 use crate::{Outcome, output};
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ use trader_budget::{Report, Verdict, WhatIf, ensemble_run_report, render_text, r
 use trader_core::{ComputeDevice, DType};
 use trader_ensemble::EnsembleCatalog;
 
+use crate::gate::log_verdict;
 use crate::{Outcome, output};
 
 #[derive(Debug, Args)]
@@ -47,21 +48,6 @@ pub(crate) struct BudgetArgs {
 pub(crate) use trader_budget::BudgetInputs;
 
 impl BudgetArgs {
-    /// The plain check of `trader run`: the profile as written, the host file.
-    pub(crate) fn for_run(profile: &str, host: Option<PathBuf>) -> Self {
-        BudgetArgs {
-            profile: profile.to_owned(),
-            host,
-            device: None,
-            workers: None,
-            top_n: None,
-            history_hours: None,
-            dtype: None,
-            measure: false,
-            json: false,
-        }
-    }
-
     /// The what-if flags, for the library.
     fn what_if(&self) -> WhatIf {
         WhatIf {
@@ -89,70 +75,6 @@ pub(crate) fn resolve(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Bu
 /// Evaluates the budget and, when refused, its fixes.
 pub(crate) fn budget_report(inputs: &BudgetInputs) -> anyhow::Result<Report> {
     Ok(inputs.report()?)
-}
-
-/// The budget verdict, logged once per process as one event with its numbers.
-fn log_verdict(command: &str, subject: &str, report: &Report) {
-    tracing::info!(
-        command,
-        subject,
-        verdict = ?report.verdict,
-        device = %report.knobs.device,
-        dtype = %report.knobs.dtype,
-        top_n = report.knobs.top_n,
-        history_hours = report.knobs.history_hours,
-        ram_total = report.ram.total,
-        ram_allowed = report.ram.allowed,
-        vram_total = report.vram.total,
-        vram_allowed = report.vram.allowed,
-        "budget"
-    );
-}
-
-/// What [`gate`] decided.
-pub(crate) enum Gate {
-    /// The profile fits: what was read and the verdict.
-    Fits(Box<Admitted>),
-    /// Refused: the report is printed; the command ends with
-    /// [`Outcome::Refused`] (exit 3) before any model is loaded.
-    Refused,
-}
-
-/// A profile that passed [`gate`].
-pub(crate) struct Admitted {
-    pub(crate) inputs: BudgetInputs,
-    pub(crate) report: Report,
-}
-
-/// The check of every command that loads a profile's ensemble (`run`,
-/// `backtest`, `compare`), before it loads anything: the profile against its
-/// ensemble (symbols, history long enough for every member: an error) and
-/// the budget of this process next to the host's co-tenants (refused: the
-/// table on stdout and [`Gate::Refused`]).
-pub(crate) fn gate(
-    command: &str,
-    profile: &str,
-    host: Option<PathBuf>,
-    config_dir: &Path,
-) -> anyhow::Result<Gate> {
-    let inputs = resolve(&BudgetArgs::for_run(profile, host), config_dir)?;
-    admit(command, inputs)
-}
-
-/// [`gate`] of inputs already resolved (e.g. with an extra co-tenant).
-pub(crate) fn admit(command: &str, inputs: BudgetInputs) -> anyhow::Result<Gate> {
-    let report = budget_report(&inputs)?;
-    log_verdict(command, &inputs.profile.name, &report);
-    if report.verdict == Verdict::Refused {
-        let title = format!(
-            "trader {command}: profile {} refused by the budget ({})",
-            inputs.profile.name,
-            inputs.profile.path.display()
-        );
-        output::print(&render_text(&report, &title));
-        return Ok(Gate::Refused);
-    }
-    Ok(Gate::Fits(Box::new(Admitted { inputs, report })))
 }
 
 /// An ensemble directory run on its own (`trader ensemble infer | bench`):

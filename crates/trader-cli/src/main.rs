@@ -13,6 +13,7 @@ mod compare;
 mod data_cmd;
 mod ensemble_cmd;
 mod files;
+mod gate;
 mod output;
 mod plot;
 mod run_cmd;

@@ -28,7 +28,7 @@ use trader_ensemble::Ensemble;
 use trader_sim::{EmbeddedReplay, ReplayClock, ReplaySpan};
 use trader_store::{ProfileLock, RunMode, Store};
 
-use crate::budget_cmd::{Admitted, Gate, gate};
+use crate::gate::{Admitted, Gate, gate};
 use crate::{Outcome, output};
 use trader_monitor::Metrics;
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use trader_budget::Tenant;
 use trader_engine::{Decisions, decision_agreement};
 
-use crate::budget_cmd::{BudgetArgs, Gate, admit, resolve};
+use crate::gate::{Gate, admit};
 mod live;
 
 use crate::files::{self, Staged};
@@ -161,7 +161,8 @@ fn admit_both(
     profiles: [&String; 2],
 ) -> anyhow::Result<Option<[u64; 2]>> {
     let command = if a.live { "compare --live" } else { "compare" };
-    let resolved = |p: &str| resolve(&BudgetArgs::for_run(p, None), config_dir);
+    let resolved =
+        |p: &str| trader_budget::resolve(p, None, &trader_budget::WhatIf::default(), config_dir);
     let (inputs_a, mut inputs_b) = (resolved(profiles[0])?, resolved(profiles[1])?);
     let first = match admit(command, inputs_a)? {
         Gate::Fits(admitted) => admitted,
