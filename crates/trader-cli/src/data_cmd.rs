@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use chrono::DateTime;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use trader_core::{Bar, Clock, FeatureName, Symbol, SystemClock, feature_value, format_time};
+use trader_core::{Bar, Clock, FeatureName, Symbol, SystemClock, format_time};
 use trader_recorded::{read_recorded_csv, recorded_files};
 use trader_store::Store;
 
@@ -48,9 +48,6 @@ pub(crate) struct FeaturesArgs {
     #[arg(long)]
     json: bool,
 }
-
-/// Rows are committed in batches of this many bars (one transaction each).
-const BATCH: usize = 1000;
 
 pub(crate) fn run(cmd: &DataCommand) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -99,16 +96,6 @@ struct ImportRow {
     held: u64,
 }
 
-/// What an import stopped by a signal says: the rows its whole batches wrote.
-fn stopped_import(store: &Path, rows: &[ImportRow]) -> Outcome {
-    let stored: u64 = rows.iter().map(|r| r.inserted + r.replaced).sum();
-    output::eprint(&format!(
-        "trader data import: stopped by a signal at a batch boundary; {stored} rows written to {} in whole batches, the rest not; the same import again completes it\n",
-        store.display()
-    ));
-    Outcome::Interrupted
-}
-
 async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
     let stop = stop_flag();
     let files = recorded_files(&a.dir)?;
@@ -125,50 +112,40 @@ async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
         indicatif::ProgressStyle::with_template("{msg:8} [{bar:40}] {pos}/{len} bars ({per_sec})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let clock = SystemClock;
     let started = Instant::now();
-    let mut rows = Vec::new();
-    for (symbol, path, bars) in &parsed {
-        progress.set_message(symbol.to_string());
-        let mut row = ImportRow {
-            symbol: symbol.to_string(),
-            file: path.display().to_string(),
-            rows: bars.len(),
-            inserted: 0,
-            replaced: 0,
-            unchanged: 0,
-            pruned: 0,
-            held: 0,
-        };
-        for chunk in bars.chunks(BATCH) {
-            if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                progress.finish_and_clear();
-                rows.push(row);
-                store.close().await;
-                return Ok(stopped_import(&a.store, &rows));
+    let report = store
+        .import_recorded(&parsed, &SystemClock, &stop, |symbol, n| {
+            if n == 0 {
+                progress.set_message(symbol.to_string());
             }
-            let r = store
-                .insert_bars(symbol, chunk, clock.now())
-                .await
-                .with_context(|| format!("importing {}", path.display()))?;
-            row.inserted += r.inserted;
-            row.replaced += r.replaced;
-            row.unchanged += r.unchanged;
-            row.pruned += r.pruned;
-            progress.inc(chunk.len() as u64);
-        }
-        rows.push(row);
-    }
+            progress.inc(n);
+        })
+        .await?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let counts = store.bar_counts().await?;
-    for row in &mut rows {
-        row.held = counts
-            .iter()
-            .find(|(s, _)| s.as_str() == row.symbol)
-            .map_or(0, |(_, n)| *n);
-    }
     store.close().await;
+    if report.stopped {
+        output::eprint(&format!(
+            "trader data import: stopped by a signal at a batch boundary; {} rows written to {} in whole batches, the rest not; the same import again completes it\n",
+            report.written(),
+            a.store.display()
+        ));
+        return Ok(Outcome::Interrupted);
+    }
+    let rows: Vec<ImportRow> = report
+        .symbols
+        .iter()
+        .map(|r| ImportRow {
+            symbol: r.symbol.to_string(),
+            file: r.file.display().to_string(),
+            rows: r.rows,
+            inserted: r.inserted,
+            replaced: r.replaced,
+            unchanged: r.unchanged,
+            pruned: r.pruned,
+            held: r.held,
+        })
+        .collect();
     tracing::info!(store = %a.store.display(), bars = total, seconds, "import done");
     if a.json {
         #[derive(Serialize)]
@@ -212,25 +189,20 @@ async fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
         bail!("store {} does not exist", a.store.display());
     }
     let store = Store::open(&a.store, None).await?;
-    let longest = FeatureName::ALL
-        .iter()
-        .map(|f| f.bars_needed())
-        .max()
-        .unwrap_or(1);
-    let bars = store.latest_bars(&a.symbol, longest, Some(at)).await?;
+    let found = store.features_at(&a.symbol, at).await?;
     store.close().await;
-    if bars.last().map(|b| b.t) != Some(at) {
+    let Some(found) = found else {
         bail!(
             "store {} has no {} bar at {}",
             a.store.display(),
             a.symbol,
             format_time(at)
         );
-    }
+    };
     let mut values = serde_json::Map::new();
     let mut unavailable = serde_json::Map::new();
-    for f in FeatureName::ALL {
-        match feature_value(&bars, f) {
+    for (f, value) in found.values {
+        match value {
             Ok(v) => {
                 values.insert(f.as_str().to_owned(), serde_json::json!(v));
             }

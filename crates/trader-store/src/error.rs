@@ -30,6 +30,13 @@ pub enum StoreError {
         #[source]
         source: BarError,
     },
+    /// A batch of an import failed: the file it came from, around why.
+    #[error("importing {path}")]
+    Import {
+        path: PathBuf,
+        #[source]
+        source: Box<StoreError>,
+    },
     #[error("store {path}: symbol {value:?} in the bars table is not a valid symbol")]
     BadSymbol { path: PathBuf, value: String },
     #[error(

@@ -21,11 +21,19 @@
 //! touches the bar history. Every write transaction takes the write lock at
 //! once and waits up to 30 s for another writer.
 //!
-//! What it does not do: compute features (trader-core) or fetch bars
-//! (trader-alpaca). Tests: `cargo test -p trader-store` (real SQLite files in
+//! `data import` lives here without its command line
+//! ([`Store::import_recorded`]: parsed bars in batches of [`IMPORT_BATCH`],
+//! one transaction each, stopping at a batch boundary), and so does the
+//! reading behind `data features` ([`Store::features_at`]).
+//!
+//! What it does not do: compute features (trader-core: `features_at` only
+//! reads the window and asks it) or fetch bars (trader-alpaca), or read
+//! recorded files (trader-recorded). Tests: `cargo test -p trader-store` (real SQLite files in
 //! temp dirs, through the real migrations).
 
 mod error;
+mod features;
+mod import;
 mod lock;
 mod recorder;
 mod records;
@@ -33,6 +41,8 @@ mod store;
 mod window;
 
 pub use error::StoreError;
+pub use features::FeaturesAt;
+pub use import::{IMPORT_BATCH, ImportReport, ImportedSymbol};
 pub use lock::{ProfileLock, lock_path};
 pub use recorder::{MemoryRecorder, Recorder};
 pub use records::{
