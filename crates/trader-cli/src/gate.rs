@@ -4,7 +4,7 @@
 //! printed as `trader budget` prints it (exit 3). The verdict itself is
 //! trader-budget's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use trader_budget::{BudgetInputs, Report, Verdict, WhatIf, render_text};
 
@@ -51,10 +51,10 @@ pub(crate) struct Admitted {
 pub(crate) fn gate(
     command: &str,
     profile: &str,
-    host: Option<PathBuf>,
+    host: Option<&Path>,
     config_dir: &Path,
 ) -> anyhow::Result<Gate> {
-    let inputs = trader_budget::resolve(profile, host.as_deref(), &WhatIf::default(), config_dir)?;
+    let inputs = trader_budget::resolve(profile, host, &WhatIf::default(), config_dir)?;
     admit(command, inputs)
 }
 

@@ -247,7 +247,7 @@ async fn shutdown_signal() {
 
 pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
     // 1. The budget, before anything is loaded or requested.
-    let Gate::Fits(admitted) = gate("run", &a.profile, a.host.clone(), config_dir)? else {
+    let Gate::Fits(admitted) = gate("run", &a.profile, a.host.as_deref(), config_dir)? else {
         return Ok(Outcome::Refused);
     };
     let Admitted { inputs, report } = *admitted;
