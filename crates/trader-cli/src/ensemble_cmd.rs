@@ -4,11 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use trader_core::{Aggregate, ComputeDevice, DType};
-use trader_ensemble::{Decision, Ensemble, EnsembleCatalog, ForwardMode, LoadOptions};
+use trader_ensemble::{
+    Decision, Ensemble, EnsembleCatalog, ForwardMode, InspectRow, Inspection, LoadOptions,
+};
 
 use crate::budget_cmd::{EnsembleRun, gate_ensemble};
 use crate::{Outcome, output};
@@ -113,47 +115,13 @@ fn default_top_n(catalog: &EnsembleCatalog, top_n: Option<usize>) -> usize {
     top_n.unwrap_or_else(|| catalog.len())
 }
 
-#[derive(Serialize)]
-struct InspectRow {
-    rank: usize,
-    dir: String,
-    score: f64,
-    layers: String,
-    parameters: u64,
-    bytes: u64,
-    lookback: u32,
-    features: usize,
-    required_history_hours: u32,
-}
-
 fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
     let catalog = open(&a.dir)?;
-    let members = catalog.select(default_top_n(&catalog, a.top_n))?;
-    let rows: Vec<InspectRow> = members
-        .iter()
-        .map(|m| {
-            let mut dims: Vec<String> = m
-                .params
-                .layers
-                .iter()
-                .map(|l| l.inputs.to_string())
-                .collect();
-            dims.push(m.params.layers.last().map_or(0, |l| l.outputs).to_string());
-            InspectRow {
-                rank: m.rank + 1,
-                dir: m.name.clone(),
-                score: m.score,
-                layers: dims.join("-"),
-                parameters: m.parameter_count(),
-                bytes: m.parameter_count() * a.dtype.size_in_bytes(),
-                lookback: m.params.lookback,
-                features: m.params.features.len(),
-                required_history_hours: m.params.required_history_hours(),
-            }
-        })
-        .collect();
-    let parameters: u64 = rows.iter().map(|r| r.parameters).sum();
-    let bytes: u64 = rows.iter().map(|r| r.bytes).sum();
+    let Inspection {
+        rows,
+        total_parameters: parameters,
+        total_bytes: bytes,
+    } = trader_ensemble::inspect(&catalog, default_top_n(&catalog, a.top_n), a.dtype)?;
     if a.json {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -229,13 +197,12 @@ fn load(run: &RunArgs, command: &str, config_dir: &Path) -> anyhow::Result<Optio
 
 fn read_state(path: &Path) -> anyhow::Result<Vec<f32>> {
     let text = fs_err::read_to_string(path).context("reading the state file")?;
-    let values: Vec<f64> = serde_json::from_str(&text).with_context(|| {
+    trader_ensemble::parse_state(&text).with_context(|| {
         format!(
             "state file {} must hold a JSON array of numbers",
             path.display()
         )
-    })?;
-    Ok(values.into_iter().map(|v| v as f32).collect())
+    })
 }
 
 fn infer(a: &InferArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
@@ -243,12 +210,7 @@ fn infer(a: &InferArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let Some(ensemble) = load(&a.run, "infer", config_dir)? else {
         return Ok(Outcome::Refused);
     };
-    if ensemble.specs().len() != 1 {
-        bail!(
-            "the selected members read {} different inputs (lookback/features); `infer` takes one state vector",
-            ensemble.specs().len()
-        );
-    }
+    trader_ensemble::check_single_input(&ensemble)?;
     let decision = ensemble
         .infer(&[state])
         .with_context(|| format!("state file {}", a.state.display()))?;
@@ -301,34 +263,8 @@ fn bench(a: &BenchArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Refused);
     };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    // A deterministic pseudo-random state in [-1, 1] per spec (xorshift).
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let states: Vec<Vec<f32>> = ensemble
-        .specs()
-        .iter()
-        .map(|spec| {
-            (0..spec.state_dim())
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        })
-        .collect();
-    for _ in 0..(a.iters / 10).max(1) {
-        ensemble.infer(&states)?;
-    }
-    let mut micros = Vec::with_capacity(a.iters);
-    for _ in 0..a.iters.max(1) {
-        let t = Instant::now();
-        let d = ensemble.infer(&states)?;
-        micros.push(t.elapsed().as_secs_f64() * 1e6);
-        std::hint::black_box(d);
-    }
-    micros.sort_by(f64::total_cmp);
-    let pick = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
+    let states = trader_ensemble::bench_states(ensemble.specs());
+    let timings = trader_ensemble::time_decisions(&ensemble, &states, a.iters)?;
     #[derive(Serialize)]
     struct Out {
         members: usize,
@@ -349,11 +285,11 @@ fn bench(a: &BenchArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
         dtype: a.run.dtype,
         mode: format!("{:?}", ensemble.options().mode).to_lowercase(),
         threads: a.run.threads,
-        iters: micros.len(),
+        iters: timings.len(),
         load_ms,
-        median_us: pick(0.5),
-        p99_us: pick(0.99),
-        mean_us: micros.iter().sum::<f64>() / micros.len() as f64,
+        median_us: timings.median_us(),
+        p99_us: timings.p99_us(),
+        mean_us: timings.mean_us(),
         peak_rss_bytes: Some(trader_budget::own_memory().peak).filter(|b| *b > 0),
     };
     if a.json {

@@ -31,6 +31,13 @@ pub enum EnsembleError {
     Inference(String),
     #[error("bad state vector: {0}")]
     State(String),
+    #[error(
+        "the selected members read {inputs} different inputs (lookback/features); `infer` takes one state vector"
+    )]
+    MixedInputs {
+        /// How many distinct inputs (lookback/features) the members read.
+        inputs: usize,
+    },
     #[error("top_n = 0 for the ensemble in {dir}: top_n must be at least 1")]
     TopNZero { dir: PathBuf },
     #[error("top_n = {top_n} but the ensemble in {dir} has only {available} members")]

@@ -4,7 +4,10 @@
 //! with candle (checked: tensors chain, input size, finite values; converted
 //! to f32/f16/bf16), the forward pass (sequential or stacked by architecture),
 //! aggregation (mean, median, vote), and this crate's own memory demand, which
-//! the budgeter adds up before anything is loaded.
+//! the budgeter adds up before anything is loaded. The logic of `trader
+//! ensemble inspect | infer | bench` lives here too: the inspection rows
+//! (`inspect.rs`), the state vector of `infer` (`state.rs`) and the timed
+//! decisions of `bench` (`bench.rs`); the CLI only parses flags and prints.
 //!
 //! Members load one at a time and each file buffer is dropped before the next
 //! (candle copies the weights out of it), so loading costs at most one member
@@ -21,16 +24,20 @@
 //! Tests: `cargo test -p trader-ensemble`.
 
 mod aggregate;
+mod bench;
 mod catalog;
 mod demand;
 mod ensemble;
 mod error;
 mod header;
+mod inspect;
 mod manifest;
 mod model;
 mod projection;
+mod state;
 
 pub use aggregate::aggregate;
+pub use bench::{BenchTimings, bench_states, time_decisions};
 pub use catalog::{EnsembleCatalog, MemberSummary};
 pub use demand::{ACTIVATION_BATCH_LIVE, ensemble_demand};
 pub use ensemble::{
@@ -38,6 +45,8 @@ pub use ensemble::{
 };
 pub use error::EnsembleError;
 pub use header::{SafetensorsHeader, TensorEntry};
+pub use inspect::{InspectRow, Inspection, inspect, inspect_row, layer_sizes};
 pub use manifest::{Activation, EnsembleParams, LayerSpec, MemberParams, MemberRef, Normalize};
 pub use model::LoadedMember;
 pub use projection::MarketProjection;
+pub use state::{check_single_input, parse_state};
