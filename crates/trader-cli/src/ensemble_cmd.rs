@@ -12,7 +12,7 @@ use trader_ensemble::{
     Decision, Ensemble, EnsembleCatalog, ForwardMode, InspectRow, Inspection, LoadOptions,
 };
 
-use crate::budget_cmd::{EnsembleRun, gate_ensemble};
+use crate::gate::{EnsembleRun, gate_ensemble};
 use crate::{Outcome, output};
 
 #[derive(Debug, Subcommand)]

@@ -6,9 +6,13 @@
 
 use std::path::Path;
 
-use trader_budget::{BudgetInputs, Report, Verdict, WhatIf, render_text};
+use trader_budget::{
+    BudgetInputs, Report, Verdict, WhatIf, ensemble_run_report, render_text, resolve_host,
+};
+use trader_core::{ComputeDevice, DType};
+use trader_ensemble::EnsembleCatalog;
 
-use crate::output;
+use crate::{Outcome, output};
 
 /// The budget verdict, logged once per process as one event with its numbers.
 pub(crate) fn log_verdict(command: &str, subject: &str, report: &Report) {
@@ -72,4 +76,56 @@ pub(crate) fn admit(command: &str, inputs: BudgetInputs) -> anyhow::Result<Gate>
         return Ok(Gate::Refused);
     }
     Ok(Gate::Fits(Box::new(Admitted { inputs, report })))
+}
+
+/// An ensemble directory run on its own (`trader ensemble infer | bench`):
+/// no profile, so no history or trading rules to check.
+pub(crate) struct EnsembleRun<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) catalog: &'a EnsembleCatalog,
+    pub(crate) top_n: usize,
+    pub(crate) dtype: DType,
+    pub(crate) device: ComputeDevice,
+    pub(crate) threads: u32,
+}
+
+/// [`gate`] of an ensemble run without a profile: its members' demand at
+/// this dtype and device (plus the runtime's fixed terms, as for a trader
+/// holding the shortest history the members need) next to the co-tenants of
+/// CONFIG_DIR/host.toml, or this machine alone without a host file.
+/// Refused: the table on stdout (fixes limited to this command's flags)
+/// and [`Outcome::Refused`].
+pub(crate) fn gate_ensemble(
+    command: &str,
+    run: &EnsembleRun<'_>,
+    config_dir: &Path,
+) -> anyhow::Result<Outcome> {
+    // A build without CUDA says so itself; the budget would only say that
+    // the GPU's memory is unknown.
+    if !cfg!(feature = "cuda") {
+        trader_ensemble::candle_device(run.device)?;
+    }
+    let members = run.catalog.select(run.top_n)?;
+    let host = resolve_host(None, config_dir, false)?;
+    let report = ensemble_run_report(
+        &members,
+        run.catalog.len(),
+        run.dtype,
+        run.device,
+        run.threads,
+        &host,
+    )?;
+    log_verdict(command, &run.dir.display().to_string(), &report);
+    if report.verdict == Verdict::Fits {
+        return Ok(Outcome::Ok);
+    }
+    let title = format!(
+        "trader ensemble {command}: {} ({} members, {}, {}) refused by the budget",
+        run.dir.display(),
+        members.len(),
+        run.dtype,
+        run.device
+    );
+    output::print(&render_text(&report, &title));
+    Ok(Outcome::Refused)
 }
