@@ -54,7 +54,8 @@ impl Default for ClientSettings {
 }
 
 impl ClientSettings {
-    pub(crate) fn backoff(&self) -> ExponentialBuilder {
+    #[must_use]
+    pub fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_min_delay(self.min_backoff)
             .with_max_delay(self.max_backoff)

@@ -30,3 +30,4 @@ mod symbols;
 pub mod trading;
 
 pub use client::{AlpacaClient, ClientError, ClientSettings, ClientStats};
+pub use limiter::RequestLimiter;

@@ -49,7 +49,7 @@ impl Clock for TokioClock {
 }
 
 /// Waits until the quota allows one more request.
-pub(crate) struct RequestLimiter {
+pub struct RequestLimiter {
     limiter: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>,
 }
 
@@ -58,7 +58,8 @@ impl RequestLimiter {
     /// once. GCRA lets a full burst plus a minute of replenishment through
     /// in one sliding minute, so the rate is set to `per_minute - burst`
     /// per minute (the burst is capped at half the limit).
-    pub(crate) fn new(per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
+    #[must_use]
+    pub fn new(per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
         let burst = burst.min(NonZeroU32::new(per_minute.get() / 2).unwrap_or(NonZeroU32::MIN));
         let refill = NonZeroU32::new(per_minute.get() - burst.get()).unwrap_or(NonZeroU32::MIN);
         let period = Duration::from_mins(1) / refill.get();
@@ -71,7 +72,7 @@ impl RequestLimiter {
     }
 
     /// Returns once a request may be sent.
-    pub(crate) async fn ready(&self) {
+    pub async fn ready(&self) {
         loop {
             match self.limiter.check() {
                 Ok(()) => return,
