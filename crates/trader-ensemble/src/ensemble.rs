@@ -3,16 +3,13 @@
 
 use candle_core::{DType as CandleDType, Device, Tensor};
 use serde::Serialize;
-use trader_core::{Aggregate, ComputeDevice, DType, FeatureName, Symbol};
+use trader_core::{Aggregate, ComputeDevice, DType, Symbol};
 
 use crate::aggregate::aggregate;
+use crate::forward::{InputSpec, Unit, prepare, run_err};
 use crate::manifest::{Activation, Normalize};
 use crate::model::{LoadedMember, activate, candle_dtype, load_member};
-use crate::projection::Unit;
 use crate::{EnsembleCatalog, EnsembleError, MemberSummary};
-
-/// States are clipped to this range after normalisation (DESIGN.md).
-pub const STATE_CLIP: f32 = 10.0;
 
 /// How the members are run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -37,29 +34,6 @@ impl ForwardMode {
             DType::F32 | DType::F16 => ForwardMode::Stacked,
             DType::Bf16 => ForwardMode::Sequential,
         }
-    }
-}
-
-/// The inputs a member reads: members with equal specs share one state vector.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InputSpec {
-    pub symbols: Vec<Symbol>,
-    pub lookback: u32,
-    pub features: Vec<FeatureName>,
-}
-
-impl InputSpec {
-    /// `1 + S`: cash weight and position weights.
-    #[must_use]
-    pub fn portfolio_dim(&self) -> usize {
-        1 + self.symbols.len()
-    }
-
-    /// `1 + S + L*S*F`.
-    #[must_use]
-    pub fn state_dim(&self) -> usize {
-        let s = self.symbols.len();
-        1 + s + self.lookback as usize * s * self.features.len()
     }
 }
 
@@ -116,50 +90,6 @@ pub fn candle_device(device: ComputeDevice) -> Result<Device, EnsembleError> {
                 .to_owned(),
         )),
     }
-}
-
-/// Normalises the market part of a state (per feature) and clips it.
-fn prepare(state: &[f32], spec: &InputSpec, normalize: Option<&Normalize>) -> Vec<f32> {
-    let (portfolio, market) = state.split_at(spec.portfolio_dim().min(state.len()));
-    let mut out = prepare_portfolio(portfolio);
-    out.extend(prepare_market(market, spec, normalize));
-    out
-}
-
-/// The portfolio part of a state, clipped.
-pub(crate) fn prepare_portfolio(portfolio: &[f32]) -> Vec<f32> {
-    portfolio
-        .iter()
-        .map(|v| v.clamp(-STATE_CLIP, STATE_CLIP))
-        .collect()
-}
-
-/// Market values (one or more states' market parts back to back), normalised
-/// per feature and clipped.
-pub(crate) fn prepare_market(
-    market: &[f32],
-    spec: &InputSpec,
-    normalize: Option<&Normalize>,
-) -> Vec<f32> {
-    let features = spec.features.len().max(1);
-    market
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let v = match normalize {
-                Some(n) => {
-                    let f = i % features;
-                    (v - n.mean[f]) / n.std[f]
-                }
-                None => *v,
-            };
-            v.clamp(-STATE_CLIP, STATE_CLIP)
-        })
-        .collect()
-}
-
-pub(crate) fn run_err(e: &candle_core::Error) -> EnsembleError {
-    EnsembleError::Inference(e.to_string())
 }
 
 impl Ensemble {

@@ -29,6 +29,7 @@ mod catalog;
 mod demand;
 mod ensemble;
 mod error;
+mod forward;
 mod header;
 mod inspect;
 mod manifest;
@@ -40,10 +41,9 @@ pub use aggregate::aggregate;
 pub use bench::{BenchTimings, bench_states, time_decisions};
 pub use catalog::{EnsembleCatalog, MemberSummary};
 pub use demand::{ACTIVATION_BATCH_LIVE, ensemble_demand};
-pub use ensemble::{
-    Decision, Ensemble, ForwardMode, InputSpec, LoadOptions, STATE_CLIP, candle_device,
-};
+pub use ensemble::{Decision, Ensemble, ForwardMode, LoadOptions, candle_device};
 pub use error::EnsembleError;
+pub use forward::{InputSpec, STATE_CLIP};
 pub use header::{SafetensorsHeader, TensorEntry};
 pub use inspect::{InspectRow, Inspection, inspect, inspect_row, layer_sizes};
 pub use manifest::{Activation, EnsembleParams, LayerSpec, MemberParams, MemberRef, Normalize};

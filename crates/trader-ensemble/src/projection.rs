@@ -13,8 +13,8 @@
 
 use candle_core::{DType as CandleDType, Tensor};
 
-use crate::ensemble::{Decision, Ensemble, prepare_market, prepare_portfolio, run_err};
-use crate::manifest::Activation;
+use crate::ensemble::{Decision, Ensemble};
+use crate::forward::{prepare_market, prepare_portfolio, run_err};
 use crate::model::{activate, candle_dtype};
 use crate::{EnsembleError, aggregate};
 
@@ -178,13 +178,4 @@ impl Ensemble {
             aggregate,
         })
     }
-}
-
-/// Members run together: a stacked group, or one member in sequential mode.
-pub(crate) struct Unit<'a> {
-    pub(crate) member_idx: Vec<usize>,
-    pub(crate) spec_id: usize,
-    pub(crate) normalize: Option<&'a crate::Normalize>,
-    /// `[N, out, in]` weights, `[N, out, 1]` biases.
-    pub(crate) layers: Vec<(Tensor, Tensor, Activation)>,
 }
