@@ -26,6 +26,15 @@ pub fn target_weights(actions: &[f32], trading: &TradingSettings) -> Vec<f64> {
     w
 }
 
+/// `q` rounded down to 8 decimals, never above `q`: `floor(q * 1e8) / 1e8`
+/// alone can land one ulp above it (2016.7077401699999 gives
+/// 2016.70774017), which would sell more than is held.
+fn floor_to_1e8(q: f64) -> f64 {
+    let steps = (q * 1e8).floor();
+    let r = steps / 1e8;
+    if r > q { (steps - 1.0) / 1e8 } else { r }
+}
+
 /// The prefix of a run's order ids: the profile for a live run (`lean`),
 /// the profile and run for a replay or backtest (`lean-r12`).
 #[must_use]
@@ -89,7 +98,7 @@ pub fn plan_orders(
             };
             // Eight decimals, rounded down: Alpaca's decimal strings carry
             // eight, and rounding up would sell more than is held.
-            let qty = (qty * 1e8).floor() / 1e8;
+            let qty = floor_to_1e8(qty);
             if qty > 0.0 && qty * price >= trading.min_trade_notional {
                 sells.push(PlannedTrade {
                     symbol: symbol.clone(),
