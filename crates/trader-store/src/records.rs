@@ -222,8 +222,16 @@ impl Store {
             .await
             .map_err(self.query_err("finding an unfinished run"))?;
             if let Some(row) = row {
+                let run_id = row.get::<i64, _>(0);
+                // Resumed: the error that stopped it last time is history
+                // (it was logged then), not the state of the run.
+                sqlx::query("UPDATE runs SET error = NULL WHERE id = ?")
+                    .bind(run_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.query_err("resuming a run"))?;
                 return Ok(RunStart {
-                    run_id: row.get::<i64, _>(0),
+                    run_id,
                     resumed: true,
                 });
             }

@@ -216,6 +216,11 @@ async fn a_failed_live_run_stays_resumable_and_a_failed_replay_ends_with_its_err
         .await
         .unwrap();
     assert!(again.resumed && again.run_id == live.run_id);
+    assert_eq!(
+        outcome(&store, "lean", live.run_id).await,
+        (None, None, None),
+        "a resumed run no longer shows the error that stopped it"
+    );
     store.finish_run(live.run_id, T0 + 20).await.unwrap();
     let replay = store
         .start_run("lean", "h", "{}", RunMode::Replay, T0 + 30)
