@@ -176,8 +176,8 @@ pub(crate) fn run(a: &BacktestArgs, config_dir: &std::path::Path) -> anyhow::Res
         latencies.sort_unstable();
         let resources = serde_json::json!({
             "peak_rss_bytes": trader_budget::own_memory().peak,
-            "decision_latency_us_p50": trader_engine::percentile(&latencies, 0.5),
-            "decision_latency_us_p99": trader_engine::percentile(&latencies, 0.99),
+            "decision_latency_us_p50": trader_core::nearest_rank(&latencies, 0.5).unwrap_or(0),
+            "decision_latency_us_p99": trader_core::nearest_rank(&latencies, 0.99).unwrap_or(0),
             "forward": format!("{:?}", a.forward).to_lowercase(),
             "records": if a.store.is_some() { "sqlite" } else { "memory" },
             "projected_hours": projected_hours,

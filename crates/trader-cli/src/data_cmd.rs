@@ -62,28 +62,6 @@ pub(crate) fn run(cmd: &DataCommand) -> anyhow::Result<Outcome> {
     })
 }
 
-/// A flag set by SIGINT/SIGTERM, for work that stops at its next boundary.
-fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let set = std::sync::Arc::clone(&flag);
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            () = term => {},
-        }
-        set.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    flag
-}
-
 #[derive(Debug, Serialize)]
 struct ImportRow {
     symbol: String,
@@ -97,7 +75,7 @@ struct ImportRow {
 }
 
 async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
-    let stop = stop_flag();
+    let stop = crate::signals::stop_flag();
     let files = recorded_files(&a.dir)?;
     let now = SystemClock.now();
     // Every file read and checked before the store is touched.

@@ -17,6 +17,7 @@ mod gate;
 mod output;
 mod plot;
 mod run_cmd;
+mod signals;
 mod sim_cmd;
 mod status_cmd;
 mod supervise;

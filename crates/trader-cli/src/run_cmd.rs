@@ -22,7 +22,7 @@ use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret};
 use trader_core::{Broker, Clock, SystemClock, format_time};
 use trader_engine::{
     Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, Stop, TradeWindow, hours_to_trade,
-    run_live, stop_pair,
+    run_live,
 };
 use trader_ensemble::Ensemble;
 use trader_sim::{EmbeddedReplay, ReplayClock, ReplaySpan};
@@ -211,40 +211,6 @@ async fn connect_embedded(a: &RunArgs, profile: &trader_config::Profile) -> anyh
     })
 }
 
-/// Starts listening for SIGINT/SIGTERM (inside the runtime) and returns the
-/// stop flag every wait of the run watches.
-fn stop_on_signal() -> Stop {
-    let (handle, stop) = stop_pair();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("signal received: stopping");
-        handle.stop();
-    });
-    stop
-}
-
-/// Resolves once SIGINT or SIGTERM arrives.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
-
 pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
     // 1. The budget, before anything is loaded or requested.
     let Gate::Fits(admitted) = gate("run", &a.profile, a.host.as_deref(), config_dir)? else {
@@ -278,7 +244,7 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
         (alerts, Duration::from_secs(every.max(1)), predicted_rss)
     });
     let traded = runtime.block_on(async {
-        let stop = stop_on_signal();
+        let stop = crate::signals::stop_on_signal();
         trade(a, &profile, &store_path, &verdict_json, watch, stop).await
     });
     // Blocking helpers (resource samples) get half a second, not a wait.
@@ -616,10 +582,10 @@ async fn summarize(
         } else {
             0.0
         },
-        decision_latency_us_p50: trader_engine::percentile(&latencies, 0.5),
-        decision_latency_us_p99: trader_engine::percentile(&latencies, 0.99),
-        bar_to_order_us_p50: trader_engine::percentile(&to_order, 0.5),
-        bar_to_order_us_p99: trader_engine::percentile(&to_order, 0.99),
+        decision_latency_us_p50: trader_core::nearest_rank(&latencies, 0.5).unwrap_or(0),
+        decision_latency_us_p99: trader_core::nearest_rank(&latencies, 0.99).unwrap_or(0),
+        bar_to_order_us_p50: trader_core::nearest_rank(&to_order, 0.5).unwrap_or(0),
+        bar_to_order_us_p99: trader_core::nearest_rank(&to_order, 0.99).unwrap_or(0),
         peak_rss_bytes: trader_budget::own_memory().peak,
     })
 }

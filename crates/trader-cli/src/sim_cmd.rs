@@ -111,7 +111,10 @@ pub(crate) fn run(a: &SimArgs) -> anyhow::Result<Outcome> {
         Some(s) => DateTime::parse_from_rfc3339(s)
             .with_context(|| format!("--start {s:?} is not an RFC 3339 time"))?
             .to_utc(),
-        None => DateTime::from_timestamp(last - 30 * 24 * HOUR_SECS, 0).unwrap_or_default(),
+        None => {
+            DateTime::from_timestamp(last - trader_sim::DEFAULT_REPLAY_DAYS * 24 * HOUR_SECS, 0)
+                .unwrap_or_default()
+        }
     };
     let config = SimConfig {
         bars,

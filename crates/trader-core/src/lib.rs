@@ -22,6 +22,7 @@ mod device;
 mod feature;
 mod features;
 mod size;
+mod stats;
 mod symbol;
 
 pub use bar::{
@@ -39,4 +40,5 @@ pub use features::{
     SeriesFeatures, Unavailable, feature_value, feature_values, market_state, market_state_memo,
 };
 pub use size::{ByteSize, SizeError};
+pub use stats::nearest_rank;
 pub use symbol::{Symbol, SymbolError};

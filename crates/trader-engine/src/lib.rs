@@ -51,7 +51,6 @@ pub use live::{LiveOutcome, PollReport, STOP_GRACE, Stop, StopHandle, run_live, 
 pub use plan::{PlannedTrade, client_order_id, order_id_prefix, plan_orders, target_weights};
 pub use poll::{ClosedHour, Poller};
 pub use report::{
-    Agreement, Decisions, Hourly, Metrics, buy_and_hold, decision_agreement, percentile,
-    report_files,
+    Agreement, Decisions, Hourly, Metrics, buy_and_hold, decision_agreement, report_files,
 };
 pub use resume::{ResumePoint, TradeWindow, hours_to_trade};

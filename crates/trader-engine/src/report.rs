@@ -10,17 +10,6 @@ use serde::Serialize;
 use trader_core::{Bar, PAPER_STARTING_CASH, Symbol, format_time};
 use trader_store::{DecisionRow, FillRow, Recorder, RunCounts, StoreError};
 
-/// The value at quantile `p` (0..=1) of `sorted` (nearest rank; 0 when
-/// empty): latency summaries.
-#[must_use]
-pub fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// Per decided hour (its RFC 3339 time): the aggregated actions and the
 /// target weights by symbol.
 pub type Decisions = BTreeMap<String, (Vec<f64>, BTreeMap<String, f64>)>;

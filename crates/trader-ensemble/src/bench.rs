@@ -66,11 +66,7 @@ impl BenchTimings {
     /// `round((n - 1) * q)` (no interpolation); NaN when empty.
     #[must_use]
     pub fn percentile(&self, q: f64) -> f64 {
-        let Some(last) = self.micros.len().checked_sub(1) else {
-            return f64::NAN;
-        };
-        let index = ((last as f64 * q.clamp(0.0, 1.0)).round() as usize).min(last);
-        self.micros[index]
+        trader_core::nearest_rank(&self.micros, q).unwrap_or(f64::NAN)
     }
 
     /// The median latency (`percentile(0.5)`).
