@@ -19,9 +19,9 @@ use trader_engine::{
 use trader_sim::PaperBroker;
 use trader_store::{MemoryRecorder, Recorder, RunMode, Store};
 
-use crate::files::Staged;
 use crate::gate::{Gate, gate};
 use crate::{Outcome, output};
+use trader_files::Staged;
 
 #[derive(Debug, Args)]
 pub(crate) struct BacktestArgs {

@@ -12,7 +12,6 @@ mod budget_cmd;
 mod compare;
 mod data_cmd;
 mod ensemble_cmd;
-mod files;
 mod gate;
 mod output;
 mod plot;

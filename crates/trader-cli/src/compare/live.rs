@@ -15,8 +15,8 @@ use trader_engine::{Hourly, buy_and_hold, report_files};
 use trader_store::Store;
 
 use super::{CompareArgs, profile_name};
-use crate::files::{self, Staged};
 use crate::supervise::{Stop, Supervised};
+use trader_files::{self as files, Staged};
 
 /// How long the simulator has to print its address.
 const SIM_START: Duration = Duration::from_secs(30);

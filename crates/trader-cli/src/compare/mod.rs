@@ -18,9 +18,9 @@ use trader_engine::{Decisions, decision_agreement};
 use crate::gate::{Gate, admit};
 mod live;
 
-use crate::files::{self, Staged};
 use crate::supervise::{Interrupted, Stop, Supervised};
 use crate::{Outcome, output};
+use trader_files::{self as files, Staged};
 
 #[derive(Debug, Args)]
 pub(crate) struct CompareArgs {

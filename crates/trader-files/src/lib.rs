@@ -17,7 +17,7 @@ const TEMP_SUFFIX: &str = ".partial";
 
 /// Files written in their folders but not yet in place.
 #[derive(Default)]
-pub(crate) struct Staged {
+pub struct Staged {
     files: Vec<(NamedTempFile, PathBuf)>,
     /// Readable by this user only (a temporary file's 0600), instead of
     /// the 0666 less the umask of a file written in place.
@@ -26,7 +26,8 @@ pub(crate) struct Staged {
 
 impl Staged {
     /// A set of files readable by this user only (secrets).
-    pub(crate) fn private() -> Self {
+    #[must_use]
+    pub fn private() -> Self {
         Staged {
             files: Vec::new(),
             private: true,
@@ -34,7 +35,7 @@ impl Staged {
     }
 
     /// Writes `bytes` to a temporary file beside `path`.
-    pub(crate) fn add(&mut self, path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    pub fn add(&mut self, path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
         self.add_with(path, |tmp| {
             fs_err::OpenOptions::new()
                 .write(true)
@@ -47,7 +48,7 @@ impl Staged {
 
     /// Lets `write` fill a temporary file beside `path` (given its path),
     /// for writers that open the file themselves.
-    pub(crate) fn add_with(
+    pub fn add_with(
         &mut self,
         path: &Path,
         write: impl FnOnce(&Path) -> anyhow::Result<()>,
@@ -80,7 +81,7 @@ impl Staged {
     }
 
     /// Renames every staged file over its target, in the order added.
-    pub(crate) fn commit(self) -> anyhow::Result<()> {
+    pub fn commit(self) -> anyhow::Result<()> {
         for (tmp, path) in self.files {
             tmp.persist(&path).map_err(|e| e.error).with_context(|| {
                 format!(
@@ -94,7 +95,7 @@ impl Staged {
 }
 
 /// Writes one file whole or not at all, readable by this user only.
-pub(crate) fn write_private(path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
     let mut staged = Staged::private();
     staged.add(path, bytes)?;
     staged.commit()
@@ -102,7 +103,7 @@ pub(crate) fn write_private(path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Res
 
 /// Removes the temporary files a killed writer left in `dir` (not the
 /// files in place). A missing `dir` has none.
-pub(crate) fn remove_stale(dir: &Path) -> anyhow::Result<()> {
+pub fn remove_stale(dir: &Path) -> anyhow::Result<()> {
     let entries = match fs_err::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
