@@ -32,11 +32,13 @@
 //! every wait between polls passes at once: no wall-clock sleep decides
 //! anything).
 
+mod agreement;
 mod backtest;
 mod engine;
 mod error;
 mod hour;
 mod live;
+mod metrics;
 mod orders;
 mod plan;
 mod poll;
@@ -44,13 +46,13 @@ mod projection;
 mod report;
 mod resume;
 
+pub use agreement::{Agreement, Decisions, decision_agreement};
 pub use backtest::{BacktestCurve, BacktestSpan, at_hours, common_hours, run_backtest};
 pub use engine::{Engine, EngineSetup, EngineStats, HourOutcome, load_ensemble};
 pub use error::EngineError;
 pub use live::{LiveOutcome, PollReport, STOP_GRACE, Stop, StopHandle, run_live, stop_pair};
+pub use metrics::Metrics;
 pub use plan::{PlannedTrade, client_order_id, order_id_prefix, plan_orders, target_weights};
 pub use poll::{ClosedHour, Poller};
-pub use report::{
-    Agreement, Decisions, Hourly, Metrics, buy_and_hold, decision_agreement, report_files,
-};
+pub use report::{Hourly, buy_and_hold, report_files};
 pub use resume::{ResumePoint, TradeWindow, hours_to_trade};
