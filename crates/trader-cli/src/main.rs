@@ -14,12 +14,10 @@ mod data_cmd;
 mod ensemble_cmd;
 mod gate;
 mod output;
-mod plot;
 mod run_cmd;
 mod signals;
 mod sim_cmd;
 mod status_cmd;
-mod supervise;
 mod train_cmd;
 
 use std::io::IsTerminal;

@@ -8,15 +8,17 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, bail};
 use trader_config::Profile;
-use trader_core::{HOUR_SECS, format_time};
+use trader_core::{Bar, Clock, HOUR_SECS, Symbol, SystemClock, format_time};
 use trader_engine::{Hourly, buy_and_hold, report_files};
+use trader_files::{self as files, Staged};
 use trader_store::Store;
 
-use super::{CompareArgs, profile_name};
-use crate::supervise::{Stop, Supervised};
-use trader_files::{self as files, Staged};
+use crate::supervise::Supervised;
+use crate::{Comparison, Live, Stop, profile_name};
 
 /// How long the simulator has to print its address.
 const SIM_START: Duration = Duration::from_secs(30);
@@ -27,20 +29,24 @@ const TRADER_GRACE: Duration = Duration::from_secs(10);
 /// The same when this process was itself stopped: shorter, it was asked to end.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-fn spawn_sim(a: &CompareArgs, keys: &Path, stop: &Stop) -> anyhow::Result<(Supervised, String)> {
-    let exe = std::env::current_exe().context("finding the trader binary")?;
-    let mut cmd = Command::new(exe);
+fn spawn_sim(
+    c: &Comparison,
+    live: &Live,
+    keys: &Path,
+    stop: &Stop,
+) -> anyhow::Result<(Supervised, String)> {
+    let mut cmd = Command::new(&c.trader_exe);
     cmd.arg("sim")
         .arg("--data")
-        .arg(&a.data)
+        .arg(&c.data)
         .arg("--keys")
         .arg(keys)
-        .args(["--speed", &a.speed.to_string()])
+        .args(["--speed", &live.speed.to_string()])
         .env_remove("APCA_API_KEY_ID")
         .env_remove("APCA_API_SECRET_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    if let Some(s) = &a.start {
+    if let Some(s) = &live.start {
         cmd.args(["--start", s]);
     }
     let mut child = Supervised::spawn(&mut cmd, "the simulator")?;
@@ -52,30 +58,19 @@ fn spawn_sim(a: &CompareArgs, keys: &Path, stop: &Stop) -> anyhow::Result<(Super
     Ok((child, url))
 }
 
+/// The profile's bars of the recorded set (the one loader), for buy-and-hold.
+fn recorded_bars(profile: &Profile, data: &Path) -> anyhow::Result<BTreeMap<Symbol, Vec<Bar>>> {
+    trader_recorded::read_recorded_symbols(data, &profile.symbols, SystemClock.now())
+        .with_context(|| format!("profile {} cannot be reported", profile.name))
+}
+
 /// Writes `out/NAME/{metrics.json, resources.json, equity.csv,
 /// decisions.csv}` for both profiles from their live runs; returns the names.
 /// The simulator and the traders end with this process: at
-/// `--duration-secs`, on SIGTERM/SIGINT to it, or on an error.
-/// The profile's bars of the recorded set (the one loader), for buy-and-hold.
-fn recorded_bars(
-    profile: &Profile,
-    data: &Path,
-) -> anyhow::Result<std::collections::BTreeMap<trader_core::Symbol, Vec<trader_core::Bar>>> {
-    trader_recorded::read_recorded_symbols(
-        data,
-        &profile.symbols,
-        trader_core::Clock::now(&trader_core::SystemClock),
-    )
-    .with_context(|| format!("profile {} cannot be reported", profile.name))
-}
-
-pub(crate) fn produce(
-    a: &CompareArgs,
-    config_dir: &Path,
-    profiles: [&String; 2],
-    stop: &Stop,
-) -> anyhow::Result<Vec<String>> {
-    fs_err::create_dir_all(&a.out)?;
+/// `--duration-secs`, on the caller's [`Stop`], or on an error.
+pub(crate) fn produce(c: &Comparison, live: &Live, stop: &Stop) -> anyhow::Result<Vec<String>> {
+    let profiles = &c.profiles;
+    fs_err::create_dir_all(&c.out)?;
     let names: Vec<String> = profiles.iter().map(|p| profile_name(p)).collect();
     // One generated key pair per profile: separate accounts.
     let pairs: Vec<(String, String)> = names
@@ -87,25 +82,24 @@ pub(crate) fn produce(
             )
         })
         .collect();
-    let keys = a.out.join("sim-keys.toml");
+    let keys = c.out.join("sim-keys.toml");
     let text: String = pairs.iter().fold(String::new(), |acc, (k, s)| {
         acc + &format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n")
     });
     // Written whole, readable by this user only.
     files::write_private(&keys, text)?;
-    let started = spawn_sim(a, &keys, stop);
+    let started = spawn_sim(c, live, &keys, stop);
     // The simulator has read its throwaway keys (or failed): none stay on disk.
     let _ = fs_err::remove_file(&keys);
     let (mut sim, url) = started?;
-    let exe = std::env::current_exe().context("finding the trader binary")?;
     let mut traders = Vec::new();
     for ((profile, name), (key, secret)) in profiles.iter().zip(&names).zip(&pairs) {
-        let dir = a.out.join(name);
+        let dir = c.out.join(name);
         fs_err::create_dir_all(&dir)?;
         let _ = fs_err::remove_file(dir.join("store.sqlite"));
-        let mut cmd = Command::new(&exe);
+        let mut cmd = Command::new(&c.trader_exe);
         cmd.arg("--config-dir")
-            .arg(config_dir)
+            .arg(&c.config_dir)
             .args([
                 "run",
                 "--profile",
@@ -113,7 +107,7 @@ pub(crate) fn produce(
                 "--json",
                 "--no-metrics",
                 "--speed",
-                &a.speed.to_string(),
+                &live.speed.to_string(),
             ])
             .arg("--store")
             .arg(dir.join("store.sqlite"))
@@ -129,7 +123,7 @@ pub(crate) fn produce(
         )?);
     }
     if let Err(interrupted) =
-        stop.sleep_until(Instant::now() + Duration::from_secs(a.duration_secs))
+        stop.sleep_until(Instant::now() + Duration::from_secs(live.duration_secs))
     {
         // Each trader may still end its run cleanly; the guards kill the rest.
         for child in &mut traders {
@@ -159,21 +153,21 @@ pub(crate) fn produce(
         .enable_all()
         .build()?;
     for ((profile, name), summary) in profiles.iter().zip(&names).zip(&summaries) {
-        let dir = a.out.join(name);
+        let dir = c.out.join(name);
         let resources = serde_json::json!({
             "peak_rss_bytes": summary["peak_rss_bytes"],
             "decision_latency_us_p50": summary["decision_latency_us_p50"],
             "decision_latency_us_p99": summary["decision_latency_us_p99"],
         });
         let run_id = summary["run_id"].as_i64().unwrap_or(0);
-        let profile = Profile::load(profile, config_dir)?;
-        let bars = recorded_bars(&profile, &a.data)?;
+        let profile = Profile::load(profile, &c.config_dir)?;
+        let bars = recorded_bars(&profile, &c.data)?;
         runtime.block_on(write_files(
             &dir,
             name,
             run_id,
             &bars,
-            a.duration_secs,
+            live.duration_secs,
             resources,
         ))?;
     }
@@ -186,7 +180,7 @@ async fn write_files(
     dir: &Path,
     name: &str,
     run_id: i64,
-    bars: &std::collections::BTreeMap<trader_core::Symbol, Vec<trader_core::Bar>>,
+    bars: &BTreeMap<Symbol, Vec<Bar>>,
     duration_secs: u64,
     resources: serde_json::Value,
 ) -> anyhow::Result<()> {

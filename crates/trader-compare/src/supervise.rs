@@ -1,111 +1,21 @@
 //! Child processes that end with their parent. Each child is the leader of
 //! its own process group and is held by a [`Supervised`] guard that kills
-//! the group when dropped (an error, a panic, an early return); [`Stop`]
-//! turns SIGTERM and SIGINT to the parent into an error that unwinds to those
-//! guards. Without `unsafe` there is no `PR_SET_PDEATHSIG`: a parent killed
-//! with SIGKILL still leaves its children running.
+//! the group when dropped (an error, a panic, an early return); the waits
+//! here check the [`Stop`] the caller raises on SIGTERM and SIGINT and turn
+//! it into an error that unwinds to those guards. Without `unsafe` there is
+//! no `PR_SET_PDEATHSIG`: a parent killed with SIGKILL still leaves its
+//! children running.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::signal::unix::{SignalKind, signal};
 
-/// How often a waiting parent looks at its children and at [`Stop`].
-const POLL: Duration = Duration::from_millis(50);
-
-/// The error of a wait that SIGTERM or SIGINT cut short (the command ends
-/// with `Outcome::Interrupted`).
-#[derive(Debug)]
-pub(crate) struct Interrupted(pub(crate) &'static str);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "interrupted by {}: its child processes were stopped",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
-/// SIGTERM or SIGINT received by this process, once [`Stop::install`]ed.
-#[derive(Clone)]
-pub(crate) struct Stop {
-    /// 0 until a signal, then its number.
-    raised: Arc<AtomicU8>,
-}
-
-impl Stop {
-    /// Replaces the default action of SIGTERM and SIGINT (ending the process
-    /// at once, children left behind) by a flag the waits below check.
-    pub(crate) fn install() -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the signal listener")?;
-        // Registered here, before any child is started.
-        let (mut term, mut int) = {
-            let _entered = runtime.enter();
-            (
-                signal(SignalKind::terminate()).context("listening for SIGTERM")?,
-                signal(SignalKind::interrupt()).context("listening for SIGINT")?,
-            )
-        };
-        let raised = Arc::new(AtomicU8::new(0));
-        let flag = raised.clone();
-        std::thread::Builder::new()
-            .name("signals".to_owned())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let number = tokio::select! {
-                        _ = term.recv() => 15,
-                        _ = int.recv() => 2,
-                    };
-                    flag.store(number, Ordering::SeqCst);
-                });
-            })
-            .context("starting the signal listener")?;
-        Ok(Stop { raised })
-    }
-
-    /// The signal received, if any.
-    pub(crate) fn raised(&self) -> Option<&'static str> {
-        match self.raised.load(Ordering::SeqCst) {
-            0 => None,
-            2 => Some("SIGINT"),
-            _ => Some("SIGTERM"),
-        }
-    }
-
-    /// [`Interrupted`] when a signal was received.
-    pub(crate) fn check(&self) -> anyhow::Result<()> {
-        match self.raised() {
-            Some(signal) => Err(Interrupted(signal).into()),
-            None => Ok(()),
-        }
-    }
-
-    /// Sleeps until `deadline`, or returns the error of [`Stop::check`].
-    pub(crate) fn sleep_until(&self, deadline: Instant) -> anyhow::Result<()> {
-        loop {
-            self.check()?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(());
-            }
-            std::thread::sleep(left.min(POLL));
-        }
-    }
-}
+use crate::stop::{POLL, Stop};
 
 /// A child process in its own process group, whose piped stdout (as lines)
 /// and stderr are read as they come, so that it never blocks on a full pipe.
