@@ -160,9 +160,7 @@ async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
 }
 
 async fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
-    let at = DateTime::parse_from_rfc3339(&a.at)
-        .with_context(|| format!("--at {:?} is not an RFC 3339 time", a.at))?
-        .timestamp();
+    let at = crate::args::parse_time("--at", &a.at)?;
     if !a.store.is_file() {
         bail!("store {} does not exist", a.store.display());
     }

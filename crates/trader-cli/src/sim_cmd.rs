@@ -108,14 +108,11 @@ pub(crate) fn run(a: &SimArgs) -> anyhow::Result<Outcome> {
         .max()
         .unwrap_or(0);
     let start = match &a.start {
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .with_context(|| format!("--start {s:?} is not an RFC 3339 time"))?
-            .to_utc(),
-        None => {
-            DateTime::from_timestamp(last - trader_sim::DEFAULT_REPLAY_DAYS * 24 * HOUR_SECS, 0)
-                .unwrap_or_default()
-        }
+        Some(s) => crate::args::parse_time("--start", s)?,
+        None => last - trader_sim::DEFAULT_REPLAY_DAYS * 24 * HOUR_SECS,
     };
+    let start = DateTime::from_timestamp(start, 0)
+        .with_context(|| format!("the replay start {start} is out of range"))?;
     let config = SimConfig {
         bars,
         accounts: pairs

@@ -1,6 +1,8 @@
-//! The live loop: every poll interval of the clock's time, the closed hours
-//! since the last poll go to the engine (history before the first hour to
-//! decide, decisions from it on) until the window's end or a stop.
+//! The live loop: at each poll of its [`PollSchedule`] (on the clock's
+//! time), the closed hours since the last poll go to the engine (history
+//! before the first hour to decide, decisions from it on) until the
+//! window's end or a stop. It measures, on the same clock, how long after
+//! each close the hour was seen and its orders answered.
 //!
 //! A stop is answered at once in every state: a wait between polls ends at
 //! once; a poll or an hour in progress gets [`STOP_GRACE`] to finish (it
@@ -14,6 +16,7 @@ use std::time::Duration;
 use trader_core::{Broker, Clock, HOUR_SECS, MarketData};
 use trader_store::Recorder;
 
+use crate::schedule::{PollSchedule, PollState};
 use crate::{Engine, EngineError, EngineStats, Poller, TradeWindow};
 
 /// How long a poll or an hour's work in progress may finish after a stop.
@@ -77,6 +80,15 @@ pub struct LiveOutcome {
     pub stopped: bool,
     /// The stop cut a poll or an hour short (past [`STOP_GRACE`]).
     pub interrupted: bool,
+    /// Polls made (each asks for bars only when an hour can have closed).
+    pub polls: u64,
+    /// Per hour decided when it was the newest closed one (not caught up
+    /// after downtime): clock milliseconds from its close to the poll that
+    /// brought its bars.
+    pub close_to_seen_ms: Vec<u64>,
+    /// The same hours, those that sent orders: clock milliseconds from the
+    /// close to the last of its orders answered.
+    pub close_to_order_ms: Vec<u64>,
 }
 
 /// What the loop reports after each poll (for metrics).
@@ -89,19 +101,49 @@ pub struct PollReport<'a> {
     pub failed: Option<&'static str>,
 }
 
-/// Runs the live loop of `engine` over `window` (see the module doc),
-/// polling `poller` every `interval` of `clock` time (waiting
-/// `clock.real_duration(interval)` in real time), calling `observe` after
-/// each poll.
+/// [`run_scheduled`] on the fixed schedule: a poll every `interval`.
 ///
 /// # Errors
-/// Only what stops the engine (the store); broker and market problems are
-/// counted and the next poll asks again.
+/// As [`run_scheduled`].
 pub async fn run_live<B, R, M>(
     engine: &mut Engine<B, R>,
     poller: &mut Poller<M>,
     clock: &dyn Clock,
     interval: Duration,
+    window: TradeWindow,
+    stop: &Stop,
+    observe: impl FnMut(&PollReport<'_>),
+) -> Result<LiveOutcome, EngineError>
+where
+    B: Broker,
+    R: Recorder,
+    M: MarketData,
+{
+    run_scheduled(
+        engine,
+        poller,
+        clock,
+        (PollSchedule::Fixed, interval),
+        window,
+        stop,
+        observe,
+    )
+    .await
+}
+
+/// Runs the live loop of `engine` over `window` (see the module doc),
+/// polling `poller` as `schedule` says with `interval` between polls at
+/// most (clock time; waits are `clock.real_duration` of it), calling
+/// `observe` after each poll.
+///
+/// # Errors
+/// Only what stops the engine (the store); broker and market problems are
+/// counted and the next poll asks again.
+pub async fn run_scheduled<B, R, M>(
+    engine: &mut Engine<B, R>,
+    poller: &mut Poller<M>,
+    clock: &dyn Clock,
+    (schedule, interval): (PollSchedule, Duration),
     window: TradeWindow,
     stop: &Stop,
     mut observe: impl FnMut(&PollReport<'_>),
@@ -113,11 +155,22 @@ where
 {
     let mut outcome = LiveOutcome::default();
     let mut poll_errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut misses = 0;
     loop {
-        let now = clock.now().timestamp();
+        let now_ms = clock.now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
+        outcome.polls += 1;
         // The work of one poll, dropped at the end of this block.
         let step = {
-            let work = poll_once(engine, poller, now, window, &mut poll_errors);
+            let cx = PollContext {
+                clock,
+                now_ms,
+                window,
+                poll_errors: &mut poll_errors,
+                close_to_seen_ms: &mut outcome.close_to_seen_ms,
+                close_to_order_ms: &mut outcome.close_to_order_ms,
+            };
+            let work = poll_once(engine, poller, cx);
             tokio::pin!(work);
             let done = tokio::select! {
                 biased;
@@ -148,7 +201,23 @@ where
         if outcome.stopped || now >= window.until {
             break;
         }
-        let wait = clock.real_duration(interval);
+        if schedule.is_due(now_ms, poller.next_hour()) {
+            misses += 1;
+        } else {
+            misses = 0;
+        }
+        let after_ms = clock.now().timestamp_millis();
+        let next_ms = schedule.next_poll_ms(
+            PollState {
+                now_ms: after_ms,
+                next_hour: poller.next_hour(),
+                misses,
+            },
+            interval,
+        );
+        let wait = clock.real_duration(Duration::from_millis(
+            u64::try_from(next_ms - after_ms).unwrap_or(0),
+        ));
         if stop.unless(tokio::time::sleep(wait)).await.is_none() {
             outcome.stopped = true;
             break;
@@ -158,41 +227,66 @@ where
     Ok(outcome)
 }
 
-/// One poll at `now`: every closed hour to the engine. Returns the error
-/// kind of a failed poll (counted in `poll_errors`).
+/// What one poll reads and where it counts.
+struct PollContext<'a> {
+    clock: &'a dyn Clock,
+    /// The poll's time, clock milliseconds.
+    now_ms: i64,
+    window: TradeWindow,
+    poll_errors: &'a mut BTreeMap<String, u64>,
+    close_to_seen_ms: &'a mut Vec<u64>,
+    close_to_order_ms: &'a mut Vec<u64>,
+}
+
+/// One poll: every closed hour to the engine. Returns the error kind of a
+/// failed poll (counted in `poll_errors`).
 async fn poll_once<B, R, M>(
     engine: &mut Engine<B, R>,
     poller: &mut Poller<M>,
-    now: i64,
-    window: TradeWindow,
-    poll_errors: &mut BTreeMap<String, u64>,
+    cx: PollContext<'_>,
 ) -> Result<Option<&'static str>, EngineError>
 where
     B: Broker,
     R: Recorder,
     M: MarketData,
 {
+    let now = cx.now_ms.div_euclid(1000);
     match poller.poll(now).await {
         Ok(hours) => {
+            // The newest hour closed at this poll: the one a live trader
+            // waits for (older ones are caught up after downtime).
+            let newest_closed = now.div_euclid(HOUR_SECS) * HOUR_SECS - HOUR_SECS;
             // Hours closing after the end (the clock runs on while the last
             // poll works) are not traded.
             for hour in hours
                 .into_iter()
-                .filter(|h| h.t + HOUR_SECS <= window.until)
+                .filter(|h| h.t + HOUR_SECS <= cx.window.until)
             {
-                if hour.t < window.decide_from {
+                if hour.t < cx.window.decide_from {
                     engine.add_history(&hour.bars, now).await?;
-                } else {
-                    engine
-                        .on_hour(hour.t, &hour.bars, hour.complete, now)
-                        .await?;
+                    continue;
+                }
+                let sent = engine.stats().orders_sent + engine.stats().orders_adopted;
+                engine
+                    .on_hour(hour.t, &hour.bars, hour.complete, now)
+                    .await?;
+                if hour.t == newest_closed {
+                    let close_ms = (hour.t + HOUR_SECS) * 1000;
+                    let since = |ms: i64| u64::try_from(ms - close_ms).unwrap_or(0);
+                    cx.close_to_seen_ms.push(since(cx.now_ms));
+                    if engine.stats().orders_sent + engine.stats().orders_adopted > sent {
+                        cx.close_to_order_ms
+                            .push(since(cx.clock.now().timestamp_millis()));
+                    }
                 }
             }
             Ok(None)
         }
         Err(e) => {
             tracing::warn!(error = %e, "poll failed; asking again at the next poll");
-            *poll_errors.entry(e.kind.as_str().to_owned()).or_insert(0) += 1;
+            *cx.poll_errors
+                .entry(e.kind.as_str().to_owned())
+                .or_insert(0) += 1;
             Ok(Some(e.kind.as_str()))
         }
     }
