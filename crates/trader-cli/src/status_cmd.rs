@@ -4,15 +4,16 @@
 //! `/metrics` says (RSS, newest bar's age, active alerts). Reads the store only (read-only use: it
 //! opens the file through the same migrations, so a missing file is an
 //! error, never created).
+//!
+//! The view itself is `trader_session::status`; this module parses the
+//! flags, builds the runtime and prints.
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::Args;
-use serde::Serialize;
 use trader_config::Profile;
 use trader_core::format_time;
-use trader_store::{ProfileStatus, Store};
+use trader_session::StatusView;
 
 use crate::{Outcome, output};
 
@@ -29,97 +30,16 @@ pub(crate) struct StatusArgs {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct StatusView {
-    profile: String,
-    store: PathBuf,
-    newest_bars: Vec<(String, Option<String>)>,
-    #[serde(flatten)]
-    status: ProfileStatus,
-    /// From the running trader's `/metrics`, when it answers.
-    live: Option<LiveView>,
-}
-
-#[derive(Serialize)]
-struct LiveView {
-    url: String,
-    rss_bytes: Option<f64>,
-    last_bar_age_seconds: Option<f64>,
-    /// Alerts holding now, by kind.
-    alerts_active: Vec<(String, f64)>,
-}
-
-/// Reads the trader's `/metrics` on 127.0.0.1:`port`, if it answers.
-async fn live_view(port: u16) -> Option<LiveView> {
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(2))
-        .build()
-        .ok()?;
-    let text = client.get(&url).send().await.ok()?.text().await.ok()?;
-    let value = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-    };
-    let alerts_active = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("trader_alert_active{kind=\""))
-        .filter_map(|l| {
-            let (kind, rest) = l.split_once('"')?;
-            let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-            (n > 0.0).then(|| (kind.to_owned(), n))
-        })
-        .collect();
-    Some(LiveView {
-        rss_bytes: value("trader_rss_bytes "),
-        last_bar_age_seconds: value("trader_last_bar_age_seconds "),
-        alerts_active,
-        url,
-    })
-}
-
 pub(crate) fn run(a: &StatusArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
     let profile = Profile::load(&a.profile, config_dir)?;
     let path = a
         .store
         .clone()
         .unwrap_or_else(|| profile.store_path.clone());
-    if !path.exists() {
-        bail!(
-            "no store at {} (profile {}): the trader has not run yet",
-            path.display(),
-            profile.name
-        );
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let view = runtime.block_on(async {
-        let store = Store::open(&path, None).await?;
-        let mut newest_bars = Vec::new();
-        for s in &profile.symbols {
-            let last = store.latest_bars(s, 1, None).await?;
-            newest_bars.push((
-                s.as_str().to_owned(),
-                last.first().map(|b| format_time(b.t)),
-            ));
-        }
-        let status = store.profile_status(&profile.name).await?;
-        store.close().await;
-        let live = match profile.metrics_port {
-            Some(port) if port > 0 => live_view(port).await,
-            _ => None,
-        };
-        anyhow::Ok(StatusView {
-            profile: profile.name.clone(),
-            store: path.clone(),
-            newest_bars,
-            status,
-            live,
-        })
-    })?;
+    let view = runtime.block_on(trader_session::status::gather(&profile, &path))?;
     if a.json {
         output::print_json(&view)?;
     } else {
@@ -139,11 +59,13 @@ fn render(v: &StatusView) -> String {
     }
     let s = &v.status;
     match &s.run {
-        Some((id, mode, started, ended)) => {
+        Some(run) => {
             out += &format!(
-                "  run          {id} ({mode}), started {}, {}\n",
-                format_time(*started),
-                ended.map_or_else(
+                "  run          {} ({}), started {}, {}\n",
+                run.id,
+                run.mode,
+                format_time(run.started_at),
+                run.ended_at.map_or_else(
                     || "not finished (running, or stopped by a kill)".to_owned(),
                     |e| format!(
                         "{} {}",
@@ -158,19 +80,23 @@ fn render(v: &StatusView) -> String {
         }
         None => out += "  run          none\n",
     }
-    if let Some((t, targets, skipped)) = &s.last_decision {
+    if let Some(d) = &s.last_decision {
         out += &format!(
             "  decision     {} {}\n",
-            format_time(*t),
-            skipped
-                .as_ref()
-                .map_or_else(|| format!("targets {targets}"), |r| format!("skipped: {r}"))
+            format_time(d.bar_t),
+            d.skipped_reason.as_ref().map_or_else(
+                || format!("targets {}", d.target_weights),
+                |r| format!("skipped: {r}")
+            )
         );
     }
-    if let Some((t, cash, equity, positions)) = &s.last_equity {
+    if let Some(e) = &s.last_equity {
         out += &format!(
-            "  equity       {equity:.2} USD (cash {cash:.2}) at {}\n  positions    {positions}\n",
-            format_time(*t)
+            "  equity       {:.2} USD (cash {:.2}) at {}\n  positions    {}\n",
+            e.equity,
+            e.cash,
+            format_time(e.t),
+            e.positions
         );
     }
     out += &format!("  open orders  {}\n", s.unsettled_orders.len());

@@ -3,3 +3,26 @@
 //! standalone simulator, or a replay through the embedded simulator),
 //! `trader backtest` and `trader status`. The binary only parses flags,
 //! handles signals and prints what these functions return.
+//!
+//! - [`run`]: `trader run` after the budget gate ([`run::trade`] over a
+//!   [`RunRequest`]), with the market connection in [`market`] and the
+//!   end-of-run [`Summary`] in [`summary`];
+//! - [`backtest`]: `trader backtest` ([`backtest::session`] over a
+//!   [`BacktestRequest`]; [`backtest::backtest`] for one [`backtest::Plan`]),
+//!   with the files of `--out` in [`out`];
+//! - [`status`]: `trader status` ([`status::gather`] into a [`StatusView`]).
+//!
+//! Library code: no printing (the binary prints what these return), no
+//! panics on bad input.
+
+pub mod backtest;
+pub mod market;
+pub mod out;
+pub mod run;
+pub mod status;
+pub mod summary;
+
+pub use backtest::{BacktestRequest, Output, Plan, load_bars};
+pub use run::{RunRequest, RunSetup};
+pub use status::{LiveView, StatusView};
+pub use summary::Summary;

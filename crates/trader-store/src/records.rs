@@ -181,21 +181,76 @@ pub struct RunCounts {
     pub fills: u64,
 }
 
-/// The newest state of a profile's runs, for `trader status`.
+/// The newest state of a profile's runs, for `trader status`. Its JSON
+/// keeps the shape `trader status --json` always had: `run`,
+/// `last_decision` and `last_equity` are arrays (see each type).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProfileStatus {
-    /// Newest run: id, mode, started, ended (None: running or killed).
-    pub run: Option<(i64, String, i64, Option<i64>)>,
+    /// Newest run (None: the profile never ran in this store).
+    pub run: Option<NewestRun>,
     /// How the newest run ended (`finished`, `failed`, `abandoned`; None:
     /// running or killed) and the error that stopped it.
     pub run_outcome: Option<String>,
     pub run_error: Option<String>,
-    /// Newest decision: hour, target weights JSON, skipped reason.
-    pub last_decision: Option<(i64, String, Option<String>)>,
-    /// Newest equity snapshot: hour, cash, equity, positions JSON.
-    pub last_equity: Option<(i64, f64, f64, String)>,
+    /// Newest decision of the newest run.
+    pub last_decision: Option<LastDecision>,
+    /// Newest equity snapshot of the newest run.
+    pub last_equity: Option<LastEquity>,
     /// Orders that may still change, of any run of the profile.
     pub unsettled_orders: Vec<StoredOrder>,
+}
+
+/// A profile's newest run; JSON `[id, mode, started_at, ended_at]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(into = "(i64, String, i64, Option<i64>)")]
+pub struct NewestRun {
+    pub id: i64,
+    /// `live`, `replay` or `backtest` as stored.
+    pub mode: String,
+    pub started_at: i64,
+    /// None: running, or stopped by a kill.
+    pub ended_at: Option<i64>,
+}
+
+impl From<NewestRun> for (i64, String, i64, Option<i64>) {
+    fn from(r: NewestRun) -> Self {
+        (r.id, r.mode, r.started_at, r.ended_at)
+    }
+}
+
+/// A run's newest decision; JSON `[bar_t, target_weights, skipped_reason]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(into = "(i64, String, Option<String>)")]
+pub struct LastDecision {
+    /// The hour decided.
+    pub bar_t: i64,
+    /// Target weights per symbol, as the JSON text stored.
+    pub target_weights: String,
+    /// Why the hour was skipped (None: decided).
+    pub skipped_reason: Option<String>,
+}
+
+impl From<LastDecision> for (i64, String, Option<String>) {
+    fn from(d: LastDecision) -> Self {
+        (d.bar_t, d.target_weights, d.skipped_reason)
+    }
+}
+
+/// A run's newest equity snapshot; JSON `[t, cash, equity, positions]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(into = "(i64, f64, f64, String)")]
+pub struct LastEquity {
+    pub t: i64,
+    pub cash: f64,
+    pub equity: f64,
+    /// Quantity per symbol, as the JSON text stored.
+    pub positions: String,
+}
+
+impl From<LastEquity> for (i64, f64, f64, String) {
+    fn from(e: LastEquity) -> Self {
+        (e.t, e.cash, e.equity, e.positions)
+    }
 }
 
 /// Order statuses that may still change (the SQL of the queries below).
@@ -595,11 +650,14 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.query_err("reading the newest run"))?;
-        let run = row
-            .as_ref()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+        let run = row.as_ref().map(|r| NewestRun {
+            id: r.get(0),
+            mode: r.get(1),
+            started_at: r.get(2),
+            ended_at: r.get(3),
+        });
         let (run_outcome, run_error) = row.as_ref().map_or((None, None), |r| (r.get(4), r.get(5)));
-        let Some((run_id, ..)) = run.clone() else {
+        let Some(run_id) = run.as_ref().map(|r| r.id) else {
             return Ok(ProfileStatus {
                 run: None,
                 run_outcome: None,
@@ -617,7 +675,11 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.query_err("reading the newest decision"))?
-        .map(|r| (r.get(0), r.get(1), r.get(2)));
+        .map(|r| LastDecision {
+            bar_t: r.get(0),
+            target_weights: r.get(1),
+            skipped_reason: r.get(2),
+        });
         let last_equity = sqlx::query(
             "SELECT t, cash, equity, positions FROM equity WHERE run_id = ? ORDER BY t DESC LIMIT 1",
         )
@@ -625,7 +687,12 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.query_err("reading the newest equity"))?
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+        .map(|r| LastEquity {
+            t: r.get(0),
+            cash: r.get(1),
+            equity: r.get(2),
+            positions: r.get(3),
+        });
         Ok(ProfileStatus {
             run,
             run_outcome,

@@ -61,9 +61,9 @@ async fn outcome(
     run: i64,
 ) -> (Option<i64>, Option<String>, Option<String>) {
     let status = store.profile_status(profile).await.unwrap();
-    let (id, _, _, ended) = status.run.unwrap();
-    assert_eq!(id, run, "the newest run of the profile");
-    (ended, status.run_outcome, status.run_error)
+    let newest = status.run.unwrap();
+    assert_eq!(newest.id, run, "the newest run of the profile");
+    (newest.ended_at, status.run_outcome, status.run_error)
 }
 
 #[tokio::test]

@@ -1,0 +1,135 @@
+//! Where `trader run` connects and how its time runs: Alpaca (or a
+//! standalone `trader sim`) named by the environment when keys are set,
+//! else the embedded simulator replaying the recorded set
+//! ([`trader_sim::EmbeddedReplay`]); and the client for either.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::DateTime;
+use trader_alpaca::{AlpacaClient, ClientSettings};
+use trader_config::{AlpacaEndpoints, AlpacaKeys, Profile, Secret};
+use trader_core::{Clock, SystemClock};
+use trader_sim::{EmbeddedReplay, ReplayClock, ReplaySpan, SimHandle};
+use trader_store::RunMode;
+
+use crate::run::RunRequest;
+
+/// Where the trader connects and how its time runs.
+pub struct Market {
+    pub endpoints: AlpacaEndpoints,
+    pub keys: AlpacaKeys,
+    pub clock: Arc<dyn Clock>,
+    pub mode: RunMode,
+    /// Replay: first hour decided and the end of the replay.
+    pub replay: Option<(i64, i64)>,
+    /// Replay: the embedded simulator's clock and its start, restarted when
+    /// the trader is ready.
+    pub replay_clock: Option<(Arc<ReplayClock>, i64)>,
+    /// Replay: the embedded simulator, stopped when the run ends.
+    pub sim: Option<SimHandle>,
+}
+
+/// Alpaca (or a standalone simulator) when the environment has keys, else
+/// the embedded replay of `request.data`.
+pub async fn connect(request: &RunRequest, profile: &Profile) -> anyhow::Result<Market> {
+    match AlpacaKeys::from_env()? {
+        Some(keys) => connect_alpaca(request, keys).await,
+        None => connect_embedded(request, profile).await,
+    }
+}
+
+/// Alpaca (or a standalone simulator) named by the environment.
+pub async fn connect_alpaca(request: &RunRequest, keys: AlpacaKeys) -> anyhow::Result<Market> {
+    let endpoints = AlpacaEndpoints::from_env()?;
+    if endpoints.is_live() && !request.allow_live {
+        bail!(
+            "APCA_API_BASE_URL is Alpaca's live (real-money) host {}; \
+             pass --allow-live to trade real money, or use the paper host",
+            endpoints.trading_url
+        );
+    }
+    tracing::info!(trading_url = %endpoints.trading_url, data_url = %endpoints.data_url, "trading through Alpaca");
+    let clock: Arc<dyn Clock> = match request.speed {
+        None => Arc::new(SystemClock),
+        Some(speed) => {
+            if !(speed.is_finite() && speed > 0.0) {
+                bail!("--speed {speed} must be a positive number");
+            }
+            if endpoints.trading_url.contains("alpaca.markets") {
+                bail!("--speed applies to a simulator; Alpaca runs in real time");
+            }
+            // A standalone simulator: its clock, read once, then run at its speed.
+            let probe = AlpacaClient::new(&endpoints, &keys, ClientSettings::default())?;
+            let now = probe.broker_time().await?;
+            Arc::new(ReplayClock::new(
+                DateTime::from_timestamp(now, 0).unwrap_or_default(),
+                speed,
+            ))
+        }
+    };
+    Ok(Market {
+        endpoints,
+        keys,
+        clock,
+        mode: RunMode::Live,
+        replay: None,
+        replay_clock: None,
+        sim: None,
+    })
+}
+
+/// No keys: the embedded simulator over the recorded set of `request.data`.
+pub async fn connect_embedded(request: &RunRequest, profile: &Profile) -> anyhow::Result<Market> {
+    let bars =
+        trader_recorded::read_recorded_symbols(&request.data, &profile.symbols, SystemClock.now())
+            .with_context(|| format!("profile {} cannot be replayed", profile.name))?;
+    let span = ReplaySpan {
+        from: request.from,
+        until: request.until,
+        speed: request.speed,
+    };
+    let replay = EmbeddedReplay::start(bars, span).await?;
+    let keys = AlpacaKeys {
+        key_id: Secret::new(replay.key_id.clone()),
+        secret_key: Secret::new(replay.secret_key.clone()),
+    };
+    let clock: Arc<dyn Clock> = replay.clock.clone();
+    Ok(Market {
+        endpoints: AlpacaEndpoints {
+            trading_url: replay.sim.base_url(),
+            data_url: replay.sim.base_url(),
+        },
+        keys,
+        clock,
+        mode: RunMode::Replay,
+        replay: Some((replay.from, replay.until)),
+        replay_clock: Some((replay.clock, replay.start)),
+        sim: Some(replay.sim),
+    })
+}
+
+/// The client for `market`: Alpaca's quota, or none for the embedded replay.
+pub fn client_for(market: &Market, timeout: Duration) -> anyhow::Result<AlpacaClient> {
+    let settings = match market.mode {
+        // The replay compresses hours into milliseconds: Alpaca's per-minute
+        // quota does not apply to the embedded simulator.
+        RunMode::Replay => ClientSettings {
+            requests_per_minute: NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(1_000).unwrap_or(NonZeroU32::MIN),
+            timeout,
+            ..ClientSettings::default()
+        },
+        _ => ClientSettings {
+            timeout,
+            ..ClientSettings::default()
+        },
+    };
+    Ok(AlpacaClient::new(
+        &market.endpoints,
+        &market.keys,
+        settings,
+    )?)
+}

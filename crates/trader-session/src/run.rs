@@ -1,0 +1,289 @@
+//! `trader run`'s session after the budget gate: connect the market
+//! ([`crate::market`]), open the store, start (or resume) the run, the
+//! engine's reconcile and live loop ([`trader_engine::run_live`]) with
+//! `/metrics` and the resource alerts beside it, then finish (or fail) the
+//! run and sum it up ([`crate::summary`]). The caller holds the profile's
+//! lock, builds the runtime and passes the [`Stop`] its signals trigger.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::DateTime;
+use trader_alpaca::AlpacaClient;
+use trader_config::{AlertSettings, Profile};
+use trader_core::Broker;
+use trader_engine::{Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, Stop, hours_to_trade};
+use trader_ensemble::Ensemble;
+use trader_monitor::Metrics;
+use trader_store::{RunMode, RunStart, Store};
+
+use crate::market::{Market, client_for, connect};
+use crate::summary::{Summary, SummaryInputs, summarize};
+
+/// The settings of one `trader run`, as its flags give them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    /// Without Alpaca keys: the recorded set the embedded simulator replays.
+    pub data: PathBuf,
+    /// Simulated seconds per real second (replay, or a standalone simulator).
+    pub speed: Option<f64>,
+    /// Replay start and end, epoch seconds (default: the replay's own).
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+    /// Allow Alpaca's live (real-money) host.
+    pub allow_live: bool,
+    /// Port of `/metrics` and `/healthz` on 127.0.0.1 (0: any free port);
+    /// None: no endpoint.
+    pub metrics_port: Option<u16>,
+    /// Time between resource checks; default: the alerts' own interval.
+    pub alert_interval: Option<Duration>,
+    /// Timeout of every request to the broker.
+    pub timeout: Duration,
+}
+
+/// What the budget gate admitted, for the run's record and its alerts.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSetup<'a> {
+    pub profile: &'a Profile,
+    pub store_path: &'a Path,
+    /// The budget verdict as JSON, recorded with the run (its hash names
+    /// the configuration).
+    pub verdict_json: &'a str,
+    /// The host's resource alerts, if it has any.
+    pub alerts: Option<AlertSettings>,
+    /// The trader's predicted RSS (the budget's terms), for its own alert.
+    pub predicted_rss: u64,
+}
+
+/// The resource alerts of a run: settings, interval, predicted RSS.
+type Watch = (AlertSettings, Duration, u64);
+
+/// `/metrics` and `/healthz` on 127.0.0.1:`port`, healthy while a poll
+/// succeeded within three poll intervals (real time, at least 5 s).
+pub async fn start_metrics(
+    port: Option<u16>,
+    members: u32,
+    real_interval: Duration,
+) -> anyhow::Result<Option<Arc<Mutex<Metrics>>>> {
+    let Some(port) = port else {
+        return Ok(None);
+    };
+    let healthy_within = (real_interval * 3).as_secs().max(5);
+    let m = Arc::new(Mutex::new(Metrics::new(members as usize, healthy_within)));
+    let addr = trader_monitor::serve(Arc::clone(&m), port).await?;
+    tracing::info!(url = %format!("http://{addr}/metrics"), "metrics endpoint");
+    Ok(Some(m))
+}
+
+/// FNV-1a of the budget verdict: which configuration a run used.
+#[must_use]
+pub fn fnv1a(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// The whole run: `Ok(None)` when `stop` came before the market was
+/// connected (nothing was started). A run that fails after its row exists
+/// is recorded as failed (a live one stays resumable) before the error
+/// returns.
+pub async fn trade(
+    request: &RunRequest,
+    setup: RunSetup<'_>,
+    stop: Stop,
+) -> anyhow::Result<Option<Summary>> {
+    let RunSetup {
+        profile,
+        store_path,
+        verdict_json,
+        alerts,
+        predicted_rss,
+    } = setup;
+    let watch = alerts.map(|alerts| {
+        let every = request
+            .alert_interval
+            .unwrap_or(Duration::from_secs(u64::from(
+                alerts.check_interval_secs.get(),
+            )));
+        (alerts, every.max(Duration::from_secs(1)), predicted_rss)
+    });
+    let Some(market) = stop.unless(connect(request, profile)).await else {
+        return Ok(None);
+    };
+    let market = market?;
+    let client = client_for(&market, request.timeout.max(Duration::from_millis(1)))?;
+    let store = Store::open(store_path, Some(profile.history_hours)).await?;
+    let ensemble = trader_engine::load_ensemble(profile)?;
+    let now = market.clock.now().timestamp();
+    if market.mode != RunMode::Live {
+        // A replay's broker died with its process: an unfinished replay of
+        // this profile (killed) cannot be resumed. This process holds the
+        // profile's lock, so none of them is running.
+        let abandoned = store
+            .abandon_unfinished(&profile.name, market.mode, now)
+            .await?;
+        if !abandoned.is_empty() {
+            tracing::info!(runs = ?abandoned, "earlier replays killed before they finished are marked abandoned; this replay starts a new run");
+        }
+    }
+    let config_hash = fnv1a(verdict_json);
+    let last_decided = store
+        .last_decided_hour_for(&profile.name, market.mode)
+        .await?;
+    let run = store
+        .start_run(&profile.name, &config_hash, verdict_json, market.mode, now)
+        .await?;
+    tracing::info!(
+        run_id = run.run_id,
+        resumed = run.resumed,
+        store = %store_path.display(),
+        "run started"
+    );
+    let ran = run_started(
+        RunContext {
+            request,
+            profile,
+            store_path,
+            market: &market,
+            client: &client,
+            run,
+            last_decided,
+            watch,
+            stop: &stop,
+        },
+        &store,
+        ensemble,
+    )
+    .await;
+    if let Err(e) = &ran {
+        // The store stays usable: a live run is resumed by the next start
+        // (as after a kill), any other run ends as failed, with the error.
+        let resumable = market.mode == RunMode::Live;
+        let at = market.clock.now().timestamp();
+        if let Err(record) = store
+            .fail_run(run.run_id, at, &format!("{e:#}"), resumable)
+            .await
+        {
+            tracing::warn!(error = %record, "the run's error could not be recorded");
+        }
+    }
+    store.close().await;
+    if let Some(sim) = market.sim {
+        sim.stop().await;
+    }
+    ran.map(Some)
+}
+
+/// What a started run needs.
+struct RunContext<'a> {
+    request: &'a RunRequest,
+    profile: &'a Profile,
+    store_path: &'a Path,
+    market: &'a Market,
+    client: &'a AlpacaClient,
+    run: RunStart,
+    last_decided: Option<i64>,
+    watch: Option<Watch>,
+    stop: &'a Stop,
+}
+
+/// The run after its row exists: engine, reconcile, the poll loop, the
+/// summary. A replay's bars stay out of the store's bar history.
+async fn run_started(
+    cx: RunContext<'_>,
+    store: &Store,
+    ensemble: Ensemble,
+) -> anyhow::Result<Summary> {
+    let RunContext {
+        request,
+        profile,
+        store_path,
+        market,
+        client,
+        run,
+        last_decided,
+        watch,
+        stop,
+    } = cx;
+    let now = market.clock.now().timestamp();
+    let records = match market.mode {
+        RunMode::Live => store.clone(),
+        RunMode::Replay | RunMode::Backtest => store.records_only(),
+    };
+    let mut engine = Engine::new(
+        client.clone(),
+        records,
+        ensemble,
+        EngineSetup::for_profile(profile, run.run_id, market.mode),
+    )
+    .await?;
+    let mut outcome = LiveOutcome::default();
+    let start_account = if let Some(account) = stop
+        .unless(async {
+            engine.reconcile().await?;
+            anyhow::Ok(client.account().await.ok())
+        })
+        .await
+    {
+        account?
+    } else {
+        outcome.stopped = true;
+        None
+    };
+    let window = hours_to_trade(ResumePoint {
+        replay: market.replay,
+        now,
+        last_decided,
+        newest_stored: engine.newest_common_bar(),
+        history_hours: profile.history_hours,
+    });
+    if !outcome.stopped {
+        let mut poller = Poller::new(client.clone(), profile.symbols.clone(), window.first_fetch);
+        if let Some((clock, start)) = &market.replay_clock {
+            // Loading took real time; the replay starts now.
+            clock.restart_at(DateTime::from_timestamp(*start, 0).unwrap_or_default());
+        }
+        let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));
+        let metrics = start_metrics(
+            request.metrics_port,
+            profile.top_n,
+            market.clock.real_duration(interval),
+        )
+        .await?;
+        if let Some((alerts, every, predicted)) = watch {
+            trader_monitor::spawn_alerts(alerts, every, predicted, metrics.clone());
+        }
+        outcome = trader_engine::run_live(
+            &mut engine,
+            &mut poller,
+            market.clock.as_ref(),
+            interval,
+            window,
+            stop,
+            |report| {
+                if let Some(m) = &metrics
+                    && let Ok(mut m) = m.lock()
+                {
+                    m.update(report.stats, report.last_bar_age_secs, report.failed);
+                }
+            },
+        )
+        .await?;
+    }
+    summarize(
+        &engine,
+        client,
+        market,
+        SummaryInputs {
+            profile: &profile.name,
+            store_path,
+            run,
+            window,
+            start_account,
+            outcome,
+        },
+    )
+    .await
+}

@@ -1,0 +1,104 @@
+//! `trader status`'s view of a profile: what the store says about its
+//! trader (newest bar per symbol, newest run, decision, equity and
+//! positions, orders that may still change) and, when the trader is up,
+//! what its `/metrics` says (RSS, newest bar's age, active alerts). Reads
+//! the store only; a missing store file is an error, never created.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::Serialize;
+use trader_config::Profile;
+use trader_core::format_time;
+use trader_store::{ProfileStatus, Store};
+
+/// What `trader status` shows (its JSON with `--json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusView {
+    pub profile: String,
+    pub store: PathBuf,
+    /// Per symbol of the profile, its newest stored bar (None: none).
+    pub newest_bars: Vec<(String, Option<String>)>,
+    #[serde(flatten)]
+    pub status: ProfileStatus,
+    /// From the running trader's `/metrics`, when it answers.
+    pub live: Option<LiveView>,
+}
+
+/// What a running trader's `/metrics` says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveView {
+    pub url: String,
+    pub rss_bytes: Option<f64>,
+    pub last_bar_age_seconds: Option<f64>,
+    /// Alerts holding now, by kind.
+    pub alerts_active: Vec<(String, f64)>,
+}
+
+/// Reads the trader's `/metrics` on 127.0.0.1:`port`, if it answers
+/// within 2 s.
+pub async fn live_view(port: u16) -> Option<LiveView> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let text = client.get(&url).send().await.ok()?.text().await.ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let alerts_active = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("trader_alert_active{kind=\""))
+        .filter_map(|l| {
+            let (kind, rest) = l.split_once('"')?;
+            let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+            (n > 0.0).then(|| (kind.to_owned(), n))
+        })
+        .collect();
+    Some(LiveView {
+        rss_bytes: value("trader_rss_bytes "),
+        last_bar_age_seconds: value("trader_last_bar_age_seconds "),
+        alerts_active,
+        url,
+    })
+}
+
+/// The view of `profile` in the store at `path` (an error when there is
+/// no file there: the trader has not run yet), and of its trader's
+/// `/metrics` when the profile has a fixed port.
+pub async fn gather(profile: &Profile, path: &Path) -> anyhow::Result<StatusView> {
+    if !path.exists() {
+        bail!(
+            "no store at {} (profile {}): the trader has not run yet",
+            path.display(),
+            profile.name
+        );
+    }
+    let store = Store::open(path, None).await?;
+    let mut newest_bars = Vec::new();
+    for s in &profile.symbols {
+        let last = store.latest_bars(s, 1, None).await?;
+        newest_bars.push((
+            s.as_str().to_owned(),
+            last.first().map(|b| format_time(b.t)),
+        ));
+    }
+    let status = store.profile_status(&profile.name).await?;
+    store.close().await;
+    let live = match profile.metrics_port {
+        Some(port) if port > 0 => live_view(port).await,
+        _ => None,
+    };
+    Ok(StatusView {
+        profile: profile.name.clone(),
+        store: path.to_path_buf(),
+        newest_bars,
+        status,
+        live,
+    })
+}
