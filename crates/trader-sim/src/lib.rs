@@ -33,6 +33,7 @@
 mod bars;
 mod broker;
 mod clock;
+mod decimal;
 mod faults;
 mod paper;
 mod ratelimit;

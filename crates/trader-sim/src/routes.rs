@@ -11,14 +11,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::DateTime;
-use serde::Deserialize;
 use trader_core::{Clock, Symbol};
 
 use crate::bars::{BarsQuery, Market, parse_page_token};
 use crate::broker::{
     Account, ApiError, Broker, CODE_INTERNAL, CODE_INVALID, CODE_NOT_FOUND, NewOrder, Side,
 };
-use crate::wire;
+use crate::{decimal, wire};
 
 pub(crate) struct AppState {
     pub(crate) market: Market,
@@ -130,33 +129,12 @@ async fn position(
     })
 }
 
-#[derive(Deserialize)]
-struct OrderRequest {
-    symbol: String,
-    side: String,
-    #[serde(rename = "type", default = "market")]
-    order_type: String,
-    #[serde(default = "gtc")]
-    time_in_force: String,
-    qty: Option<String>,
-    notional: Option<String>,
-    client_order_id: Option<String>,
-}
-
-fn market() -> String {
-    "market".to_owned()
-}
-fn gtc() -> String {
-    "gtc".to_owned()
-}
-
-fn decimal(field: &str, v: Option<&String>) -> Result<Option<f64>, ApiError> {
-    v.map(|s| {
-        s.parse::<f64>().map_err(|_| {
-            ApiError::new(422, CODE_INVALID, format!("{field} {s:?} is not a decimal"))
-        })
-    })
-    .transpose()
+/// A string field of the request (422 naming it otherwise).
+fn text(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    decimal::field::<String>(obj, name)
 }
 
 async fn create_order(
@@ -164,18 +142,18 @@ async fn create_order(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let req: OrderRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(422, CODE_INVALID, format!("invalid order request: {e}")))?;
-    if req.order_type != "market" {
+    let req = decimal::object(&body)?;
+    let order_type = text(&req, "type")?.unwrap_or_else(|| "market".to_owned());
+    if order_type != "market" {
         return Err(ApiError::new(
             422,
             CODE_INVALID,
             "only market orders are simulated",
         ));
     }
-    let side = match req.side.as_str() {
-        "buy" => Side::Buy,
-        "sell" => Side::Sell,
+    let side = match text(&req, "side")?.as_deref() {
+        Some("buy") => Side::Buy,
+        Some("sell") => Side::Sell,
         other => {
             return Err(ApiError::new(
                 422,
@@ -184,14 +162,15 @@ async fn create_order(
             ));
         }
     };
+    let symbol = text(&req, "symbol")?
+        .ok_or_else(|| ApiError::new(422, CODE_INVALID, "symbol is required"))?;
     let new = NewOrder {
-        symbol: parse_symbol(&req.symbol)
-            .map_err(|e| ApiError::new(422, CODE_INVALID, e.message))?,
+        symbol: parse_symbol(&symbol).map_err(|e| ApiError::new(422, CODE_INVALID, e.message))?,
         side,
-        qty: decimal("qty", req.qty.as_ref())?,
-        notional: decimal("notional", req.notional.as_ref())?,
-        time_in_force: req.time_in_force,
-        client_order_id: req.client_order_id,
+        qty: decimal::decimal(&req, "qty")?,
+        notional: decimal::decimal(&req, "notional")?,
+        time_in_force: text(&req, "time_in_force")?.unwrap_or_else(|| "gtc".to_owned()),
+        client_order_id: text(&req, "client_order_id")?,
     };
     with_account(&state, &headers, |a, m, now| {
         let order = a.submit(new, m, now)?;

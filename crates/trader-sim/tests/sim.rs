@@ -3,118 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
 
 use chrono::DateTime;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use trader_core::{Bar, ManualClock, Symbol};
-use trader_sim::{FEE_BPS, SimConfig, SimHandle, SimKeys, serve};
+use serde_json::json;
+use trader_sim::FEE_BPS;
 
-/// 2017-09-01T00:00:00Z, inside the recorded set.
-const START: i64 = 1_504_224_000;
-
-fn load(file: &str, symbol: &str) -> (Symbol, Vec<Bar>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/coinbase_2017_2018")
-        .join(file);
-    let bars = std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| Bar::from_recorded_line(l).unwrap())
-        .collect();
-    (symbol.parse().unwrap(), bars)
-}
-
-fn keys(n: u32) -> SimKeys {
-    SimKeys {
-        key_id: format!("PKSIM{n}"),
-        secret_key: format!("secret{n}"),
-    }
-}
-
-struct Sim {
-    handle: SimHandle,
-    clock: Arc<ManualClock>,
-    http: reqwest::Client,
-}
-
-impl Sim {
-    async fn start() -> Self {
-        Self::start_limited(10_000).await
-    }
-
-    async fn start_limited(rate_limit_per_minute: u32) -> Self {
-        let bars: BTreeMap<Symbol, Vec<Bar>> = [
-            load("BTCUSD.csv", "BTC/USD"),
-            load("ETHUSD.csv", "ETH/USD"),
-            load("LTCUSD.csv", "LTC/USD"),
-        ]
-        .into_iter()
-        .collect();
-        let clock = Arc::new(ManualClock::new(
-            DateTime::from_timestamp(START, 0).unwrap(),
-        ));
-        let handle = serve(
-            SimConfig {
-                bars,
-                accounts: vec![keys(1), keys(2)],
-                starting_cash: 100_000.0,
-                clock: clock.clone(),
-                rate_limit_per_minute,
-                faults: trader_sim::FaultConfig::default(),
-            },
-            0,
-        )
-        .await
-        .unwrap();
-        Sim {
-            handle,
-            clock,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn at(&self, t: i64) {
-        self.clock.set(DateTime::from_timestamp(t, 0).unwrap());
-    }
-
-    async fn get(&self, who: u32, path: &str) -> (StatusCode, Value) {
-        let k = keys(who);
-        let r = self
-            .http
-            .get(format!("{}{path}", self.handle.base_url()))
-            .header("APCA-API-KEY-ID", k.key_id)
-            .header("APCA-API-SECRET-KEY", k.secret_key)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post_order(&self, who: u32, body: Value) -> (StatusCode, Value) {
-        let k = keys(who);
-        let r = self
-            .http
-            .post(format!("{}/v2/orders", self.handle.base_url()))
-            .header("APCA-API-KEY-ID", k.key_id)
-            .header("APCA-API-SECRET-KEY", k.secret_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap())
-    }
-}
-
-fn num(v: &Value) -> f64 {
-    v.as_str().unwrap().parse().unwrap()
-}
+use common::{START, Sim, keys, load, num};
 
 #[tokio::test]
 async fn unknown_keys_get_401() {
@@ -381,5 +279,45 @@ async fn rate_limit_headers_count_down_and_429_past_the_quota() {
     // Another key has its own quota.
     let (status, _) = sim.get(2, "/v2/clock").await;
     assert_eq!(status, StatusCode::OK);
+    sim.handle.stop().await;
+}
+
+#[tokio::test]
+async fn numbers_and_strings_are_both_accepted_and_a_bad_one_is_422_naming_the_field() {
+    let sim = Sim::start().await;
+    sim.at(START + 1800);
+    // As Alpaca's SDKs send them: JSON numbers.
+    let (status, by_notional) = sim
+        .post_order(1, json!({"symbol": "BTC/USD", "notional": 1000.0, "side": "buy", "type": "market", "time_in_force": "gtc"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_notional}");
+    assert_eq!(
+        by_notional["notional"], "1000",
+        "decimals answer as strings"
+    );
+    let (status, by_qty) = sim
+        .post_order(1, json!({"symbol": "ETHUSD", "qty": 0.01, "side": "buy", "type": "market", "time_in_force": "gtc"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_qty}");
+    assert_eq!(by_qty["qty"], "0.01");
+    // As the API documents them: strings.
+    let (status, s) = sim
+        .post_order(1, json!({"symbol": "LTC/USD", "qty": "0.5", "side": "buy", "type": "market", "time_in_force": "gtc"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{s}");
+    assert_eq!(s["qty"], "0.5");
+    for (field, bad) in [
+        ("qty", json!("abc")),
+        ("notional", json!(true)),
+        ("qty", json!("NaN")),
+    ] {
+        let mut body =
+            json!({"symbol": "BTC/USD", "side": "buy", "type": "market", "time_in_force": "gtc"});
+        body[field] = bad.clone();
+        let (status, err) = sim.post_order(1, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field} {bad}");
+        let msg = err["message"].as_str().unwrap();
+        assert!(msg.contains(field), "{msg}");
+    }
     sim.handle.stop().await;
 }
