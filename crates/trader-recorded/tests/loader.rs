@@ -86,6 +86,15 @@ fn a_bad_bar_is_refused_naming_file_line_symbol_hour_and_field() {
             "volume -4 is negative",
         ),
         ("2018-01-01T01:00:00Z,10.5,12,10,NaN,4", "close is NaN"),
+        (
+            "2018-01-01T01:00:00Z,0,12,0,11,4",
+            "open is 0; prices must be positive",
+        ),
+        (
+            "2018-01-01T01:00:00Z,-1,12,-2,11,4",
+            "open is -1; prices must be positive",
+        ),
+        ("2018-01-01T01:00:00Z,10.5,inf,10,11,4", "high is inf"),
         ("2018-01-01T01:30:00Z,10.5,12,10,11,4", "not on the hour"),
         (
             "2018-01-01T01:00:00Z,10.5,10.6,10,11,4",

@@ -99,6 +99,56 @@ pub enum SimError {
     NoAccounts,
     #[error("{0}")]
     Faults(String),
+    #[error(
+        "key id {0:?} is given twice (the keys file and APCA_API_KEY_ID, or the file twice); each key pair is one account"
+    )]
+    DuplicateKeyId(String),
+    #[error("the recorded {symbol} bars: {source}")]
+    BadBar {
+        symbol: Symbol,
+        #[source]
+        source: Box<trader_core::BarError>,
+    },
+}
+
+/// Refuses a key id given twice (each pair is one account; a second pair
+/// with the same id would silently replace the first).
+///
+/// # Errors
+/// [`SimError::DuplicateKeyId`] naming the first repeated id.
+pub fn check_keys(keys: &[SimKeys]) -> Result<(), SimError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for k in keys {
+        if !seen.insert(k.key_id.as_str()) {
+            return Err(SimError::DuplicateKeyId(k.key_id.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a bar whose price is not a finite positive number (or whose
+/// volume is not finite), naming the symbol and the hour: the simulator
+/// would otherwise serve `"c": null`. Bars from `trader-recorded` have been
+/// refused earlier with the file and the line; this guards other callers.
+///
+/// # Errors
+/// [`SimError::BadBar`] for the first such bar.
+pub fn check_bars(bars: &BTreeMap<Symbol, Vec<Bar>>) -> Result<(), SimError> {
+    use trader_core::BarError;
+    for (symbol, series) in bars {
+        for bar in series {
+            match bar.validate(chrono::DateTime::<chrono::Utc>::MAX_UTC) {
+                Err(e @ (BarError::NonFinite { .. } | BarError::NonPositive { .. })) => {
+                    return Err(SimError::BadBar {
+                        symbol: symbol.clone(),
+                        source: Box::new(e),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A running simulator.
@@ -136,11 +186,14 @@ impl SimHandle {
 /// Starts the simulator on `127.0.0.1:port` (0: any free port).
 ///
 /// # Errors
-/// No key pair configured, or the port cannot be bound.
+/// No key pair configured, a key id given twice, a bar with a price that is
+/// not a finite positive number, or the port cannot be bound.
 pub async fn serve(config: SimConfig, port: u16) -> Result<SimHandle, SimError> {
     if config.accounts.is_empty() {
         return Err(SimError::NoAccounts);
     }
+    check_keys(&config.accounts)?;
+    check_bars(&config.bars)?;
     config.faults.validate().map_err(SimError::Faults)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
