@@ -4,11 +4,10 @@
 //! from its own store, written as the files a backtest writes so the same
 //! report is built from them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use trader_config::Profile;
