@@ -5,8 +5,9 @@
 //! handles signals and prints what these functions return.
 //!
 //! - [`run`]: `trader run` after the budget gate ([`run::trade`] over a
-//!   [`RunRequest`]), with the market connection in [`market`] and the
-//!   end-of-run [`Summary`] in [`summary`];
+//!   [`RunRequest`]), with the market connection in [`market`], the run
+//!   after its row exists in [`started`] and the end-of-run [`Summary`] in
+//!   [`summary`];
 //! - [`backtest`]: `trader backtest` ([`backtest::session`] over a
 //!   [`BacktestRequest`]; [`backtest::backtest`] for one [`backtest::Plan`]),
 //!   with the files of `--out` in [`out`];
@@ -19,6 +20,7 @@ pub mod backtest;
 pub mod market;
 pub mod out;
 pub mod run;
+pub mod started;
 pub mod status;
 pub mod summary;
 

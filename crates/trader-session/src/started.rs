@@ -1,0 +1,150 @@
+//! A `trader run` after its row exists in the store: the engine over the
+//! market's client, reconcile, the live loop ([`trader_engine::run_live`])
+//! with `/metrics` and the resource alerts beside it, then the summary
+//! ([`crate::summary`]). A replay's bars stay out of the store's bar history.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::DateTime;
+use trader_alpaca::AlpacaClient;
+use trader_config::Profile;
+use trader_core::Broker;
+use trader_engine::{Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, Stop, hours_to_trade};
+use trader_ensemble::Ensemble;
+use trader_monitor::Metrics;
+use trader_store::{RunMode, RunStart, Store};
+
+use crate::market::Market;
+use crate::run::{RunRequest, Watch};
+use crate::summary::{Summary, SummaryInputs, summarize};
+
+/// What a started run needs.
+pub(crate) struct RunContext<'a> {
+    pub(crate) request: &'a RunRequest,
+    pub(crate) profile: &'a Profile,
+    pub(crate) store_path: &'a Path,
+    pub(crate) market: &'a Market,
+    pub(crate) client: &'a AlpacaClient,
+    pub(crate) run: RunStart,
+    pub(crate) last_decided: Option<i64>,
+    pub(crate) watch: Option<Watch>,
+    pub(crate) stop: &'a Stop,
+}
+
+/// The run after its row exists: engine, reconcile, the poll loop, the
+/// summary.
+pub(crate) async fn run_started(
+    cx: RunContext<'_>,
+    store: &Store,
+    ensemble: Ensemble,
+) -> anyhow::Result<Summary> {
+    let RunContext {
+        request,
+        profile,
+        store_path,
+        market,
+        client,
+        run,
+        last_decided,
+        watch,
+        stop,
+    } = cx;
+    let now = market.clock.now().timestamp();
+    let records = match market.mode {
+        RunMode::Live => store.clone(),
+        RunMode::Replay | RunMode::Backtest => store.records_only(),
+    };
+    let mut engine = Engine::new(
+        client.clone(),
+        records,
+        ensemble,
+        EngineSetup::for_profile(profile, run.run_id, market.mode),
+    )
+    .await?;
+    let mut outcome = LiveOutcome::default();
+    let start_account = if let Some(account) = stop
+        .unless(async {
+            engine.reconcile().await?;
+            anyhow::Ok(client.account().await.ok())
+        })
+        .await
+    {
+        account?
+    } else {
+        outcome.stopped = true;
+        None
+    };
+    let window = hours_to_trade(ResumePoint {
+        replay: market.replay,
+        now,
+        last_decided,
+        newest_stored: engine.newest_common_bar(),
+        history_hours: profile.history_hours,
+    });
+    if !outcome.stopped {
+        let mut poller = Poller::new(client.clone(), profile.symbols.clone(), window.first_fetch);
+        if let Some((clock, start)) = &market.replay_clock {
+            // Loading took real time; the replay starts now.
+            clock.restart_at(DateTime::from_timestamp(*start, 0).unwrap_or_default());
+        }
+        let interval = Duration::from_secs(u64::from(profile.poll_interval_secs));
+        let metrics = start_metrics(
+            request.metrics_port,
+            profile.top_n,
+            market.clock.real_duration(interval),
+        )
+        .await?;
+        if let Some((alerts, every, predicted)) = watch {
+            trader_monitor::spawn_alerts(alerts, every, predicted, metrics.clone());
+        }
+        outcome = trader_engine::run_live(
+            &mut engine,
+            &mut poller,
+            market.clock.as_ref(),
+            interval,
+            window,
+            stop,
+            |report| {
+                if let Some(m) = &metrics
+                    && let Ok(mut m) = m.lock()
+                {
+                    m.update(report.stats, report.last_bar_age_secs, report.failed);
+                }
+            },
+        )
+        .await?;
+    }
+    summarize(
+        &engine,
+        client,
+        market,
+        SummaryInputs {
+            profile: &profile.name,
+            store_path,
+            run,
+            window,
+            start_account,
+            outcome,
+        },
+    )
+    .await
+}
+
+/// `/metrics` and `/healthz` on 127.0.0.1:`port`, healthy while a poll
+/// succeeded within three poll intervals (real time, at least 5 s).
+pub async fn start_metrics(
+    port: Option<u16>,
+    members: u32,
+    real_interval: Duration,
+) -> anyhow::Result<Option<Arc<Mutex<Metrics>>>> {
+    let Some(port) = port else {
+        return Ok(None);
+    };
+    let healthy_within = (real_interval * 3).as_secs().max(5);
+    let m = Arc::new(Mutex::new(Metrics::new(members as usize, healthy_within)));
+    let addr = trader_monitor::serve(Arc::clone(&m), port).await?;
+    tracing::info!(url = %format!("http://{addr}/metrics"), "metrics endpoint");
+    Ok(Some(m))
+}
