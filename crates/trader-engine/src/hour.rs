@@ -129,13 +129,16 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             latency_us,
             skipped_reason: None,
         };
+        // The equity snapshot before the decision: a kill between the two
+        // leaves the hour undecided (decided again, the snapshot replaced),
+        // never decided without its snapshot.
+        self.record_equity(t, account.cash, equity, &held).await?;
         self.store
             .record_decision(self.run_id, &record, &planned, now)
             .await?;
         self.stats.decisions += 1;
         self.stats.latencies_us.push(latency_us);
-        self.record_and_send(t, account.cash, equity, &held, &trades, &planned, now)
-            .await?;
+        self.send_planned(&trades, &planned, now).await?;
         if !planned.is_empty() {
             self.stats
                 .bar_to_order_us
@@ -179,17 +182,13 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         Ok((account, positions))
     }
 
-    /// Writes the equity snapshot, then sends the planned orders.
-    #[allow(clippy::too_many_arguments)]
-    async fn record_and_send(
+    /// Writes the equity snapshot of hour `t`.
+    async fn record_equity(
         &mut self,
         t: i64,
         cash: f64,
         equity: f64,
         held: &BTreeMap<Symbol, f64>,
-        trades: &[PlannedTrade],
-        planned: &[PlannedOrder],
-        now: i64,
     ) -> Result<(), EngineError> {
         let snapshot: BTreeMap<String, f64> = held
             .iter()
@@ -198,6 +197,16 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         self.store
             .record_equity(self.run_id, t, cash, equity, &snapshot)
             .await?;
+        Ok(())
+    }
+
+    /// Sends the planned orders, in order.
+    async fn send_planned(
+        &mut self,
+        trades: &[PlannedTrade],
+        planned: &[PlannedOrder],
+        now: i64,
+    ) -> Result<(), EngineError> {
         for (trade, order) in trades.iter().zip(planned) {
             self.send(
                 &OrderRequest {

@@ -16,6 +16,9 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 if p.adopted {
                     self.stats.orders_adopted += 1;
                 }
+                // The fill before the status: an order stored as filled is
+                // never looked up again, so its fill must already be there.
+                self.record_fill_if_done(&p.order).await?;
                 self.store
                     .update_order(
                         &order.client_order_id,
@@ -24,7 +27,6 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                         now,
                     )
                     .await?;
-                self.record_fill_if_done(&p.order).await?;
             }
             Err(e) => {
                 self.stats.orders_failed += 1;
@@ -93,13 +95,14 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 .await
             {
                 Ok(Some(o)) => {
+                    // The fill first, as in `send`.
+                    self.record_fill_if_done(&o).await?;
                     let state = OrderState::from(&o.status);
                     if state != stored.status {
                         self.store
                             .update_order(&o.client_order_id, &state, Some(&o.id), now)
                             .await?;
                     }
-                    self.record_fill_if_done(&o).await?;
                 }
                 Ok(None) => {
                     tracing::warn!(client_order_id = %stored.client_order_id, "broker has no such order");

@@ -10,6 +10,7 @@
 )]
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,4 +96,418 @@ pub fn ensemble(dir: &Path, top_n: usize) -> Ensemble {
         },
     )
     .unwrap()
+}
+
+/// Where an injected fault strikes a call: before it reaches the store or
+/// the broker (the call is lost), or after it took effect (its answer is
+/// lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Before,
+    After,
+}
+
+/// What an injected fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The call never returns, as in a process that died there: the test
+    /// drops the engine when [`Tripwire::tripped`] resolves.
+    Hang(When),
+    /// The call answers an error: a broker error of this kind, or for a
+    /// store call an I/O error (the engine stops on it).
+    Fail(When, trader_core::ErrorKind),
+}
+
+/// One call through a [`Faulty`] wrapper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Its index among every call through wrappers sharing the tripwire.
+    pub index: usize,
+    /// How many times [`Tripwire::mark`] was called before it (the live
+    /// loop's polls, when marked from its `observe`).
+    pub poll: usize,
+    /// The method and what it was about (`place lean-20180305T0100Z-BTC/USD`).
+    pub label: String,
+}
+
+/// Counts and logs the calls of the [`Faulty`] wrappers that share it and
+/// injects faults at the chosen call indexes.
+#[derive(Default)]
+pub struct Tripwire {
+    calls: std::sync::atomic::AtomicUsize,
+    polls: std::sync::atomic::AtomicUsize,
+    log: std::sync::Mutex<Vec<Step>>,
+    faults: std::sync::Mutex<BTreeMap<usize, Fault>>,
+    /// Faults for the next call whose label starts with the text, each
+    /// used once.
+    by_label: std::sync::Mutex<Vec<(String, Fault)>>,
+    tripped: tokio::sync::Notify,
+}
+
+impl Tripwire {
+    /// A tripwire that only counts.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Tripwire::default())
+    }
+
+    /// A tripwire that injects `fault` at call `index`.
+    pub fn at(index: usize, fault: Fault) -> Arc<Self> {
+        let t = Tripwire::default();
+        t.faults.lock().unwrap().insert(index, fault);
+        Arc::new(t)
+    }
+
+    /// Also injects `fault` at call `index`.
+    pub fn add(&self, index: usize, fault: Fault) {
+        self.faults.lock().unwrap().insert(index, fault);
+    }
+
+    /// Also injects `fault` at the next call whose label starts with
+    /// `prefix` (`"place"`, `"account"`), once; several for one prefix
+    /// strike its next calls in turn.
+    pub fn on(&self, prefix: &str, fault: Fault) {
+        self.by_label
+            .lock()
+            .unwrap()
+            .push((prefix.to_owned(), fault));
+    }
+
+    /// Counts a poll (call it from the live loop's `observe`).
+    pub fn mark(&self) {
+        self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every call so far.
+    pub fn log(&self) -> Vec<Step> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Resolves once a [`Fault::Hang`] struck.
+    pub async fn tripped(&self) {
+        self.tripped.notified().await;
+    }
+
+    /// Runs `call` as call number `calls` (with the fault there, if any).
+    async fn step<T>(
+        &self,
+        label: impl FnOnce() -> String,
+        call: impl Future<Output = T>,
+        fail: impl FnOnce(trader_core::ErrorKind) -> T,
+    ) -> T {
+        let index = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let label = label();
+        let by_label = {
+            let mut pending = self.by_label.lock().unwrap();
+            pending
+                .iter()
+                .position(|(prefix, _)| label.starts_with(prefix.as_str()))
+                .map(|i| pending.remove(i).1)
+        };
+        self.log.lock().unwrap().push(Step {
+            index,
+            poll: self.polls.load(std::sync::atomic::Ordering::SeqCst),
+            label,
+        });
+        let fault = self
+            .faults
+            .lock()
+            .unwrap()
+            .get(&index)
+            .copied()
+            .or(by_label);
+        match fault {
+            None => call.await,
+            Some(Fault::Hang(when)) => {
+                if when == When::After {
+                    drop(call.await);
+                }
+                self.tripped.notify_one();
+                std::future::pending().await
+            }
+            Some(Fault::Fail(when, kind)) => {
+                if when == When::After {
+                    drop(call.await);
+                }
+                fail(kind)
+            }
+        }
+    }
+}
+
+/// A [`Recorder`](trader_store::Recorder) or [`Broker`](trader_core::Broker)
+/// whose calls go through a [`Tripwire`].
+pub struct Faulty<T> {
+    pub inner: T,
+    pub trip: Arc<Tripwire>,
+}
+
+impl<T> Faulty<T> {
+    pub fn new(inner: T, trip: Arc<Tripwire>) -> Self {
+        Faulty { inner, trip }
+    }
+}
+
+fn market_fault(kind: trader_core::ErrorKind, request: &str) -> trader_core::MarketError {
+    trader_core::MarketError::new(kind, request, "injected fault")
+}
+
+fn store_fault() -> trader_store::StoreError {
+    trader_store::StoreError::LockFile {
+        path: PathBuf::from("injected"),
+        source: std::io::Error::other("injected fault"),
+    }
+}
+
+impl<B: trader_core::Broker> trader_core::Broker for Faulty<B> {
+    async fn account(&self) -> Result<trader_core::AccountState, trader_core::MarketError> {
+        self.trip
+            .step(
+                || "account".to_owned(),
+                self.inner.account(),
+                |k| Err(market_fault(k, "account")),
+            )
+            .await
+    }
+
+    async fn positions(&self) -> Result<Vec<trader_core::Position>, trader_core::MarketError> {
+        self.trip
+            .step(
+                || "positions".to_owned(),
+                self.inner.positions(),
+                |k| Err(market_fault(k, "positions")),
+            )
+            .await
+    }
+
+    async fn open_orders(&self) -> Result<Vec<trader_core::Order>, trader_core::MarketError> {
+        self.trip
+            .step(
+                || "open_orders".to_owned(),
+                self.inner.open_orders(),
+                |k| Err(market_fault(k, "open orders")),
+            )
+            .await
+    }
+
+    async fn order_by_client_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<trader_core::Order>, trader_core::MarketError> {
+        self.trip
+            .step(
+                || format!("order_by_client_id {id}"),
+                self.inner.order_by_client_id(id),
+                |k| Err(market_fault(k, "order by client id")),
+            )
+            .await
+    }
+
+    async fn place(
+        &self,
+        order: &trader_core::OrderRequest,
+    ) -> Result<trader_core::Placement, trader_core::MarketError> {
+        self.trip
+            .step(
+                || format!("place {}", order.client_order_id),
+                self.inner.place(order),
+                |k| Err(market_fault(k, "place")),
+            )
+            .await
+    }
+}
+
+impl<R: trader_store::Recorder> trader_store::Recorder for Faulty<R> {
+    async fn load_window(
+        &self,
+        symbols: &[Symbol],
+        hours: u32,
+    ) -> Result<trader_store::HistoryWindow, trader_store::StoreError> {
+        // Read once, when the engine is built: not a step of an hour.
+        self.inner.load_window(symbols, hours).await
+    }
+
+    async fn insert_bars(
+        &self,
+        symbol: &Symbol,
+        bars: &[Bar],
+        now: DateTime<chrono::Utc>,
+    ) -> Result<trader_store::InsertReport, trader_store::StoreError> {
+        self.trip
+            .step(
+                || format!("insert_bars {symbol}"),
+                self.inner.insert_bars(symbol, bars, now),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn decided(&self, run_id: i64, bar_t: i64) -> Result<bool, trader_store::StoreError> {
+        self.trip
+            .step(
+                || "decided".to_owned(),
+                self.inner.decided(run_id, bar_t),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn record_decision(
+        &self,
+        run_id: i64,
+        decision: &trader_store::DecisionRecord,
+        orders: &[trader_store::PlannedOrder],
+        now: i64,
+    ) -> Result<i64, trader_store::StoreError> {
+        self.trip
+            .step(
+                || format!("record_decision ({} orders)", orders.len()),
+                self.inner.record_decision(run_id, decision, orders, now),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn unsettled_orders(
+        &self,
+        run_id: i64,
+    ) -> Result<Vec<trader_store::StoredOrder>, trader_store::StoreError> {
+        self.trip
+            .step(
+                || "unsettled_orders".to_owned(),
+                self.inner.unsettled_orders(run_id),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn update_order(
+        &self,
+        client_order_id: &str,
+        status: &trader_store::OrderState,
+        broker_order_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), trader_store::StoreError> {
+        self.trip
+            .step(
+                || format!("update_order {client_order_id} {}", status.as_str()),
+                self.inner
+                    .update_order(client_order_id, status, broker_order_id, now),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn record_fill(
+        &self,
+        client_order_id: &str,
+        qty: f64,
+        price: f64,
+        fee: f64,
+        filled_at: i64,
+    ) -> Result<(), trader_store::StoreError> {
+        self.trip
+            .step(
+                || format!("record_fill {client_order_id}"),
+                self.inner
+                    .record_fill(client_order_id, qty, price, fee, filled_at),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn record_equity(
+        &self,
+        run_id: i64,
+        t: i64,
+        cash: f64,
+        equity: f64,
+        positions: &BTreeMap<String, f64>,
+    ) -> Result<(), trader_store::StoreError> {
+        self.trip
+            .step(
+                || "record_equity".to_owned(),
+                self.inner.record_equity(run_id, t, cash, equity, positions),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn last_positions(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<BTreeMap<String, f64>>, trader_store::StoreError> {
+        self.trip
+            .step(
+                || "last_positions".to_owned(),
+                self.inner.last_positions(run_id),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn order_known(&self, client_order_id: &str) -> Result<bool, trader_store::StoreError> {
+        self.trip
+            .step(
+                || format!("order_known {client_order_id}"),
+                self.inner.order_known(client_order_id),
+                |_| Err(store_fault()),
+            )
+            .await
+    }
+
+    async fn run_counts(
+        &self,
+        run_id: i64,
+    ) -> Result<trader_store::RunCounts, trader_store::StoreError> {
+        self.inner.run_counts(run_id).await
+    }
+
+    async fn fills_of_run(
+        &self,
+        run_id: i64,
+    ) -> Result<Vec<trader_store::FillRow>, trader_store::StoreError> {
+        self.inner.fills_of_run(run_id).await
+    }
+
+    async fn decisions_of_run(
+        &self,
+        run_id: i64,
+    ) -> Result<Vec<trader_store::DecisionRow>, trader_store::StoreError> {
+        self.inner.decisions_of_run(run_id).await
+    }
+}
+
+/// Every order row of the SQLite store at `db`, by id: (client_order_id,
+/// status, broker_order_id), read with the `sqlite3` shell (the store's
+/// API lists only unsettled orders).
+pub fn stored_orders(db: &Path) -> Vec<(String, String, String)> {
+    let out = std::process::Command::new("sqlite3")
+        .arg("-readonly")
+        .arg("-cmd")
+        .arg(".timeout 5000")
+        .arg("-separator")
+        .arg("|")
+        .arg(db)
+        .arg(
+            "SELECT client_order_id, status, COALESCE(broker_order_id, '') FROM orders ORDER BY id",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f = l.splitn(3, '|');
+            (
+                f.next().unwrap().to_owned(),
+                f.next().unwrap().to_owned(),
+                f.next().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
 }
