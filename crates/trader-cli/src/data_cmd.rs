@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use chrono::DateTime;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use trader_core::{Bar, Clock, FeatureName, Symbol, SystemClock, format_time};

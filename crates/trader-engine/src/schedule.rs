@@ -52,11 +52,13 @@ impl PollSchedule {
         match self {
             PollSchedule::Fixed => heartbeat,
             PollSchedule::Aligned { bar_delay } => {
-                let due = (state.next_hour + HOUR_SECS) * 1000 + millis(bar_delay);
+                let close = (state.next_hour + HOUR_SECS) * 1000;
+                let due = close + millis(bar_delay);
                 if state.now_ms < due {
-                    // Before the next hour is due: at its due time, or the
-                    // heartbeat if that comes first.
-                    due.min(heartbeat)
+                    // Before the next hour is due: the heartbeat if it comes
+                    // before the close, else the due time (a heartbeat
+                    // between the close and the delay would ask too early).
+                    if heartbeat < close { heartbeat } else { due }
                 } else {
                     // Due but missing: back off, at most an interval.
                     let backoff = millis(RETRY_FIRST)
@@ -126,6 +128,15 @@ mod tests {
             ..mid
         };
         assert_eq!(aligned().next_poll_ms(near, MIN), 11 * H + 1_000);
+        // A heartbeat that would fall on the close itself waits the delay.
+        let at_minus_a_minute = PollState {
+            now_ms: 11 * H - 60_000,
+            ..mid
+        };
+        assert_eq!(
+            aligned().next_poll_ms(at_minus_a_minute, MIN),
+            11 * H + 1_000
+        );
         // A two-hour interval still wakes at the close.
         assert_eq!(
             aligned().next_poll_ms(mid, Duration::from_hours(2)),

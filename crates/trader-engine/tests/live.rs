@@ -18,8 +18,8 @@ use trader_core::{
     AccountState, Bar, Broker, Clock, MarketError, Order, OrderRequest, Placement, Position, Symbol,
 };
 use trader_engine::{
-    Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
-    stop_pair,
+    Engine, EngineSetup, LiveOutcome, PollSchedule, Poller, ResumePoint, TradeWindow,
+    hours_to_trade, run_live, run_scheduled, stop_pair,
 };
 use trader_ensemble::Ensemble;
 use trader_sim::PaperBroker;
@@ -64,7 +64,12 @@ async fn engine<B: Broker, R: Recorder>(broker: B, records: R, run_id: i64) -> E
 /// A paper account over the slice and its clock, ten minutes after the
 /// close of the first hour to decide.
 fn market() -> (Arc<PaperBroker>, Arc<SteppingClock>) {
-    let clock = SteppingClock::at(FROM + H + 600);
+    market_at(FROM + H + 600)
+}
+
+/// A paper account over the slice and its clock at `start`.
+fn market_at(start: i64) -> (Arc<PaperBroker>, Arc<SteppingClock>) {
+    let clock = SteppingClock::at(start);
     let broker = Arc::new(PaperBroker::new(slice(), 100_000.0, clock.clone()));
     (broker, clock)
 }
@@ -92,16 +97,28 @@ async fn positions(broker: &PaperBroker) -> Vec<(String, f64)> {
 /// The whole window in one go, in memory: (decided hours, outcome, the
 /// account's positions at the end, every order id).
 async fn twin() -> (Vec<i64>, LiveOutcome, Vec<(String, f64)>, Vec<String>) {
-    let (broker, clock) = market();
+    twin_on(
+        FROM + H + 600,
+        (PollSchedule::Fixed, Duration::from_hours(1)),
+    )
+    .await
+}
+
+/// [`twin`] with its clock starting at `start`, polling on `schedule`.
+async fn twin_on(
+    start: i64,
+    schedule: (PollSchedule, Duration),
+) -> (Vec<i64>, LiveOutcome, Vec<(String, f64)>, Vec<String>) {
+    let (broker, clock) = market_at(start);
     let mut e = engine(broker.clone(), MemoryRecorder::new(), 1).await;
     let window = first_window();
     let mut poller = Poller::new(broker.clone(), symbols(), window.first_fetch);
     let (_handle, stop) = stop_pair();
-    let outcome = run_live(
+    let outcome = run_scheduled(
         &mut e,
         &mut poller,
         clock.as_ref(),
-        Duration::from_hours(1),
+        schedule,
         window,
         &stop,
         |_| {},
@@ -146,8 +163,50 @@ async fn the_live_loop_decides_each_closed_hour_once_in_order_and_ends_at_its_wi
         (0..HOURS).map(|k| FROM + k * H).collect::<Vec<_>>(),
         "every hour of the window, once, in order"
     );
-    assert_eq!(outcome, LiveOutcome::default(), "no poll error, no stop");
+    assert_eq!(
+        (&outcome.poll_errors, outcome.stopped, outcome.interrupted),
+        (&LiveOutcome::default().poll_errors, false, false),
+        "no poll error, no stop"
+    );
+    // Polled hourly at ten past: each hour seen ten minutes after its close.
+    assert_eq!(outcome.close_to_seen_ms.len(), hours.len() - 1);
+    assert!(outcome.close_to_seen_ms.iter().all(|ms| *ms == 600_000));
     assert!(!ids.is_empty(), "the demo ensemble trades in these hours");
+}
+
+/// The aligned schedule polls at each close plus the bar delay: every hour
+/// is seen, and its orders answered, one clock second after its close, at a
+/// poll interval of one minute as of two, with no more polls than the fixed
+/// schedule at that interval; it decides and trades exactly as an hourly
+/// fixed schedule that happens to poll one second after each close.
+#[tokio::test]
+async fn the_aligned_schedule_reacts_a_bar_delay_after_each_close_with_no_more_polls() {
+    let (fixed_hours, _, fixed_positions, fixed_ids) =
+        twin_on(FROM + H + 1, (PollSchedule::Fixed, Duration::from_hours(1))).await;
+    let aligned = PollSchedule::Aligned {
+        bar_delay: Duration::from_secs(1),
+    };
+    for interval in [Duration::from_mins(1), Duration::from_mins(2)] {
+        let (hours, outcome, positions, ids) = twin_on(FROM + H + 600, (aligned, interval)).await;
+        assert_eq!(hours, fixed_hours, "{interval:?}");
+        assert_eq!(positions, fixed_positions, "{interval:?}");
+        assert_eq!(ids, fixed_ids, "{interval:?}");
+        // Every hour after the first poll's, one second after its close.
+        assert_eq!(outcome.close_to_seen_ms.len(), hours.len() - 1);
+        assert!(
+            outcome.close_to_seen_ms.iter().all(|ms| *ms == 1_000),
+            "{:?}",
+            outcome.close_to_seen_ms
+        );
+        assert!(!outcome.close_to_order_ms.is_empty());
+        assert!(outcome.close_to_order_ms.iter().all(|ms| *ms == 1_000));
+        let fixed_polls = u64::try_from(HOURS * H).unwrap() / interval.as_secs();
+        assert!(
+            outcome.polls <= fixed_polls + u64::try_from(HOURS).unwrap(),
+            "{} polls, fixed {fixed_polls}",
+            outcome.polls
+        );
+    }
 }
 
 #[tokio::test]
