@@ -32,11 +32,12 @@ impl Market {
         self.bars.contains_key(symbol)
     }
 
-    /// The first bar starting at or after `t`.
-    pub(crate) fn bar_from(&self, symbol: &Symbol, t: i64) -> Option<Bar> {
-        let bars = self.bars.get(symbol)?;
-        let i = bars.partition_point(|b| b.t < t);
-        bars.get(i).copied()
+    /// The bars starting at or after `t`, oldest first.
+    pub(crate) fn bars_from(&self, symbol: &Symbol, t: i64) -> &[Bar] {
+        self.bars.get(symbol).map_or(&[], |bars| {
+            let i = bars.partition_point(|b| b.t < t);
+            &bars[i..]
+        })
     }
 
     /// The newest bar closed by `now`.

@@ -1,4 +1,6 @@
-//! Paper accounts: orders, fills at the next bar's open, positions, cash.
+//! Paper accounts: their orders, fills, positions and cash, the key pairs
+//! that open them, and the API's errors. How orders are accepted
+//! (`submit.rs`) and filled by the recorded bars (`fills.rs`) live beside.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +18,22 @@ pub(crate) enum Side {
     Sell,
 }
 
+impl Side {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Status {
     New,
     Filled,
     Canceled,
+    /// Replaced by another order (`PATCH /v2/orders/{id}`).
+    Replaced,
 }
 
 impl Status {
@@ -29,11 +42,64 @@ impl Status {
             Status::New => "new",
             Status::Filled => "filled",
             Status::Canceled => "canceled",
+            Status::Replaced => "replaced",
+        }
+    }
+}
+
+/// The order types Alpaca offers for crypto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderType {
+    Market,
+    Limit,
+    StopLimit,
+}
+
+impl OrderType {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OrderType::Market => "market",
+            OrderType::Limit => "limit",
+            OrderType::StopLimit => "stop_limit",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "market" => Some(OrderType::Market),
+            "limit" => Some(OrderType::Limit),
+            "stop_limit" => Some(OrderType::StopLimit),
+            _ => None,
+        }
+    }
+}
+
+/// Good till canceled, or immediate or cancel (the next bar's open only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeInForce {
+    Gtc,
+    Ioc,
+}
+
+impl TimeInForce {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TimeInForce::Gtc => "gtc",
+            TimeInForce::Ioc => "ioc",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "gtc" => Some(TimeInForce::Gtc),
+            "ioc" => Some(TimeInForce::Ioc),
+            _ => None,
         }
     }
 }
 
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_field_names)] // Alpaca's own name: order_type
 pub(crate) struct Order {
     pub(crate) id: String,
     pub(crate) client_order_id: String,
@@ -41,13 +107,36 @@ pub(crate) struct Order {
     pub(crate) side: Side,
     pub(crate) qty: Option<f64>,
     pub(crate) notional: Option<f64>,
-    pub(crate) time_in_force: String,
+    pub(crate) order_type: OrderType,
+    pub(crate) limit_price: Option<f64>,
+    pub(crate) stop_price: Option<f64>,
+    pub(crate) time_in_force: TimeInForce,
     pub(crate) created_at: i64,
     pub(crate) status: Status,
     pub(crate) filled_qty: f64,
     pub(crate) filled_avg_price: Option<f64>,
     pub(crate) filled_at: Option<i64>,
     pub(crate) updated_at: i64,
+    pub(crate) canceled_at: Option<i64>,
+    pub(crate) replaced_at: Option<i64>,
+    pub(crate) replaced_by: Option<String>,
+    pub(crate) replaces: Option<String>,
+    /// A stop-limit whose stop price has been reached (now a limit order).
+    pub(crate) triggered: bool,
+    /// The first bar not yet looked at for a fill starts at or after this.
+    pub(crate) next_bar: i64,
+}
+
+/// One execution, for `GET /v2/account/activities`.
+#[derive(Debug, Clone)]
+pub(crate) struct Fill {
+    pub(crate) id: String,
+    pub(crate) order_id: String,
+    pub(crate) symbol: Symbol,
+    pub(crate) side: Side,
+    pub(crate) qty: f64,
+    pub(crate) price: f64,
+    pub(crate) t: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,8 +152,9 @@ pub(crate) struct Account {
     pub(crate) cash: f64,
     pub(crate) positions: BTreeMap<Symbol, Position>,
     pub(crate) orders: Vec<Order>,
+    pub(crate) fills: Vec<Fill>,
     /// Account number, for order ids unique across accounts.
-    number: u64,
+    pub(crate) number: u64,
 }
 
 // Alpaca's numeric error codes, by HTTP status.
@@ -94,13 +184,40 @@ impl ApiError {
 }
 
 /// An order request, already parsed.
+#[allow(clippy::struct_field_names)]
 pub(crate) struct NewOrder {
     pub(crate) symbol: Symbol,
     pub(crate) side: Side,
     pub(crate) qty: Option<f64>,
     pub(crate) notional: Option<f64>,
-    pub(crate) time_in_force: String,
+    pub(crate) order_type: OrderType,
+    pub(crate) limit_price: Option<f64>,
+    pub(crate) stop_price: Option<f64>,
+    pub(crate) time_in_force: TimeInForce,
     pub(crate) client_order_id: Option<String>,
+}
+
+impl NewOrder {
+    /// A market order good till canceled.
+    pub(crate) fn market(
+        symbol: Symbol,
+        side: Side,
+        qty: Option<f64>,
+        notional: Option<f64>,
+        client_order_id: Option<String>,
+    ) -> Self {
+        NewOrder {
+            symbol,
+            side,
+            qty,
+            notional,
+            order_type: OrderType::Market,
+            limit_price: None,
+            stop_price: None,
+            time_in_force: TimeInForce::Gtc,
+            client_order_id,
+        }
+    }
 }
 
 pub(crate) struct Broker {
@@ -108,7 +225,7 @@ pub(crate) struct Broker {
 }
 
 /// A UUID-shaped id (clients parse Alpaca's ids as UUIDs).
-fn uuid_like(kind: u16, n: u64) -> String {
+pub(crate) fn uuid_like(kind: u16, n: u64) -> String {
     format!("00000000-0000-4{kind:03x}-8000-{n:012x}")
 }
 
@@ -126,6 +243,7 @@ impl Broker {
                         cash: starting_cash,
                         positions: BTreeMap::new(),
                         orders: Vec::new(),
+                        fills: Vec::new(),
                         number: i as u64 + 1,
                     },
                 )
@@ -153,69 +271,6 @@ impl Broker {
 }
 
 impl Account {
-    /// Fills every open order whose next bar has opened by `now`, at that
-    /// bar's open, charging the fee on the asset received.
-    fn settle(&mut self, market: &Market, now: i64) {
-        for i in 0..self.orders.len() {
-            let order = &self.orders[i];
-            if order.status != Status::New {
-                continue;
-            }
-            // The next bar: the first one starting at or after the order.
-            let Some(bar) = market.bar_from(&order.symbol, order.created_at) else {
-                continue;
-            };
-            if bar.t > now {
-                continue;
-            }
-            let price = bar.open;
-            let fee = FEE_BPS / 10_000.0;
-            let position = self.positions.entry(order.symbol.clone()).or_default();
-            let (qty, status) = match order.side {
-                Side::Buy => {
-                    let spend = order
-                        .notional
-                        .unwrap_or_else(|| order.qty.unwrap_or(0.0) * price);
-                    if spend > self.cash + 1e-9 {
-                        (0.0, Status::Canceled)
-                    } else {
-                        let gross = spend / price;
-                        self.cash -= spend;
-                        position.qty += gross * (1.0 - fee);
-                        position.cost += spend;
-                        (gross, Status::Filled)
-                    }
-                }
-                Side::Sell => {
-                    let want = order
-                        .qty
-                        .unwrap_or_else(|| order.notional.unwrap_or(0.0) / price);
-                    let qty = want.min(position.qty);
-                    if qty <= 0.0 {
-                        (0.0, Status::Canceled)
-                    } else {
-                        let share = qty / position.qty;
-                        position.cost -= position.cost * share;
-                        position.qty -= qty;
-                        self.cash += qty * price * (1.0 - fee);
-                        (qty, Status::Filled)
-                    }
-                }
-            };
-            if position.qty <= 1e-12 {
-                self.positions.remove(&self.orders[i].symbol);
-            }
-            let order = &mut self.orders[i];
-            order.status = status;
-            order.updated_at = bar.t;
-            if status == Status::Filled {
-                order.filled_qty = qty;
-                order.filled_avg_price = Some(price);
-                order.filled_at = Some(bar.t);
-            }
-        }
-    }
-
     /// Equity at the last closed prices.
     pub(crate) fn equity(&self, market: &Market, now: i64) -> f64 {
         self.cash
@@ -224,162 +279,6 @@ impl Account {
                 .iter()
                 .map(|(s, p)| p.qty * market.last_closed(s, now).map_or(0.0, |b| b.close))
                 .sum::<f64>()
-    }
-
-    /// Places a market order (filled at the next bar's open).
-    pub(crate) fn submit(
-        &mut self,
-        req: NewOrder,
-        market: &Market,
-        now: i64,
-    ) -> Result<Order, ApiError> {
-        // Numbered per account; rejected requests use no number.
-        let id = format!(
-            "00000000-{:04x}-4002-8000-{:012x}",
-            self.number,
-            self.orders.len() + 1
-        );
-        let client_order_id = req.client_order_id.clone().unwrap_or_else(|| id.clone());
-        if client_order_id.is_empty() || client_order_id.len() > 128 {
-            return Err(ApiError::new(
-                422,
-                CODE_INVALID,
-                "client_order_id must be 1 to 128 characters",
-            ));
-        }
-        if self
-            .orders
-            .iter()
-            .any(|o| o.client_order_id == client_order_id)
-        {
-            return Err(ApiError::new(
-                422,
-                CODE_INVALID,
-                "client_order_id must be unique",
-            ));
-        }
-        if !market.has(&req.symbol) {
-            return Err(ApiError::new(
-                422,
-                CODE_INVALID,
-                format!("asset \"{}\" not found", req.symbol),
-            ));
-        }
-        if req.time_in_force != "gtc" && req.time_in_force != "ioc" {
-            return Err(ApiError::new(
-                422,
-                CODE_INVALID,
-                format!(
-                    "invalid crypto time_in_force {:?} (gtc or ioc)",
-                    req.time_in_force
-                ),
-            ));
-        }
-        let amount = match (req.qty, req.notional) {
-            (Some(q), None) if q > 0.0 && q.is_finite() => q,
-            (None, Some(n)) if n > 0.0 && n.is_finite() => n,
-            _ => {
-                return Err(ApiError::new(
-                    422,
-                    CODE_INVALID,
-                    "exactly one of qty or notional, positive, is required",
-                ));
-            }
-        };
-        self.check_funds(&req, amount, market, now)?;
-        let order = Order {
-            id,
-            client_order_id,
-            symbol: req.symbol,
-            side: req.side,
-            qty: req.qty,
-            notional: req.notional,
-            time_in_force: req.time_in_force,
-            created_at: now,
-            status: Status::New,
-            filled_qty: 0.0,
-            filled_avg_price: None,
-            filled_at: None,
-            updated_at: now,
-        };
-        self.orders.push(order.clone());
-        Ok(order)
-    }
-
-    /// Buying power for a buy, quantity held for a sell (403 otherwise);
-    /// open buys reserve their cash.
-    fn check_funds(
-        &self,
-        req: &NewOrder,
-        amount: f64,
-        market: &Market,
-        now: i64,
-    ) -> Result<(), ApiError> {
-        let last = market
-            .last_closed(&req.symbol, now)
-            .map_or(0.0, |b| b.close);
-        let reserved_cash: f64 = self
-            .orders
-            .iter()
-            .filter(|o| o.status == Status::New && o.side == Side::Buy)
-            .map(|o| {
-                let price = market.last_closed(&o.symbol, now).map_or(0.0, |b| b.close);
-                o.notional.unwrap_or_else(|| o.qty.unwrap_or(0.0) * price)
-            })
-            .sum();
-        match req.side {
-            Side::Buy => {
-                let spend = if req.notional.is_some() {
-                    amount
-                } else {
-                    amount * last
-                };
-                let available = self.cash - reserved_cash;
-                if spend > available {
-                    return Err(ApiError::new(
-                        403,
-                        CODE_FORBIDDEN,
-                        format!(
-                            "insufficient balance for USD (requested: {spend}, available: {available})"
-                        ),
-                    ));
-                }
-            }
-            Side::Sell => {
-                let qty = if req.qty.is_some() {
-                    amount
-                } else if last > 0.0 {
-                    amount / last
-                } else {
-                    f64::INFINITY
-                };
-                // Open sells of the same symbol already spoke for part of it.
-                let pending: f64 = self
-                    .orders
-                    .iter()
-                    .filter(|o| {
-                        o.status == Status::New && o.side == Side::Sell && o.symbol == req.symbol
-                    })
-                    .map(|o| {
-                        o.qty.unwrap_or_else(|| {
-                            o.notional.unwrap_or(0.0) / last.max(f64::MIN_POSITIVE)
-                        })
-                    })
-                    .sum();
-                let held = self.positions.get(&req.symbol).map_or(0.0, |p| p.qty) - pending;
-                if qty > held + 1e-12 {
-                    return Err(ApiError::new(
-                        403,
-                        CODE_FORBIDDEN,
-                        format!(
-                            "insufficient balance for {} (requested: {qty}, available: {held})",
-                            req.symbol
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Cancels an open order.
@@ -398,6 +297,7 @@ impl Account {
         }
         order.status = Status::Canceled;
         order.updated_at = now;
+        order.canceled_at = Some(now);
         Ok(())
     }
 }

@@ -4,18 +4,25 @@
 //! the embedded default that lets `trader` work on a machine with no account,
 //! and the counterpart of the client's tests.
 //!
-//! Endpoints: `GET /v2/account`, `GET /v2/positions`, `GET /v2/positions/{symbol}`,
-//! `POST /v2/orders` (market, `qty` or `notional`), `GET /v2/orders`,
-//! `GET /v2/orders/{id}`, `GET /v2/orders:by_client_order_id`,
-//! `DELETE /v2/orders/{id}`, `GET /v2/clock`, `GET /v2/assets/{symbol}`,
-//! `GET /v1beta3/crypto/us/bars` and `GET /v2/stocks/bars` with pagination.
+//! Endpoints: `GET /v2/account`, `GET /v2/account/activities` (fills),
+//! `GET|DELETE /v2/positions` and `/v2/positions/{symbol}` (close),
+//! `POST /v2/orders` (market with `qty` or `notional`; limit and stop-limit
+//! with `qty`; gtc or ioc), `GET /v2/orders` (`status`, `limit`, `after`,
+//! `until`, `direction`, `symbols`, `side`, `nested`), `DELETE /v2/orders`,
+//! `GET|PATCH|DELETE /v2/orders/{id}`, `GET /v2/orders:by_client_order_id`,
+//! `GET /v2/clock`, `GET /v2/assets/{symbol}`, `GET /v1beta3/crypto/us/bars`
+//! and `GET /v2/stocks/bars` with pagination.
 //! Auth by `APCA-API-KEY-ID` / `APCA-API-SECRET-KEY` (401 otherwise), one
 //! account per key pair with $100,000, a replay clock over the recorded set,
-//! fills at the next bar's open with Alpaca's crypto fee (25 bps of the asset
-//! received), 422 on a duplicate `client_order_id`, 403 on insufficient
-//! buying power or quantity, `X-RateLimit-*` headers on every answer and 429
-//! past a key's quota per real minute. Only bars closed by the replay clock
-//! are served.
+//! fills by the recorded bars (`fills.rs`: market orders at the next bar's
+//! open, limits at the limit or better once a bar reaches it) with Alpaca's
+//! crypto fee (25 bps of the asset received), 422 on a duplicate
+//! `client_order_id`, 403 on insufficient buying power or quantity,
+//! `X-RateLimit-*` headers on every answer and 429 past a key's quota per
+//! real minute. Only bars closed by the replay clock are served. Decimals are
+//! accepted as JSON numbers or strings (`decimal.rs`) and answered as strings.
+//! A key id given twice and a bar with a NaN or non-positive price are
+//! refused at start.
 //!
 //! Its wire types are its own (`wire.rs`), never the client's, so a serde
 //! mistake cannot hide on both sides at once.
@@ -28,17 +35,23 @@
 //! [`PaperBroker`] is the same accounts and fill model in process, as a
 //! `trader_core::Broker`, for backtests.
 //!
-//! Tests: `cargo test -p trader-sim` (reqwest over loopback, a manual clock).
+//! Tests: `tests/{sim,orders,inputs}.rs` (reqwest over loopback, a manual
+//! clock); `scripts/sdk_conformance.sh` drives it with Alpaca's alpaca-py.
 
+mod activities;
 mod bars;
 mod broker;
 mod clock;
 mod decimal;
 mod faults;
+mod fills;
+mod orders;
 mod paper;
+mod positions;
 mod ratelimit;
 mod replay;
 mod routes;
+mod submit;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -137,14 +150,13 @@ pub fn check_bars(bars: &BTreeMap<Symbol, Vec<Bar>>) -> Result<(), SimError> {
     use trader_core::BarError;
     for (symbol, series) in bars {
         for bar in series {
-            match bar.validate(chrono::DateTime::<chrono::Utc>::MAX_UTC) {
-                Err(e @ (BarError::NonFinite { .. } | BarError::NonPositive { .. })) => {
-                    return Err(SimError::BadBar {
-                        symbol: symbol.clone(),
-                        source: Box::new(e),
-                    });
-                }
-                _ => {}
+            if let Err(e @ (BarError::NonFinite { .. } | BarError::NonPositive { .. })) =
+                bar.validate(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+            {
+                return Err(SimError::BadBar {
+                    symbol: symbol.clone(),
+                    source: Box::new(e),
+                });
             }
         }
     }

@@ -41,6 +41,7 @@ fn core_order(o: &broker::Order) -> Order {
             Status::New => OrderStatus::Open,
             Status::Filled => OrderStatus::Filled,
             Status::Canceled => OrderStatus::Canceled,
+            Status::Replaced => OrderStatus::Other("replaced".to_owned()),
         },
         filled_qty: o.filled_qty,
         filled_avg_price: o.filled_avg_price,
@@ -146,17 +147,16 @@ impl trader_core::Broker for PaperBroker {
             OrderAmount::Qty(q) => (Some(q), None),
             OrderAmount::Notional(n) => (None, Some(n)),
         };
-        let new = NewOrder {
-            symbol: req.symbol.clone(),
-            side: match req.side {
+        let new = NewOrder::market(
+            req.symbol.clone(),
+            match req.side {
                 trader_core::Side::Buy => broker::Side::Buy,
                 trader_core::Side::Sell => broker::Side::Sell,
             },
             qty,
             notional,
-            time_in_force: "gtc".to_owned(),
-            client_order_id: Some(req.client_order_id.clone()),
-        };
+            Some(req.client_order_id.clone()),
+        );
         let request = format!("place {}", req.client_order_id);
         self.with_account(&request, |a, m, now| {
             if let Some(o) = a

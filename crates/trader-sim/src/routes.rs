@@ -14,10 +14,8 @@ use chrono::DateTime;
 use trader_core::{Clock, Symbol};
 
 use crate::bars::{BarsQuery, Market, parse_page_token};
-use crate::broker::{
-    Account, ApiError, Broker, CODE_INTERNAL, CODE_INVALID, CODE_NOT_FOUND, NewOrder, Side,
-};
-use crate::{decimal, wire};
+use crate::broker::{Account, ApiError, Broker, CODE_INTERNAL, CODE_INVALID, CODE_NOT_FOUND};
+use crate::{activities, orders, positions, wire};
 
 pub(crate) struct AppState {
     pub(crate) market: Market,
@@ -26,7 +24,7 @@ pub(crate) struct AppState {
     pub(crate) log: Arc<crate::faults::FaultInjector>,
 }
 
-type Shared = State<Arc<AppState>>;
+pub(crate) type Shared = State<Arc<AppState>>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -38,13 +36,40 @@ impl IntoResponse for ApiError {
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2/account", get(account))
-        .route("/v2/positions", get(positions))
-        .route("/v2/positions/{symbol}", get(position))
-        .route("/v2/orders", get(list_orders).post(create_order))
-        .route("/v2/orders:by_client_order_id", get(order_by_client_id))
-        .route("/v2/orders/{id}", get(get_order).delete(cancel_order))
+        .route("/v2/account/activities", get(activities::all))
+        .route("/v2/account/activities/{kind}", get(activities::of_kind))
+        .route(
+            "/v2/positions",
+            get(positions::positions).delete(positions::close_all),
+        )
+        .route(
+            "/v2/positions/{symbol}",
+            get(positions::position).delete(positions::close_position),
+        )
+        // Alpaca's SDKs put a crypto pair in the path as is (`BTC/USD`).
+        .route(
+            "/v2/positions/{base}/{quote}",
+            get(positions::pair_position).delete(positions::close_pair_position),
+        )
+        .route(
+            "/v2/orders",
+            get(orders::list_orders)
+                .post(orders::create_order)
+                .delete(orders::cancel_all),
+        )
+        .route(
+            "/v2/orders:by_client_order_id",
+            get(orders::order_by_client_id),
+        )
+        .route(
+            "/v2/orders/{id}",
+            get(orders::get_order)
+                .patch(orders::replace_order)
+                .delete(orders::cancel_order),
+        )
         .route("/v2/clock", get(clock))
         .route("/v2/assets/{symbol}", get(asset))
+        .route("/v2/assets/{base}/{quote}", get(pair_asset))
         .route("/v1beta3/crypto/us/bars", get(bars))
         .route("/v2/stocks/bars", get(bars))
         .with_state(state)
@@ -58,7 +83,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 /// Runs `f` on the caller's account (401 for unknown keys).
-fn with_account<T>(
+pub(crate) fn with_account<T>(
     state: &AppState,
     headers: &HeaderMap,
     f: impl FnOnce(&mut Account, &Market, i64) -> Result<T, ApiError>,
@@ -78,7 +103,7 @@ fn with_account<T>(
 }
 
 /// `BTCUSD`, `BTC/USD` or `BTC%2FUSD` -> `BTC/USD`.
-fn parse_symbol(raw: &str) -> Result<Symbol, ApiError> {
+pub(crate) fn parse_symbol(raw: &str) -> Result<Symbol, ApiError> {
     let s = if raw.contains('/') {
         Symbol::from_str(raw)
     } else {
@@ -93,150 +118,6 @@ async fn account(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     with_account(&state, &headers, |a, m, now| {
         Ok(Json(wire::account(a, a.equity(m, now))))
-    })
-}
-
-async fn positions(
-    State(state): Shared,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    with_account(&state, &headers, |a, m, now| {
-        let list: Vec<serde_json::Value> = a
-            .positions
-            .iter()
-            .map(|(s, p)| wire::position(s, p, m.last_closed(s, now).map_or(0.0, |b| b.close)))
-            .collect();
-        Ok(Json(serde_json::Value::Array(list)))
-    })
-}
-
-async fn position(
-    State(state): Shared,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let symbol = parse_symbol(&raw)?;
-    with_account(&state, &headers, |a, m, now| {
-        let p = a
-            .positions
-            .get(&symbol)
-            .ok_or_else(|| ApiError::new(404, CODE_NOT_FOUND, "position does not exist"))?;
-        Ok(Json(wire::position(
-            &symbol,
-            p,
-            m.last_closed(&symbol, now).map_or(0.0, |b| b.close),
-        )))
-    })
-}
-
-/// A string field of the request (422 naming it otherwise).
-fn text(
-    obj: &serde_json::Map<String, serde_json::Value>,
-    name: &str,
-) -> Result<Option<String>, ApiError> {
-    decimal::field::<String>(obj, name)
-}
-
-async fn create_order(
-    State(state): Shared,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let req = decimal::object(&body)?;
-    let order_type = text(&req, "type")?.unwrap_or_else(|| "market".to_owned());
-    if order_type != "market" {
-        return Err(ApiError::new(
-            422,
-            CODE_INVALID,
-            "only market orders are simulated",
-        ));
-    }
-    let side = match text(&req, "side")?.as_deref() {
-        Some("buy") => Side::Buy,
-        Some("sell") => Side::Sell,
-        other => {
-            return Err(ApiError::new(
-                422,
-                CODE_INVALID,
-                format!("invalid side {other:?}"),
-            ));
-        }
-    };
-    let symbol = text(&req, "symbol")?
-        .ok_or_else(|| ApiError::new(422, CODE_INVALID, "symbol is required"))?;
-    let new = NewOrder {
-        symbol: parse_symbol(&symbol).map_err(|e| ApiError::new(422, CODE_INVALID, e.message))?,
-        side,
-        qty: decimal::decimal(&req, "qty")?,
-        notional: decimal::decimal(&req, "notional")?,
-        time_in_force: text(&req, "time_in_force")?.unwrap_or_else(|| "gtc".to_owned()),
-        client_order_id: text(&req, "client_order_id")?,
-    };
-    with_account(&state, &headers, |a, m, now| {
-        let order = a.submit(new, m, now)?;
-        state.log.record_order(&order.client_order_id);
-        Ok(Json(wire::order(&order)))
-    })
-}
-
-async fn list_orders(
-    State(state): Shared,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let status = q.get("status").map_or("open", String::as_str).to_owned();
-    with_account(&state, &headers, |a, _, _| {
-        let list: Vec<serde_json::Value> = a
-            .orders
-            .iter()
-            .rev()
-            .filter(|o| match status.as_str() {
-                "open" => o.status.as_str() == "new",
-                "closed" => o.status.as_str() != "new",
-                _ => true,
-            })
-            .map(wire::order)
-            .collect();
-        Ok(Json(serde_json::Value::Array(list)))
-    })
-}
-
-async fn get_order(
-    State(state): Shared,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    with_account(&state, &headers, |a, _, _| {
-        a.orders
-            .iter()
-            .find(|o| o.id == id)
-            .map(|o| Json(wire::order(o)))
-            .ok_or_else(|| ApiError::new(404, CODE_NOT_FOUND, "order not found"))
-    })
-}
-
-async fn order_by_client_id(
-    State(state): Shared,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let wanted = q.get("client_order_id").cloned().unwrap_or_default();
-    with_account(&state, &headers, |a, _, _| {
-        a.orders
-            .iter()
-            .find(|o| o.client_order_id == wanted)
-            .map(|o| Json(wire::order(o)))
-            .ok_or_else(|| ApiError::new(404, CODE_NOT_FOUND, "order not found"))
-    })
-}
-
-async fn cancel_order(
-    State(state): Shared,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    with_account(&state, &headers, |a, _, now| {
-        a.cancel(&id, now).map(|()| StatusCode::NO_CONTENT)
     })
 }
 
@@ -264,6 +145,28 @@ async fn asset(
             ))
         }
     })
+}
+
+async fn pair_asset(
+    state: Shared,
+    headers: HeaderMap,
+    Path((base, quote)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    asset(state, headers, Path(format!("{base}/{quote}"))).await
+}
+
+/// RFC 3339, a naive date-time taken as UTC, or a date (its midnight UTC).
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(t.and_utc().timestamp());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
 }
 
 fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {

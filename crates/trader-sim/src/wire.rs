@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use trader_core::{Bar, Symbol, format_time};
 
-use crate::broker::{Account, Order, Position, Side};
+use crate::broker::{Account, Fill, Order, Position, Side};
 
 /// Alpaca writes crypto positions without the slash (`BTCUSD`).
 pub(crate) fn position_symbol(symbol: &Symbol) -> String {
@@ -52,14 +52,30 @@ pub(crate) fn account(a: &Account, equity: f64) -> Value {
         "last_maintenance_margin": "0",
         "daytrading_buying_power": "0",
         "regt_buying_power": decimal(a.cash),
+        "options_buying_power": "0",
+        "options_approved_level": 0,
+        "options_trading_level": 0,
+        "intraday_adjustments": "0",
+        "pending_reg_taf_fees": "0",
+        "crypto_tier": 1,
+        "balance_asof": "2024-01-01",
         "created_at": "2024-01-01T00:00:00Z"
     })
+}
+
+/// A UUID-shaped asset id, stable per symbol.
+fn asset_id(symbol: &Symbol) -> String {
+    let h = symbol
+        .as_str()
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    format!("00000000-0000-4003-8000-{:012x}", h & 0xffff_ffff_ffff)
 }
 
 pub(crate) fn position(symbol: &Symbol, p: &Position, price: f64) -> Value {
     let value = p.qty * price;
     json!({
-        "asset_id": format!("00000000-0000-4003-8000-{:012x}", symbol.as_str().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) & 0xffff_ffff_ffff),
+        "asset_id": asset_id(symbol),
         "symbol": position_symbol(symbol),
         "exchange": "CRYPTO",
         "asset_class": "crypto",
@@ -81,6 +97,10 @@ pub(crate) fn position(symbol: &Symbol, p: &Position, price: f64) -> Value {
 }
 
 pub(crate) fn order(o: &Order) -> Value {
+    let intent = match o.side {
+        Side::Buy => "buy_to_open",
+        Side::Sell => "sell_to_close",
+    };
     json!({
         "id": o.id,
         "client_order_id": o.client_order_id,
@@ -89,12 +109,13 @@ pub(crate) fn order(o: &Order) -> Value {
         "submitted_at": rfc3339(o.created_at),
         "filled_at": o.filled_at.map(rfc3339),
         "expired_at": null,
-        "canceled_at": null,
+        "expires_at": null,
+        "canceled_at": o.canceled_at.map(rfc3339),
         "failed_at": null,
-        "replaced_at": null,
-        "replaced_by": null,
-        "replaces": null,
-        "asset_id": "00000000-0000-4003-8000-000000000000",
+        "replaced_at": o.replaced_at.map(rfc3339),
+        "replaced_by": o.replaced_by,
+        "replaces": o.replaces,
+        "asset_id": asset_id(&o.symbol),
         "symbol": o.symbol.as_str(),
         "asset_class": "crypto",
         "notional": o.notional.map(decimal),
@@ -102,18 +123,40 @@ pub(crate) fn order(o: &Order) -> Value {
         "filled_qty": decimal(o.filled_qty),
         "filled_avg_price": o.filled_avg_price.map(decimal),
         "order_class": "",
-        "order_type": "market",
-        "type": "market",
-        "side": match o.side { Side::Buy => "buy", Side::Sell => "sell" },
-        "time_in_force": o.time_in_force,
-        "limit_price": null,
-        "stop_price": null,
+        "order_type": o.order_type.as_str(),
+        "type": o.order_type.as_str(),
+        "side": o.side.as_str(),
+        "position_intent": intent,
+        "time_in_force": o.time_in_force.as_str(),
+        "limit_price": o.limit_price.map(decimal),
+        "stop_price": o.stop_price.map(decimal),
         "status": o.status.as_str(),
         "extended_hours": false,
         "legs": null,
         "trail_percent": null,
         "trail_price": null,
-        "hwm": null
+        "hwm": null,
+        "source": null,
+        "subtag": null
+    })
+}
+
+/// One fill as `GET /v2/account/activities` writes it.
+pub(crate) fn fill_activity(account_id: &str, f: &Fill) -> Value {
+    json!({
+        "id": f.id,
+        "account_id": account_id,
+        "activity_type": "FILL",
+        "transaction_time": rfc3339(f.t),
+        "type": "fill",
+        "price": decimal(f.price),
+        "qty": decimal(f.qty),
+        "side": f.side.as_str(),
+        "symbol": f.symbol.as_str(),
+        "leaves_qty": "0",
+        "order_id": f.order_id,
+        "cum_qty": decimal(f.qty),
+        "order_status": "filled"
     })
 }
 
@@ -133,7 +176,7 @@ pub(crate) fn clock(now: i64) -> Value {
 
 pub(crate) fn asset(symbol: &Symbol) -> Value {
     json!({
-        "id": "00000000-0000-4003-8000-000000000000",
+        "id": asset_id(symbol),
         "class": "crypto",
         "exchange": "CRYPTO",
         "symbol": symbol.as_str(),
