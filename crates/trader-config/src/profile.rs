@@ -14,6 +14,10 @@ use crate::{ConfigError, check_range, read_toml};
 pub const HISTORY_HOURS: RangeInclusive<u32> = 1..=87_600;
 /// Allowed `poll_interval_secs`: bars are hourly, so at least once an hour.
 pub const POLL_INTERVAL_SECS: RangeInclusive<u32> = 1..=3_600;
+/// Allowed `bar_delay_secs`: up to five minutes after a close.
+pub const BAR_DELAY_SECS: RangeInclusive<u32> = 0..=300;
+/// Allowed `stale_after_hours`: up to a week.
+pub const STALE_AFTER_HOURS: RangeInclusive<u32> = 1..=168;
 /// Allowed `[ensemble] top_n`.
 pub const TOP_N: RangeInclusive<u32> = 1..=1_000;
 /// Allowed `[ensemble] threads`.
@@ -36,6 +40,25 @@ pub struct EnsembleSettings {
     /// Inference threads (candle's rayon pool); 1 is fastest for one state vector.
     #[serde(default = "default_threads")]
     pub threads: NonZeroU32,
+}
+
+/// When `trader run` polls for bars (see trader-engine's `schedule.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollScheduleKind {
+    /// At each hour's close plus `bar_delay_secs`, retries while the bars
+    /// are missing, a heartbeat every `poll_interval_secs` between hours.
+    #[default]
+    Aligned,
+    /// Every `poll_interval_secs`, wherever the close falls (the old way).
+    Fixed,
+}
+
+fn default_bar_delay_secs() -> u32 {
+    1
+}
+fn default_stale_after_hours() -> u32 {
+    2
 }
 
 fn default_dtype() -> DType {
@@ -107,8 +130,17 @@ pub struct ProfileFile {
     pub symbols: Vec<Symbol>,
     /// Hours of bars kept per symbol.
     pub history_hours: NonZeroU32,
-    /// Seconds between polls for new bars.
+    /// Seconds between polls for new bars (at most, on the aligned schedule).
     pub poll_interval_secs: NonZeroU32,
+    /// `aligned` (default) or `fixed`.
+    #[serde(default)]
+    pub poll_schedule: PollScheduleKind,
+    /// Aligned schedule: seconds after an hour's close of its first poll.
+    #[serde(default = "default_bar_delay_secs")]
+    pub bar_delay_secs: u32,
+    /// The newest complete hour older than this many hours is an alarm.
+    #[serde(default = "default_stale_after_hours")]
+    pub stale_after_hours: u32,
     pub ensemble: EnsembleSettings,
     pub store: StoreSettings,
     #[serde(default)]
@@ -127,6 +159,9 @@ pub struct Profile {
     pub symbols: Vec<Symbol>,
     pub history_hours: u32,
     pub poll_interval_secs: u32,
+    pub poll_schedule: PollScheduleKind,
+    pub bar_delay_secs: u32,
+    pub stale_after_hours: u32,
     pub ensemble_dir: PathBuf,
     pub top_n: u32,
     pub aggregate: Aggregate,
@@ -207,6 +242,18 @@ impl Profile {
                 "seconds; bars are hourly",
             ),
             (
+                "bar_delay_secs",
+                file.bar_delay_secs,
+                BAR_DELAY_SECS,
+                "seconds after the close",
+            ),
+            (
+                "stale_after_hours",
+                file.stale_after_hours,
+                STALE_AFTER_HOURS,
+                "hours; 168 is a week",
+            ),
+            (
                 "ensemble.top_n",
                 file.ensemble.top_n.get(),
                 TOP_N,
@@ -261,6 +308,9 @@ impl Profile {
             symbols: file.symbols,
             history_hours: file.history_hours.get(),
             poll_interval_secs: file.poll_interval_secs.get(),
+            poll_schedule: file.poll_schedule,
+            bar_delay_secs: file.bar_delay_secs,
+            stale_after_hours: file.stale_after_hours,
             ensemble_dir: base.join(&file.ensemble.dir),
             top_n: file.ensemble.top_n.get(),
             aggregate: file.ensemble.aggregate,
@@ -307,6 +357,21 @@ path = "../var/lean.sqlite"
         assert_eq!(p.dtype, DType::F32);
         assert_eq!(p.threads, 1);
         assert_eq!(p.ensemble_dir, tmp.path().join("../models/demo"));
+        // Unwritten: polls aligned to each close plus 1 s; stale after 2 h.
+        assert_eq!(
+            (p.poll_schedule, p.bar_delay_secs, p.stale_after_hours),
+            (PollScheduleKind::Aligned, 1, 2)
+        );
+        write(
+            tmp.path(),
+            "old.toml",
+            &GOOD.replace(
+                "poll_interval_secs = 120",
+                "poll_interval_secs = 120\npoll_schedule = \"fixed\"",
+            ),
+        );
+        let p = Profile::load("old", tmp.path()).unwrap();
+        assert_eq!(p.poll_schedule, PollScheduleKind::Fixed);
     }
 
     #[test]
@@ -358,6 +423,11 @@ path = "../var/lean.sqlite"
                 "f8",
             ),
             ("\"ETH/USD\"", "\"eth\"", "eth"),
+            (
+                "poll_interval_secs = 120",
+                "poll_interval_secs = 120\npoll_schedule = \"sometimes\"",
+                "sometimes",
+            ),
         ] {
             let p = write(tmp.path(), "p.toml", &GOOD.replace(from, to));
             let err = Profile::from_file(&p).unwrap_err().to_string();
@@ -407,6 +477,18 @@ path = "../var/lean.sqlite"
                 "top_n = 5\nthreads = 1025",
                 "`ensemble.threads` = 1025",
                 "1..=1024",
+            ),
+            (
+                "poll_interval_secs = 120",
+                "poll_interval_secs = 120\nbar_delay_secs = 301",
+                "`bar_delay_secs` = 301",
+                "0..=300",
+            ),
+            (
+                "poll_interval_secs = 120",
+                "poll_interval_secs = 120\nstale_after_hours = 0",
+                "`stale_after_hours` = 0",
+                "1..=168",
             ),
         ] {
             let p = write(tmp.path(), "p.toml", &GOOD.replace(from, to));

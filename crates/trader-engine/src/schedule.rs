@@ -43,6 +43,17 @@ pub struct PollState {
 }
 
 impl PollSchedule {
+    /// The schedule a profile asks for (`poll_schedule`, `bar_delay_secs`).
+    #[must_use]
+    pub fn for_profile(profile: &trader_config::Profile) -> Self {
+        match profile.poll_schedule {
+            trader_config::PollScheduleKind::Fixed => PollSchedule::Fixed,
+            trader_config::PollScheduleKind::Aligned => PollSchedule::Aligned {
+                bar_delay: Duration::from_secs(u64::from(profile.bar_delay_secs)),
+            },
+        }
+    }
+
     /// The clock's time of the next poll, milliseconds, after the poll
     /// described by `state`; never earlier than `state.now_ms`.
     #[must_use]
