@@ -612,16 +612,71 @@ fn full_and_lean_side_by_side_against_one_simulator() {
     }
 }
 
+/// Waits until `deadline`, in steps of at most 50 ms, failing at once if
+/// `child` (the trader being watched) exits meanwhile.
+fn wait_until(deadline: std::time::Instant, child: &mut Child) {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the trader exited on its own: {status}");
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// `query`'s answer, or why there is none (the store not created yet).
+fn try_sql(db: &Path, query: &str) -> String {
+    if !db.exists() {
+        return "no store".to_owned();
+    }
+    let o = Command::new("sqlite3").arg(db).arg(query).output().unwrap();
+    if o.status.success() {
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    } else {
+        String::from_utf8_lossy(&o.stderr).trim().to_owned()
+    }
+}
+
+/// Whether the store at `db` has decided hour `t` and sent all of its
+/// orders (none left planned or unknown).
+fn decided_and_sent(db: &Path, t: i64) -> bool {
+    db.exists()
+        && Command::new("sqlite3")
+            .arg(db)
+            .arg(format!(
+                "SELECT (SELECT COUNT(*) FROM decisions WHERE bar_t = {t}) = 1 \
+                 AND (SELECT COUNT(*) FROM orders WHERE status IN ('planned', 'unknown')) = 0"
+            ))
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+}
+
 /// One trader runs undisturbed; its twin (same profile, own account and
 /// store, same simulator and so the same hours and prices) is killed with
-/// SIGKILL at seeded random points, mostly right after an hour closes when
-/// it decides and sends orders, and restarted each time. At the end: no
-/// client_order_id accepted twice, no hour decided twice, the same positions.
+/// SIGKILL at seeded random points right after an hour closes, and
+/// restarted each time: at every other close 0..400 ms after it (while the
+/// hour's bars are fetched and earlier orders looked up), at the others
+/// 0..700 ms after the hour's decision is recorded (while its orders go
+/// out). At the end: no client_order_id accepted twice, no hour decided
+/// twice, the same orders and positions.
+///
+/// The pace is the client's, not the simulator's: a live run keeps
+/// Alpaca's quota (180 requests a minute after a burst of 5), so an hour of
+/// the momentum policy (bars, account, positions, three order lookups,
+/// three orders) takes about 1.4 s, and a trader restarted right after a
+/// close needs about 2.8 s to catch up (reconcile, account, backfill, then
+/// the hour): 4 s per simulated hour leaves it time to decide the hour it
+/// was killed in before the next one closes.
 #[cfg(unix)]
 #[test]
 fn sigkill_at_random_points_and_restart_changes_nothing() {
-    const SPEED: f64 = 450.0; // one simulated hour every 8 s
-    const HOURS: u64 = 6;
+    const SPEED: f64 = 900.0; // one simulated hour every 4 s
+    const HOURS: u64 = 5;
+    /// 2018-09-01T00:00Z: the hour that closes first after the start.
+    const FIRST: i64 = 1_535_760_000;
     let tmp = sandbox();
     use_momentum_policy(tmp.path());
     let speed = SPEED.to_string();
@@ -632,7 +687,7 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
     );
     let sim_started = std::time::Instant::now();
     let args = ["--profile", "lean", "--speed", speed.as_str()];
-    let calm = start_trader(
+    let mut calm = start_trader(
         tmp.path(),
         &base,
         ("PKCALM", "s-calm"),
@@ -651,19 +706,50 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
     let first_boundary = Duration::from_secs_f64(60.0 / SPEED);
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     let mut kills = 0;
+    let mut stages = Vec::new();
     for h in 0..HOURS - 1 {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        // 0..400 ms after the boundary: while the hour is being decided.
-        let offset = Duration::from_millis(rng % 400);
-        let at = first_boundary + hour * u32::try_from(h).unwrap() + offset;
-        if let Some(wait) = at.checked_sub(sim_started.elapsed()) {
-            std::thread::sleep(wait);
+        let boundary = sim_started + first_boundary + hour * u32::try_from(h).unwrap();
+        let t = FIRST + i64::try_from(h).unwrap() * 3600;
+        let db = tmp.path().join("crash.sqlite");
+        if h % 2 == 0 {
+            // 0..400 ms after the boundary: while the hour's bars are
+            // fetched and earlier orders looked up, before its decision.
+            wait_until(boundary + Duration::from_millis(rng % 400), &mut crash);
+        } else {
+            // 0..700 ms after the hour's decision is recorded: while its
+            // orders go out (one every 343 ms, paced by the client's quota).
+            wait_until(boundary, &mut crash);
+            while try_sql(
+                &db,
+                &format!("SELECT COUNT(*) FROM decisions WHERE bar_t = {t}"),
+            ) != "1"
+            {
+                assert!(
+                    std::time::Instant::now() < boundary + hour,
+                    "the crashing trader did not decide hour {t}"
+                );
+                wait_until(
+                    std::time::Instant::now() + Duration::from_millis(10),
+                    &mut crash,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(rng % 700));
         }
         crash.kill().unwrap(); // SIGKILL
         let _ = crash.wait();
         kills += 1;
+        // Where the kill fell: the hour's decision row, and its orders
+        // still planned or unknown (not confirmed by the broker).
+        stages.push(try_sql(
+            &db,
+            &format!(
+                "SELECT (SELECT COUNT(*) FROM decisions WHERE bar_t = {t}) || '/' || \
+                 (SELECT COUNT(*) FROM orders WHERE status IN ('planned', 'unknown'))"
+            ),
+        ));
         crash = start_trader(
             tmp.path(),
             &base,
@@ -672,10 +758,19 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
             &args,
         );
     }
-    // Let the last hour be decided by both, then stop them cleanly.
-    let end = first_boundary + hour * u32::try_from(HOURS - 1).unwrap() + Duration::from_secs(3);
-    if let Some(wait) = end.checked_sub(sim_started.elapsed()) {
-        std::thread::sleep(wait);
+    // Until both have decided the last hour and sent its orders (bounded:
+    // two hours), then stop them cleanly.
+    let last = FIRST + i64::try_from(HOURS - 1).unwrap() * 3600;
+    let deadline = sim_started + first_boundary + hour * u32::try_from(HOURS + 1).unwrap();
+    for (name, child) in [("calm", &mut calm), ("crash", &mut crash)] {
+        let db = tmp.path().join(format!("{name}.sqlite"));
+        while !decided_and_sent(&db, last) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} did not decide the last hour"
+            );
+            wait_until(std::time::Instant::now() + Duration::from_millis(50), child);
+        }
     }
     for o in terminate(vec![calm, crash]) {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -726,7 +821,7 @@ fn sigkill_at_random_points_and_restart_changes_nothing() {
     );
     assert_eq!(calm_positions, crash_positions, "killed {kills} times");
     println!(
-        "killed {kills} times; {} orders, the same at the simulator for both; {decided} hours decided once each",
+        "killed {kills} times (hour decided/orders unconfirmed at each kill: {stages:?}); {} orders, the same at the simulator for both; {decided} hours decided once each",
         crash_orders.len()
     );
 }
