@@ -50,6 +50,11 @@ pub(crate) async fn create_order(
             ))
         })?,
     };
+    if let Some(class) = text(&req, "order_class")?.filter(|c| !c.is_empty() && c != "simple") {
+        return Err(invalid(format!(
+            "invalid order_class {class:?}: crypto orders are simple"
+        )));
+    }
     let side = match text(&req, "side")?.as_deref() {
         Some("buy") => Side::Buy,
         Some("sell") => Side::Sell,

@@ -95,8 +95,11 @@ async fn bad_limit_orders_are_422_naming_what_is_wrong_and_limits_reserve_cash()
     let mut notional = limit("b", "limit", 4000.0, None, "gtc");
     notional.as_object_mut().unwrap().remove("qty");
     notional["notional"] = json!(100);
+    let mut bracket = limit("g", "limit", 4000.0, None, "gtc");
+    bracket["order_class"] = json!("bracket");
     for (body, says) in [
         (no_limit, "limit_price is required"),
+        (bracket, "order_class"),
         (
             limit("c", "stop_limit", 4000.0, None, "gtc"),
             "stop_price is required",
