@@ -11,13 +11,25 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{START, Sim, fast_settings, recorded, symbols};
-use trader_alpaca::AlpacaClient;
+use trader_alpaca::{AlpacaClient, ClientSettings};
 use trader_core::{Broker, HOUR_SECS, OrderAmount, OrderRequest, Side};
 use trader_engine::{ClosedHour, Poller};
 use trader_sim::{Fault, FaultConfig};
 
 const HOURS: i64 = 48;
 const BACKFILL_HOURS: i64 = 24;
+/// Every request gives up after this long; a slow answer takes longer.
+/// Each slow answer costs the client a timeout, so both are short.
+const TIMEOUT: Duration = Duration::from_millis(150);
+const SLOW: Duration = Duration::from_millis(250);
+
+/// The loopback settings with the shorter timeout.
+fn loopback_settings() -> ClientSettings {
+    ClientSettings {
+        timeout: TIMEOUT,
+        ..fast_settings()
+    }
+}
 
 struct Run {
     hours: Vec<ClosedHour>,
@@ -91,18 +103,15 @@ async fn every_fault_at_once_no_double_order_no_lost_or_repeated_bar() {
         rate_limited: 0.04,
         server_error: 0.06,
         slow: 0.04,
-        slow_delay: Duration::from_millis(500),
+        slow_delay: SLOW,
         malformed: 0.06,
         dropped: 0.06,
         lost_order_answer: 0.3,
         seed: 7,
     };
     let faulty = Sim::start(faults, 100_000).await;
-    let settings = fast_settings();
-    assert!(
-        settings.timeout < Duration::from_millis(500),
-        "slow must pass the timeout"
-    );
+    let settings = loopback_settings();
+    assert!(settings.timeout < SLOW, "slow must pass the timeout");
     let client = faulty.client(settings);
     let run = trade(&faulty, &client).await;
 
@@ -155,7 +164,7 @@ async fn every_fault_at_once_no_double_order_no_lost_or_repeated_bar() {
 
     // Same positions as the same trading without faults.
     let clean = Sim::start(FaultConfig::default(), 100_000).await;
-    let clean_run = trade(&clean, &clean.client(fast_settings())).await;
+    let clean_run = trade(&clean, &clean.client(loopback_settings())).await;
     assert_eq!(clean_run.failed_calls, 0);
     assert_eq!(run.positions.len(), 3);
     assert_eq!(
