@@ -55,7 +55,7 @@ fn replay_without_keys_leaves_a_store_that_matches_the_summary() {
             "--until",
             "2018-09-08T00:00:00Z",
             "--speed",
-            "100000",
+            "1000000",
             "--json",
         ],
     );
@@ -170,7 +170,7 @@ fn replay_without_keys_leaves_a_store_that_matches_the_summary() {
             "--until",
             "2018-09-02T00:00:00Z",
             "--speed",
-            "100000",
+            "1000000",
             "--json",
         ],
     );
