@@ -129,7 +129,7 @@ async fn backtest(
         .copied()
         .filter(|t| (FROM..FROM + HOURS * H).contains(t))
         .collect();
-    assert_eq!(decided.len() as i64, HOURS);
+    assert_eq!(i64::try_from(decided.len()).unwrap(), HOURS);
     let clock = Arc::new(ManualClock::new(DateTime::from_timestamp(FROM, 0).unwrap()));
     let broker = PaperBroker::new(bars.clone(), PAPER_STARTING_CASH, clock.clone());
     let mut engine = Engine::new(
