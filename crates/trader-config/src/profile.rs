@@ -228,46 +228,7 @@ impl Profile {
                 "at least one symbol is needed",
             ));
         }
-        for (key, value, range, unit) in [
-            (
-                "history_hours",
-                file.history_hours.get(),
-                HISTORY_HOURS,
-                "hours; 87600 is ten years",
-            ),
-            (
-                "poll_interval_secs",
-                file.poll_interval_secs.get(),
-                POLL_INTERVAL_SECS,
-                "seconds; bars are hourly",
-            ),
-            (
-                "bar_delay_secs",
-                file.bar_delay_secs,
-                BAR_DELAY_SECS,
-                "seconds after the close",
-            ),
-            (
-                "stale_after_hours",
-                file.stale_after_hours,
-                STALE_AFTER_HOURS,
-                "hours; 168 is a week",
-            ),
-            (
-                "ensemble.top_n",
-                file.ensemble.top_n.get(),
-                TOP_N,
-                "members",
-            ),
-            (
-                "ensemble.threads",
-                file.ensemble.threads.get(),
-                THREADS,
-                "inference threads",
-            ),
-        ] {
-            check_range(path, key, value, &range, unit)?;
-        }
+        check_ranges(path, &file)?;
         let mut seen = BTreeSet::new();
         for s in &file.symbols {
             if !seen.insert(s) {
@@ -322,6 +283,51 @@ impl Profile {
             metrics_port: file.metrics.map(|m| m.port),
         })
     }
+}
+
+/// Every numeric key of `file` against its allowed range.
+fn check_ranges(path: &Path, file: &ProfileFile) -> Result<(), ConfigError> {
+    for (key, value, range, unit) in [
+        (
+            "history_hours",
+            file.history_hours.get(),
+            HISTORY_HOURS,
+            "hours; 87600 is ten years",
+        ),
+        (
+            "poll_interval_secs",
+            file.poll_interval_secs.get(),
+            POLL_INTERVAL_SECS,
+            "seconds; bars are hourly",
+        ),
+        (
+            "bar_delay_secs",
+            file.bar_delay_secs,
+            BAR_DELAY_SECS,
+            "seconds after the close",
+        ),
+        (
+            "stale_after_hours",
+            file.stale_after_hours,
+            STALE_AFTER_HOURS,
+            "hours; 168 is a week",
+        ),
+        (
+            "ensemble.top_n",
+            file.ensemble.top_n.get(),
+            TOP_N,
+            "members",
+        ),
+        (
+            "ensemble.threads",
+            file.ensemble.threads.get(),
+            THREADS,
+            "inference threads",
+        ),
+    ] {
+        check_range(path, key, value, &range, unit)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

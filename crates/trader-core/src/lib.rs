@@ -32,7 +32,10 @@ pub use broker::{
     AccountState, BarsBySymbol, Broker, CRYPTO_FEE_BPS, ErrorKind, MarketData, MarketError, Order,
     OrderAmount, OrderRequest, OrderStatus, PAPER_STARTING_CASH, Placement, Position, Side,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{
+    Clock, FollowedClock, MIN_SPEED_BASELINE, ManualClock, REAL_TIME_TOLERANCE, Reading,
+    SystemClock,
+};
 pub use demand::DemandTerm;
 pub use device::{Aggregate, ComputeDevice, DType, ParseChoiceError};
 pub use feature::{FeatureName, UnknownFeature, required_history_hours};
