@@ -181,9 +181,9 @@ fn to_position(p: &position::Position, request: &str) -> Result<Position, Market
 }
 
 impl AlpacaClient {
-    /// The broker's time (`GET /v2/clock`), epoch seconds: real time at
-    /// Alpaca, the replay time of a simulator.
-    pub async fn broker_time(&self) -> Result<i64, MarketError> {
+    /// The broker's time (`GET /v2/clock`), epoch milliseconds: real time
+    /// at Alpaca, the replay time of a simulator.
+    pub async fn broker_time_ms(&self) -> Result<i64, MarketError> {
         let request = "GET /v2/clock";
         let c = self
             .idempotent(request, || async {
@@ -194,7 +194,7 @@ impl AlpacaClient {
                     .map_err(|e| classify!(request, e, clock::GetError {}))
             })
             .await?;
-        Ok(c.current.timestamp())
+        Ok(c.current.timestamp_millis())
     }
 
     /// The position in one symbol (`GET /v2/positions/BTCUSD`), `None` when

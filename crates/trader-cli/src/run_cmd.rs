@@ -39,8 +39,9 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "data/coinbase_2017_2018")]
     data: PathBuf,
     /// Replay speed, simulated seconds per real second (default: the replay
-    /// takes about a minute). With keys, against a standalone `trader sim`:
-    /// the speed it was started with (its clock is read at start).
+    /// takes about a minute). With keys not needed: the broker's clock is
+    /// followed and its speed derived (a `--speed` that disagrees is warned
+    /// about and the broker's is followed).
     #[arg(long)]
     speed: Option<f64>,
     /// Replay start, RFC 3339 (default: 30 days before the last recorded bar).
@@ -184,6 +185,14 @@ fn render(s: &Summary) -> String {
     out += &format!(
         "  bar->order   p50 {} us, p99 {} us (from the poll that brought the bar)\n",
         s.bar_to_order_us_p50, s.bar_to_order_us_p99
+    );
+    out += &format!(
+        "  close->seen  p50 {} ms; close->order p50 {} ms, p99 {} ms (broker clock)\n",
+        s.close_to_seen_ms_p50, s.close_to_order_ms_p50, s.close_to_order_ms_p99
+    );
+    out += &format!(
+        "  polls        {} ({} schedule), {:.1} requests per broker hour\n",
+        s.polls, s.poll_schedule, s.requests_per_hour
     );
     out += &format!("  peak RSS     {:.1} MB\n", s.peak_rss_bytes as f64 / 1e6);
     if !s.poll_errors.is_empty() {

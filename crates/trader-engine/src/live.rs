@@ -95,6 +95,11 @@ pub struct LiveOutcome {
 #[derive(Debug)]
 pub struct PollReport<'a> {
     pub stats: &'a EngineStats,
+    /// The clock's time of the poll, milliseconds.
+    pub now_ms: i64,
+    /// Open time of the newest complete hour held (all symbols), epoch
+    /// seconds.
+    pub newest_hour: Option<i64>,
     /// Seconds from the close of the newest hour held to the poll.
     pub last_bar_age_secs: Option<i64>,
     /// The error kind of a failed poll.
@@ -194,9 +199,12 @@ where
             }
         };
         let failed = step?;
+        let newest_hour = engine.newest_common_bar();
         observe(&PollReport {
             stats: engine.stats(),
-            last_bar_age_secs: engine.newest_common_bar().map(|t| now - (t + HOUR_SECS)),
+            now_ms,
+            newest_hour,
+            last_bar_age_secs: newest_hour.map(|t| now - (t + HOUR_SECS)),
             failed,
         });
         if outcome.stopped || now >= window.until {

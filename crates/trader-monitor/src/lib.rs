@@ -11,7 +11,9 @@
 //! `trader-cli/tests/run.rs` over HTTP against a running trader.
 
 mod alerts;
+mod data_alarms;
 mod metrics;
 
 pub use alerts::spawn as spawn_alerts;
+pub use data_alarms::{AlarmKind, Crossing, DataAlarms, SKEW_BOUND_MS};
 pub use metrics::{Metrics, MonitorError, serve};

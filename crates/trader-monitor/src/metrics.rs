@@ -44,6 +44,8 @@ pub struct Metrics {
     alerts_active: Family<KindLabel, Gauge<i64, AtomicI64>>,
     vram_used: Gauge<i64, AtomicI64>,
     seen: EngineStats,
+    /// The data alarms holding now, with their reasons, for `/healthz`.
+    holding: std::collections::BTreeMap<&'static str, String>,
     /// Real time of the last poll that succeeded, for `/healthz`.
     last_ok_poll: Option<Instant>,
     healthy_within_secs: u64,
@@ -141,6 +143,7 @@ impl Metrics {
             alerts_active,
             vram_used,
             seen: EngineStats::default(),
+            holding: std::collections::BTreeMap::new(),
             last_ok_poll: None,
             healthy_within_secs,
         }
@@ -216,9 +219,35 @@ impl Metrics {
         }
     }
 
-    fn healthy(&self) -> bool {
-        self.last_ok_poll
-            .is_some_and(|t| t.elapsed().as_secs() <= self.healthy_within_secs)
+    /// Records a data alarm's crossing: `trader_alerts_total{kind}` on
+    /// each start, `trader_alert_active{kind}` while it holds, and its
+    /// reason in `/healthz`.
+    pub fn alarm(&mut self, crossing: &crate::Crossing) {
+        let kind = crossing.kind.as_str();
+        let label = KindLabel {
+            kind: kind.to_owned(),
+        };
+        if crossing.raised {
+            self.alerts.get_or_create(&label).inc();
+            self.holding.insert(kind, crossing.reason.clone());
+        } else {
+            self.holding.remove(kind);
+        }
+        self.alerts_active
+            .get_or_create(&label)
+            .set(i64::from(crossing.raised));
+    }
+
+    /// Why `/healthz` is 503, or None when healthy.
+    fn unhealthy(&self) -> Option<String> {
+        if !self.holding.is_empty() {
+            let reasons: Vec<&str> = self.holding.values().map(String::as_str).collect();
+            return Some(reasons.join("\n") + "\n");
+        }
+        let polled = self
+            .last_ok_poll
+            .is_some_and(|t| t.elapsed().as_secs() <= self.healthy_within_secs);
+        (!polled).then(|| "no successful poll recently\n".to_owned())
     }
 }
 
@@ -244,14 +273,14 @@ async fn metrics_text(
     )
 }
 
-async fn healthz(State(m): State<Shared>) -> (StatusCode, &'static str) {
-    if m.lock().is_ok_and(|m| m.healthy()) {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (
+async fn healthz(State(m): State<Shared>) -> (StatusCode, String) {
+    match m.lock().map(|m| m.unhealthy()) {
+        Ok(None) => (StatusCode::OK, "ok\n".to_owned()),
+        Ok(Some(reason)) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+        Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "no successful poll recently\n",
-        )
+            "metrics state poisoned\n".to_owned(),
+        ),
     }
 }
 

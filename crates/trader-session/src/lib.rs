@@ -5,7 +5,8 @@
 //! handles signals and prints what these functions return.
 //!
 //! - [`run`]: `trader run` after the budget gate ([`run::trade`] over a
-//!   [`RunRequest`]), with the market connection in [`market`], the run
+//!   [`RunRequest`]), with the market connection in [`market`] (a broker's
+//!   clock followed in [`follow`]), the run
 //!   after its row exists in [`started`] and the end-of-run [`Summary`] in
 //!   [`summary`];
 //! - [`backtest`]: `trader backtest` ([`backtest::session`] over a
@@ -17,6 +18,7 @@
 //! panics on bad input.
 
 pub mod backtest;
+pub mod follow;
 pub mod market;
 pub mod out;
 pub mod run;

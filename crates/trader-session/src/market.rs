@@ -1,14 +1,15 @@
 //! Where `trader run` connects and how its time runs: Alpaca (or a
 //! standalone `trader sim`) named by the environment when keys are set,
 //! else the embedded simulator replaying the recorded set
-//! ([`trader_sim::EmbeddedReplay`]); and the client for either.
+//! ([`trader_sim::EmbeddedReplay`]); and the client for either. A broker's
+//! time is its clock's, followed ([`crate::follow`]); the replay's is its
+//! [`ReplayClock`].
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::DateTime;
 use trader_alpaca::{AlpacaClient, ClientSettings};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Profile, Secret};
 use trader_core::{Clock, SystemClock};
@@ -30,6 +31,9 @@ pub struct Market {
     pub replay_clock: Option<(Arc<ReplayClock>, i64)>,
     /// Replay: the embedded simulator, stopped when the run ends.
     pub sim: Option<SimHandle>,
+    /// Alpaca or a standalone simulator: its clock, followed
+    /// ([`crate::follow`]); `clock` is this one's.
+    pub following: Option<crate::follow::Following>,
 }
 
 /// Alpaca (or a standalone simulator) when the environment has keys, else
@@ -52,24 +56,18 @@ pub async fn connect_alpaca(request: &RunRequest, keys: AlpacaKeys) -> anyhow::R
         );
     }
     tracing::info!(trading_url = %endpoints.trading_url, data_url = %endpoints.data_url, "trading through Alpaca");
-    let clock: Arc<dyn Clock> = match request.speed {
-        None => Arc::new(SystemClock),
-        Some(speed) => {
-            if !(speed.is_finite() && speed > 0.0) {
-                bail!("--speed {speed} must be a positive number");
-            }
-            if endpoints.trading_url.contains("alpaca.markets") {
-                bail!("--speed applies to a simulator; Alpaca runs in real time");
-            }
-            // A standalone simulator: its clock, read once, then run at its speed.
-            let probe = AlpacaClient::new(&endpoints, &keys, ClientSettings::default())?;
-            let now = probe.broker_time().await?;
-            Arc::new(ReplayClock::new(
-                DateTime::from_timestamp(now, 0).unwrap_or_default(),
-                speed,
-            ))
-        }
-    };
+    if let Some(speed) = request.speed
+        && !(speed.is_finite() && speed > 0.0)
+    {
+        bail!("--speed {speed} must be a positive number");
+    }
+    // The broker's clock, followed (its speed derived, never assumed),
+    // through a client of its own: not the trading client's requests.
+    let probe = AlpacaClient::new(&endpoints, &keys, ClientSettings::default())?;
+    let following = crate::follow::follow(probe, request.speed)
+        .await
+        .context("reading the broker's clock (GET /v2/clock)")?;
+    let clock: Arc<dyn Clock> = following.clock.clone();
     Ok(Market {
         endpoints,
         keys,
@@ -78,6 +76,7 @@ pub async fn connect_alpaca(request: &RunRequest, keys: AlpacaKeys) -> anyhow::R
         replay: None,
         replay_clock: None,
         sim: None,
+        following: Some(following),
     })
 }
 
@@ -108,6 +107,7 @@ pub async fn connect_embedded(request: &RunRequest, profile: &Profile) -> anyhow
         replay: Some((replay.from, replay.until)),
         replay_clock: Some((replay.clock, replay.start)),
         sim: Some(replay.sim),
+        following: None,
     })
 }
 

@@ -1,7 +1,10 @@
 //! A `trader run` after its row exists in the store: the engine over the
-//! market's client, reconcile, the live loop ([`trader_engine::run_live`])
-//! with `/metrics` and the resource alerts beside it, then the summary
-//! ([`crate::summary`]). A replay's bars stay out of the store's bar history.
+//! market's client, reconcile, the live loop
+//! ([`trader_engine::run_scheduled`] on the profile's [`PollSchedule`]) with
+//! `/metrics`, the resource alerts and the data alarms
+//! ([`trader_monitor::DataAlarms`]: stale data, clock skew) beside it, then
+//! the summary ([`crate::summary`]). A replay's bars stay out of the store's
+//! bar history.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -11,9 +14,12 @@ use chrono::DateTime;
 use trader_alpaca::AlpacaClient;
 use trader_config::Profile;
 use trader_core::Broker;
-use trader_engine::{Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, Stop, hours_to_trade};
+use trader_engine::{
+    Engine, EngineSetup, LiveOutcome, PollReport, PollSchedule, Poller, ResumePoint, Stop,
+    hours_to_trade,
+};
 use trader_ensemble::Ensemble;
-use trader_monitor::Metrics;
+use trader_monitor::{DataAlarms, Metrics};
 use trader_store::{RunMode, RunStart, Store};
 
 use crate::market::Market;
@@ -64,6 +70,8 @@ pub(crate) async fn run_started(
     )
     .await?;
     let mut outcome = LiveOutcome::default();
+    // The trading client's requests during the loop and its broker ms.
+    let mut loop_requests = None;
     let start_account = if let Some(account) = stop
         .unless(async {
             engine.reconcile().await?;
@@ -99,22 +107,24 @@ pub(crate) async fn run_started(
         if let Some((alerts, every, predicted)) = watch {
             trader_monitor::spawn_alerts(alerts, every, predicted, metrics.clone());
         }
-        outcome = trader_engine::run_live(
+        let schedule = PollSchedule::for_profile(profile);
+        let mut alarms = DataAlarms::new(profile.stale_after_hours);
+        let requests_before = client.stats().requests;
+        let started_ms = market.clock.now().timestamp_millis();
+        outcome = trader_engine::run_scheduled(
             &mut engine,
             &mut poller,
             market.clock.as_ref(),
-            interval,
+            (schedule, interval),
             window,
             stop,
-            |report| {
-                if let Some(m) = &metrics
-                    && let Ok(mut m) = m.lock()
-                {
-                    m.update(report.stats, report.last_bar_age_secs, report.failed);
-                }
-            },
+            |report| observe(report, market, &mut alarms, metrics.as_ref()),
         )
         .await?;
+        loop_requests = Some((
+            client.stats().requests - requests_before,
+            market.clock.now().timestamp_millis() - started_ms,
+        ));
     }
     summarize(
         &engine,
@@ -127,9 +137,39 @@ pub(crate) async fn run_started(
             window,
             start_account,
             outcome,
+            schedule: profile.poll_schedule,
+            loop_requests,
         },
     )
     .await
+}
+
+/// After each poll: the metrics, and the data alarms (logged once per
+/// crossing whether or not metrics are on).
+fn observe(
+    report: &PollReport<'_>,
+    market: &Market,
+    alarms: &mut DataAlarms,
+    metrics: Option<&Arc<Mutex<Metrics>>>,
+) {
+    let mut crossings = Vec::new();
+    if report.failed.is_none() {
+        crossings.extend(alarms.check_stale(report.newest_hour, report.now_ms.div_euclid(1000)));
+    }
+    if let Some(following) = &market.following {
+        crossings.extend(alarms.check_skew(following.skew_ms()));
+    }
+    for c in &crossings {
+        c.log();
+    }
+    if let Some(m) = metrics
+        && let Ok(mut m) = m.lock()
+    {
+        m.update(report.stats, report.last_bar_age_secs, report.failed);
+        for c in &crossings {
+            m.alarm(c);
+        }
+    }
 }
 
 /// `/metrics` and `/healthz` on 127.0.0.1:`port`, healthy while a poll

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use trader_alpaca::AlpacaClient;
+use trader_config::PollScheduleKind;
 use trader_core::{AccountState, Broker, format_time, nearest_rank};
 use trader_engine::{Engine, LiveOutcome, TradeWindow};
 use trader_store::{Recorder, RunMode, RunStart};
@@ -46,6 +47,20 @@ pub struct Summary {
     pub bar_to_order_us_p50: u64,
     pub bar_to_order_us_p99: u64,
     pub peak_rss_bytes: u64,
+    /// `aligned` (at each close plus `bar_delay_secs`) or `fixed`.
+    pub poll_schedule: &'static str,
+    /// Polls made by the live loop.
+    pub polls: u64,
+    /// Broker-clock ms from an hour's close to the poll that saw its bars
+    /// (hours decided as the newest closed one).
+    pub close_to_seen_ms_p50: u64,
+    /// Broker-clock ms from an hour's close to its last order answered
+    /// (those hours, with orders).
+    pub close_to_order_ms_p50: u64,
+    pub close_to_order_ms_p99: u64,
+    /// The trading client's requests during the loop per broker-clock hour
+    /// (the clock readings of [`crate::follow`] not included).
+    pub requests_per_hour: f64,
 }
 
 /// What [`summarize`] needs of the run besides its engine.
@@ -56,6 +71,10 @@ pub(crate) struct SummaryInputs<'a> {
     pub(crate) window: TradeWindow,
     pub(crate) start_account: Option<AccountState>,
     pub(crate) outcome: LiveOutcome,
+    pub(crate) schedule: PollScheduleKind,
+    /// The trading client's requests during the loop and the broker ms
+    /// it lasted (None: no loop ran).
+    pub(crate) loop_requests: Option<(u64, i64)>,
 }
 
 /// How long the summary waits for the broker's account after a stop.
@@ -106,6 +125,17 @@ pub(crate) async fn summarize(
     latencies.sort_unstable();
     let mut to_order = stats.bar_to_order_us.clone();
     to_order.sort_unstable();
+    let mut seen = inputs.outcome.close_to_seen_ms.clone();
+    seen.sort_unstable();
+    let mut close_to_order = inputs.outcome.close_to_order_ms.clone();
+    close_to_order.sort_unstable();
+    let requests_per_hour = inputs.loop_requests.map_or(0.0, |(n, ms)| {
+        if ms > 0 {
+            n as f64 / (ms as f64 / 3_600_000.0)
+        } else {
+            0.0
+        }
+    });
     let equity_start = inputs.start_account.map_or(0.0, |a| a.equity);
     let equity_end = end_account.map_or(equity_start, |a| a.equity);
     Ok(Summary {
@@ -124,7 +154,7 @@ pub(crate) async fn summarize(
         orders_adopted: stats.orders_adopted,
         orders_filled: counts.filled,
         fills: counts.fills,
-        poll_errors: inputs.outcome.poll_errors,
+        poll_errors: inputs.outcome.poll_errors.clone(),
         equity_start,
         equity_end,
         return_pct: if equity_start > 0.0 {
@@ -137,5 +167,14 @@ pub(crate) async fn summarize(
         bar_to_order_us_p50: nearest_rank(&to_order, 0.5).unwrap_or(0),
         bar_to_order_us_p99: nearest_rank(&to_order, 0.99).unwrap_or(0),
         peak_rss_bytes: trader_budget::own_memory().peak,
+        poll_schedule: match inputs.schedule {
+            PollScheduleKind::Aligned => "aligned",
+            PollScheduleKind::Fixed => "fixed",
+        },
+        polls: inputs.outcome.polls,
+        close_to_seen_ms_p50: nearest_rank(&seen, 0.5).unwrap_or(0),
+        close_to_order_ms_p50: nearest_rank(&close_to_order, 0.5).unwrap_or(0),
+        close_to_order_ms_p99: nearest_rank(&close_to_order, 0.99).unwrap_or(0),
+        requests_per_hour,
     })
 }

@@ -125,7 +125,9 @@ async fn clock(
     State(state): Shared,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    with_account(&state, &headers, |_, _, now| Ok(Json(wire::clock(now))))
+    with_account(&state, &headers, |_, _, _| {
+        Ok(Json(wire::clock(state.clock.now().timestamp_millis())))
+    })
 }
 
 async fn asset(

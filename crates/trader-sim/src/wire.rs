@@ -164,10 +164,18 @@ pub(crate) fn error(code: u32, message: &str) -> Value {
     json!({ "code": code, "message": message })
 }
 
-pub(crate) fn clock(now: i64) -> Value {
+/// `GET /v2/clock` at `now_ms` (epoch milliseconds): the timestamp with
+/// its milliseconds when it has any (Alpaca writes nanoseconds), so that a
+/// trader can derive a fast simulator's speed from readings a few hundred
+/// ms apart.
+pub(crate) fn clock(now_ms: i64) -> Value {
+    let now = now_ms.div_euclid(1000);
+    let timestamp = chrono::DateTime::from_timestamp_millis(now_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     // Crypto trades around the clock.
     json!({
-        "timestamp": rfc3339(now),
+        "timestamp": timestamp,
         "is_open": true,
         "next_open": rfc3339(now),
         "next_close": rfc3339(now + 7 * 24 * 3600)

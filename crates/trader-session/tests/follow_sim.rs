@@ -1,0 +1,165 @@
+//! `trader run`'s session pointed at a standalone simulator by the
+//! environment alone (keys, APCA_API_BASE_URL, APCA_API_DATA_URL; no
+//! speed): it follows the simulator's clock, whatever its speed, and
+//! decides hours. One test: the environment is the process's.
+
+#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::DateTime;
+use trader_alpaca::{AlpacaClient, ClientSettings};
+use trader_config::{AlpacaEndpoints, AlpacaKeys, Profile, Secret};
+use trader_core::{Clock, SystemClock};
+use trader_session::{RunRequest, RunSetup};
+use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys};
+use trader_store::Store;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// 2018-09-01T00:30:00Z.
+const START: i64 = 1_535_761_800;
+
+#[test]
+fn a_standalone_simulator_at_any_speed_is_followed_without_being_told_its_speed() {
+    let profile = Profile::load("lean", &repo().join("configs")).unwrap();
+    let bars = trader_recorded::read_recorded_symbols(
+        &repo().join("data/coinbase_2017_2018"),
+        &profile.symbols,
+        SystemClock.now(),
+    )
+    .unwrap();
+    for speed in [3600.0, 900.0] {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(follow_one(&profile, bars.clone(), speed));
+    }
+}
+
+async fn follow_one(
+    profile: &Profile,
+    bars: std::collections::BTreeMap<trader_core::Symbol, Vec<trader_core::Bar>>,
+    speed: f64,
+) {
+    let sim_clock = Arc::new(ReplayClock::new(
+        DateTime::from_timestamp(START, 0).unwrap(),
+        speed,
+    ));
+    let sim = trader_sim::serve(
+        SimConfig {
+            bars,
+            accounts: vec![SimKeys {
+                key_id: "PKFOLLOW".to_owned(),
+                secret_key: "follow-secret".to_owned(),
+            }],
+            starting_cash: 100_000.0,
+            clock: sim_clock.clone(),
+            rate_limit_per_minute: 1_000_000,
+            faults: FaultConfig::default(),
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let url = sim.base_url();
+    // SAFETY: no other thread of this test reads the environment while it
+    // is written (the runtime's workers are idle; nothing else runs).
+    unsafe {
+        std::env::set_var("APCA_API_KEY_ID", "PKFOLLOW");
+        std::env::set_var("APCA_API_SECRET_KEY", "follow-secret");
+        std::env::set_var("APCA_API_BASE_URL", &url);
+        std::env::set_var("APCA_API_DATA_URL", &url);
+    }
+
+    // The clock alone: its derived speed is the simulator's.
+    let keys = AlpacaKeys {
+        key_id: Secret::new("PKFOLLOW".to_owned()),
+        secret_key: Secret::new("follow-secret".to_owned()),
+    };
+    let endpoints = AlpacaEndpoints::from_env().unwrap();
+    let probe = AlpacaClient::new(&endpoints, &keys, ClientSettings::default()).unwrap();
+    let following = trader_session::follow::follow(probe, None).await.unwrap();
+    let derived = following.clock.speed();
+    assert!(
+        (derived / speed - 1.0).abs() < 0.05,
+        "derived {derived} vs the simulator's {speed}"
+    );
+    let ahead = following.clock.now().timestamp_millis() - sim_clock.now().timestamp_millis();
+    assert!(
+        ahead.abs() < (speed * 20.0) as i64,
+        "the followed clock is {ahead} ms from the simulator's at {speed}x"
+    );
+    assert_eq!(following.skew_ms(), None, "no skew at a simulator's speed");
+    drop(following);
+
+    // The session, told nothing: it decides hours.
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("lean.sqlite");
+    let request = RunRequest {
+        data: repo().join("data/coinbase_2017_2018"),
+        speed: None,
+        from: None,
+        until: None,
+        allow_live: false,
+        metrics_port: None,
+        alert_interval: None,
+        timeout: Duration::from_secs(10),
+    };
+    let (handle, stop) = trader_engine::stop_pair();
+    let run = {
+        let (profile, db) = (profile.clone(), db.clone());
+        tokio::spawn(async move {
+            let setup = RunSetup {
+                profile: &profile,
+                store_path: &db,
+                verdict_json: "{}",
+                alerts: None,
+                predicted_rss: 0,
+            };
+            trader_session::run::trade(&request, setup, stop).await
+        })
+    };
+    // Until two hours are decided (the newest closed one at start, then
+    // the next close), in 100 ms steps.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first = None;
+    while Instant::now() < deadline && !run.is_finished() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !db.exists() {
+            continue;
+        }
+        let Ok(store) = Store::open(&db, None).await else {
+            continue;
+        };
+        let last = store
+            .profile_status("lean")
+            .await
+            .ok()
+            .and_then(|s| s.last_decision.map(|d| d.bar_t));
+        store.close().await;
+        if let Some(t) = last {
+            let first = *first.get_or_insert(t);
+            if t > first {
+                break;
+            }
+        }
+    }
+    handle.stop();
+    let summary = run.await.unwrap().unwrap().expect("a summary");
+    sim.stop().await;
+    assert_eq!(summary.mode, "live");
+    assert!(
+        summary.decisions + summary.skipped >= 2,
+        "at {speed}x: {summary:?}"
+    );
+    assert!(summary.bars_received > 0, "{summary:?}");
+    assert!(summary.polls >= 2, "{summary:?}");
+    assert_eq!(summary.poll_schedule, "aligned");
+}
