@@ -51,7 +51,7 @@ fn replay_cmd(tmp: &Path, speed: &str, extra: &[&str]) -> Command {
 }
 
 fn replay(tmp: &Path) -> Output {
-    replay_cmd(tmp, "200000", &["--json"]).output().unwrap()
+    replay_cmd(tmp, "2000000", &["--json"]).output().unwrap()
 }
 
 /// Waits (bounded) until `query` on `db` answers something other than "0".
