@@ -48,7 +48,8 @@ impl Following {
     /// the broker runs at real time; None for a fast simulator.
     #[must_use]
     pub fn skew_ms(&self) -> Option<i64> {
-        (self.clock.speed() == 1.0).then(|| self.skew_ms.load(Ordering::Relaxed))
+        ((self.clock.speed() - 1.0).abs() < f64::EPSILON)
+            .then(|| self.skew_ms.load(Ordering::Relaxed))
     }
 }
 

@@ -126,16 +126,32 @@ async fn follow_one(
             trader_session::run::trade(&request, setup, stop).await
         })
     };
-    // Until two hours are decided (the newest closed one at start, then
-    // the next close), in 100 ms steps.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    until_two_decided(&db, &run).await;
+    handle.stop();
+    let summary = run.await.unwrap().unwrap().expect("a summary");
+    sim.stop().await;
+    assert_eq!(summary.mode, "live");
+    assert!(
+        summary.decisions + summary.skipped >= 2,
+        "at {speed}x: {summary:?}"
+    );
+    assert!(summary.bars_received > 0, "{summary:?}");
+    assert!(summary.polls >= 2, "{summary:?}");
+    assert_eq!(summary.poll_schedule, "aligned");
+    eprintln!("{speed}x: {summary:?}");
+}
+
+/// Until two hours are decided in the store at `db` (the newest closed one
+/// at start, then the next close), in 100 ms steps; a minute at most.
+async fn until_two_decided<T>(db: &Path, run: &tokio::task::JoinHandle<T>) {
+    let deadline = Instant::now() + Duration::from_mins(1);
     let mut first = None;
     while Instant::now() < deadline && !run.is_finished() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if !db.exists() {
             continue;
         }
-        let Ok(store) = Store::open(&db, None).await else {
+        let Ok(store) = Store::open(db, None).await else {
             continue;
         };
         let last = store
@@ -151,15 +167,4 @@ async fn follow_one(
             }
         }
     }
-    handle.stop();
-    let summary = run.await.unwrap().unwrap().expect("a summary");
-    sim.stop().await;
-    assert_eq!(summary.mode, "live");
-    assert!(
-        summary.decisions + summary.skipped >= 2,
-        "at {speed}x: {summary:?}"
-    );
-    assert!(summary.bars_received > 0, "{summary:?}");
-    assert!(summary.polls >= 2, "{summary:?}");
-    assert_eq!(summary.poll_schedule, "aligned");
 }
