@@ -32,6 +32,7 @@ use trader_engine::{
     stop_pair,
 };
 use trader_sim::{Fault, FaultConfig, SimConfig, SimHandle, SimKeys, serve};
+use trader_store::Recorder as _;
 use trader_store::{RunMode, Store};
 
 /// 2018-09-01T00:59Z: where the simulators start (a minute before the hour).

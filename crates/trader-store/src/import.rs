@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use trader_core::{Bar, Clock, Symbol};
 
-use crate::{Store, StoreError};
+use crate::{Recorder, Store, StoreError};
 
 /// Rows are committed in batches of this many bars (one transaction each).
 pub const IMPORT_BATCH: usize = 1000;

@@ -37,6 +37,7 @@ mod import;
 mod lock;
 mod recorder;
 mod records;
+mod sqlite_records;
 mod store;
 mod window;
 

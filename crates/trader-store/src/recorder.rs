@@ -16,11 +16,11 @@ use trader_core::{Bar, Symbol};
 
 use crate::{
     DecisionRecord, DecisionRow, FillRow, HistoryWindow, InsertReport, OrderState, PlannedOrder,
-    RunCounts, Store, StoreError, StoredOrder,
+    RunCounts, StoreError, StoredOrder,
 };
 
-/// The engine's records. Every method mirrors the [`Store`] method of the
-/// same name.
+/// The engine's records: the one API of a run's records, implemented by
+/// the SQLite [`Store`](crate::Store) (`sqlite_records.rs`) and the [`MemoryRecorder`].
 pub trait Recorder: Send + Sync {
     /// The window of `symbols` the engine starts with.
     fn load_window(
@@ -91,90 +91,6 @@ pub trait Recorder: Send + Sync {
         &self,
         run_id: i64,
     ) -> impl Future<Output = Result<Vec<DecisionRow>, StoreError>> + Send;
-}
-
-impl Recorder for Store {
-    async fn load_window(
-        &self,
-        symbols: &[Symbol],
-        hours: u32,
-    ) -> Result<HistoryWindow, StoreError> {
-        if self.keeps_bars() {
-            HistoryWindow::load(self, symbols, hours).await
-        } else {
-            Ok(HistoryWindow::new(symbols, hours))
-        }
-    }
-    async fn insert_bars(
-        &self,
-        symbol: &Symbol,
-        bars: &[Bar],
-        now: DateTime<Utc>,
-    ) -> Result<InsertReport, StoreError> {
-        Store::insert_bars(self, symbol, bars, now).await
-    }
-    async fn decided(&self, run_id: i64, bar_t: i64) -> Result<bool, StoreError> {
-        Store::decided(self, run_id, bar_t).await
-    }
-    async fn record_decision(
-        &self,
-        run_id: i64,
-        decision: &DecisionRecord,
-        orders: &[PlannedOrder],
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        Store::record_decision(self, run_id, decision, orders, now).await
-    }
-    async fn unsettled_orders(&self, run_id: i64) -> Result<Vec<StoredOrder>, StoreError> {
-        Store::unsettled_orders(self, run_id).await
-    }
-    async fn update_order(
-        &self,
-        client_order_id: &str,
-        status: &OrderState,
-        broker_order_id: Option<&str>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        Store::update_order(self, client_order_id, status, broker_order_id, now).await
-    }
-    async fn record_fill(
-        &self,
-        client_order_id: &str,
-        qty: f64,
-        price: f64,
-        fee: f64,
-        filled_at: i64,
-    ) -> Result<(), StoreError> {
-        Store::record_fill(self, client_order_id, qty, price, fee, filled_at).await
-    }
-    async fn record_equity(
-        &self,
-        run_id: i64,
-        t: i64,
-        cash: f64,
-        equity: f64,
-        positions: &BTreeMap<String, f64>,
-    ) -> Result<(), StoreError> {
-        Store::record_equity(self, run_id, t, cash, equity, positions).await
-    }
-    async fn last_positions(
-        &self,
-        run_id: i64,
-    ) -> Result<Option<BTreeMap<String, f64>>, StoreError> {
-        Store::last_positions(self, run_id).await
-    }
-    async fn order_known(&self, client_order_id: &str) -> Result<bool, StoreError> {
-        Store::order_known(self, client_order_id).await
-    }
-    async fn run_counts(&self, run_id: i64) -> Result<RunCounts, StoreError> {
-        Store::run_counts(self, run_id).await
-    }
-    async fn fills_of_run(&self, run_id: i64) -> Result<Vec<FillRow>, StoreError> {
-        Store::fills_of_run(self, run_id).await
-    }
-    async fn decisions_of_run(&self, run_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
-        Store::decisions_of_run(self, run_id).await
-    }
 }
 
 /// One order as the memory recorder holds it.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 use trader_core::{OrderStatus, Side, Symbol};
 
-use crate::{Store, StoreError};
+use crate::{Recorder, Store, StoreError};
 
 /// How a run reaches its broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,17 +373,6 @@ impl Store {
         Ok(ids)
     }
 
-    /// Whether `bar_t` was already decided (or skipped) in this run.
-    pub async fn decided(&self, run_id: i64, bar_t: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM decisions WHERE run_id = ? AND bar_t = ?")
-            .bind(run_id)
-            .bind(bar_t)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(self.query_err("looking up a decision"))?;
-        Ok(row.is_some())
-    }
-
     /// The newest decided hour of the run.
     pub async fn last_decided_hour(&self, run_id: i64) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT MAX(bar_t) FROM decisions WHERE run_id = ?")
@@ -412,119 +401,6 @@ impl Store {
         Ok(row.get::<Option<i64>, _>(0))
     }
 
-    /// Writes a decision and its planned orders in one transaction.
-    pub async fn record_decision(
-        &self,
-        run_id: i64,
-        decision: &DecisionRecord,
-        orders: &[PlannedOrder],
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        let json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".to_owned());
-        let mut tx = self.begin_write("beginning a decision").await?;
-        let decision_id = sqlx::query(
-            "INSERT INTO decisions (run_id, bar_t, member_actions, aggregate, target_weights, \
-             latency_us, skipped_reason) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(run_id)
-        .bind(decision.bar_t)
-        .bind(json(serde_json::to_string(&decision.member_actions)))
-        .bind(json(serde_json::to_string(&decision.aggregate)))
-        .bind(json(serde_json::to_string(&decision.target_weights)))
-        .bind(i64::try_from(decision.latency_us).unwrap_or(i64::MAX))
-        .bind(decision.skipped_reason.as_deref())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(self.query_err("writing a decision"))?
-        .get::<i64, _>(0);
-        for o in orders {
-            let request = serde_json::json!({
-                "symbol": o.symbol.as_str(), "side": o.side.as_str(), "type": "market", "time_in_force": "gtc",
-                "notional": o.notional, "qty": o.qty, "client_order_id": o.client_order_id,
-            });
-            sqlx::query(
-                "INSERT INTO orders (run_id, decision_id, client_order_id, symbol, side, notional, \
-                 qty, request, status, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
-            )
-            .bind(run_id)
-            .bind(decision_id)
-            .bind(&o.client_order_id)
-            .bind(o.symbol.as_str())
-            .bind(o.side.as_str())
-            .bind(o.notional)
-            .bind(o.qty)
-            .bind(request.to_string())
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.query_err("writing a planned order"))?;
-        }
-        tx.commit()
-            .await
-            .map_err(self.query_err("committing a decision"))?;
-        Ok(decision_id)
-    }
-
-    /// Orders of the run whose status may still change, oldest first.
-    pub async fn unsettled_orders(&self, run_id: i64) -> Result<Vec<StoredOrder>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT o.client_order_id, o.symbol, o.side, o.notional, o.qty, o.status, \
-             o.broker_order_id, d.bar_t FROM orders o LEFT JOIN decisions d ON d.id = o.decision_id \
-             WHERE o.run_id = ? AND o.status IN ('planned', 'unknown', 'open', 'partially_filled') \
-             ORDER BY o.id",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.query_err("listing unsettled orders"))?;
-        rows.iter()
-            .map(|r| {
-                let symbol: String = r.get(1);
-                let side: String = r.get(2);
-                Ok(StoredOrder {
-                    client_order_id: r.get(0),
-                    symbol: symbol.parse().map_err(|_| StoreError::BadSymbol {
-                        path: self.path().to_path_buf(),
-                        value: symbol.clone(),
-                    })?,
-                    side: if side == "sell" {
-                        Side::Sell
-                    } else {
-                        Side::Buy
-                    },
-                    notional: r.get(3),
-                    qty: r.get(4),
-                    status: OrderState::parse(&r.get::<String, _>(5)),
-                    broker_order_id: r.get(6),
-                    bar_t: r.get(7),
-                })
-            })
-            .collect()
-    }
-
-    /// Every decision of a run, oldest first.
-    pub async fn decisions_of_run(&self, run_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT bar_t, aggregate, target_weights, skipped_reason FROM decisions \
-             WHERE run_id = ? ORDER BY bar_t",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.query_err("reading decisions"))?;
-        Ok(rows
-            .iter()
-            .map(|r| DecisionRow {
-                bar_t: r.get(0),
-                aggregate: r.get(1),
-                target_weights: r.get(2),
-                skipped_reason: r.get(3),
-            })
-            .collect())
-    }
-
     /// The run's equity snapshots, oldest first: (hour, cash, equity).
     pub async fn equity_curve(&self, run_id: i64) -> Result<Vec<(i64, f64, f64)>, StoreError> {
         let rows = sqlx::query("SELECT t, cash, equity FROM equity WHERE run_id = ? ORDER BY t")
@@ -536,107 +412,6 @@ impl Store {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
-    }
-
-    /// Every fill of a run.
-    pub async fn fills_of_run(&self, run_id: i64) -> Result<Vec<FillRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT f.qty, f.price, f.fee FROM fills f JOIN orders o ON o.id = f.order_id \
-             WHERE o.run_id = ? ORDER BY f.id",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.query_err("reading fills"))?;
-        Ok(rows
-            .iter()
-            .map(|r| FillRow {
-                qty: r.get(0),
-                price: r.get(1),
-                fee: r.get(2),
-            })
-            .collect())
-    }
-
-    /// Whether an order with this `client_order_id` is in the store.
-    pub async fn order_known(&self, client_order_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM orders WHERE client_order_id = ?")
-            .bind(client_order_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(self.query_err("looking up an order"))?;
-        Ok(row.is_some())
-    }
-
-    /// Sets an order's status (and broker id when known).
-    pub async fn update_order(
-        &self,
-        client_order_id: &str,
-        status: &OrderState,
-        broker_order_id: Option<&str>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE orders SET status = ?, broker_order_id = COALESCE(?, broker_order_id), \
-             updated_at = ? WHERE client_order_id = ?",
-        )
-        .bind(status.as_str())
-        .bind(broker_order_id)
-        .bind(now)
-        .bind(client_order_id)
-        .execute(&self.pool)
-        .await
-        .map_err(self.query_err("updating an order"))?;
-        Ok(())
-    }
-
-    /// Records the fill of an order once (a second call for the same order
-    /// is ignored).
-    pub async fn record_fill(
-        &self,
-        client_order_id: &str,
-        qty: f64,
-        price: f64,
-        fee: f64,
-        filled_at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO fills (order_id, qty, price, fee, filled_at) \
-             SELECT id, ?, ?, ?, ? FROM orders o WHERE o.client_order_id = ? \
-             AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.order_id = o.id)",
-        )
-        .bind(qty)
-        .bind(price)
-        .bind(fee)
-        .bind(filled_at)
-        .bind(client_order_id)
-        .execute(&self.pool)
-        .await
-        .map_err(self.query_err("recording a fill"))?;
-        Ok(())
-    }
-
-    /// Writes (or replaces) the equity snapshot of hour `t`.
-    pub async fn record_equity(
-        &self,
-        run_id: i64,
-        t: i64,
-        cash: f64,
-        equity: f64,
-        positions: &BTreeMap<String, f64>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO equity (run_id, t, cash, equity, positions) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(run_id)
-        .bind(t)
-        .bind(cash)
-        .bind(equity)
-        .bind(serde_json::to_string(positions).unwrap_or_else(|_| "{}".to_owned()))
-        .execute(&self.pool)
-        .await
-        .map_err(self.query_err("recording equity"))?;
-        Ok(())
     }
 
     /// The newest run, decision, equity snapshot and unsettled orders of
@@ -703,20 +478,6 @@ impl Store {
         })
     }
 
-    /// Positions (qty per symbol) of the run's newest equity snapshot.
-    pub async fn last_positions(
-        &self,
-        run_id: i64,
-    ) -> Result<Option<BTreeMap<String, f64>>, StoreError> {
-        let row =
-            sqlx::query("SELECT positions FROM equity WHERE run_id = ? ORDER BY t DESC LIMIT 1")
-                .bind(run_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(self.query_err("reading the last positions"))?;
-        Ok(row.and_then(|r| serde_json::from_str(&r.get::<String, _>(0)).ok()))
-    }
-
     /// First and last equity snapshot of a run: (t, equity).
     pub async fn equity_span(
         &self,
@@ -740,29 +501,5 @@ impl Store {
             .last()
             .map(|r| (r.get::<i64, _>(0), r.get::<f64, _>(1)));
         Ok(first.zip(last))
-    }
-
-    /// Decisions, skips, orders, filled orders and fills of a run.
-    pub async fn run_counts(&self, run_id: i64) -> Result<RunCounts, StoreError> {
-        let row = sqlx::query(
-            "SELECT \
-             (SELECT COUNT(*) FROM decisions WHERE run_id = ?1 AND skipped_reason IS NULL), \
-             (SELECT COUNT(*) FROM decisions WHERE run_id = ?1 AND skipped_reason IS NOT NULL), \
-             (SELECT COUNT(*) FROM orders WHERE run_id = ?1), \
-             (SELECT COUNT(*) FROM orders WHERE run_id = ?1 AND status = 'filled'), \
-             (SELECT COUNT(*) FROM fills f JOIN orders o ON o.id = f.order_id WHERE o.run_id = ?1)",
-        )
-        .bind(run_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(self.query_err("counting a run"))?;
-        let n = |i: usize| row.get::<i64, _>(i).unsigned_abs();
-        Ok(RunCounts {
-            decisions: n(0),
-            skipped: n(1),
-            orders: n(2),
-            filled: n(3),
-            fills: n(4),
-        })
     }
 }

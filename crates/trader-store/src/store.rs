@@ -1,6 +1,5 @@
 //! The SQLite file.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -8,13 +7,13 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
-use trader_core::{Bar, HOUR_SECS, Symbol, format_time};
+use sqlx::{Row, Sqlite};
+use trader_core::{Bar, Symbol};
 
 use crate::StoreError;
 
 /// Rows per multi-row INSERT (7 parameters each; SQLite allows 32,766).
-const INSERT_ROWS_PER_STATEMENT: usize = 500;
+pub(crate) const INSERT_ROWS_PER_STATEMENT: usize = 500;
 
 /// What one insert batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,13 +37,13 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Store {
     pub(crate) pool: SqlitePool,
     path: PathBuf,
-    retention_hours: Option<u32>,
+    pub(crate) retention_hours: Option<u32>,
     /// False for a handle from [`Store::records_only`]: bars are checked but
     /// neither written nor read.
     keeps_bars: bool,
 }
 
-fn bar_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Bar, sqlx::Error> {
+pub(crate) fn bar_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Bar, sqlx::Error> {
     Ok(Bar {
         t: row.try_get("t")?,
         open: row.try_get("open")?,
@@ -148,115 +147,6 @@ impl Store {
             what,
             source,
         }
-    }
-
-    /// Validates every bar against `now`, then upserts them in one transaction
-    /// and prunes the symbol to the retention window.
-    ///
-    /// # Errors
-    /// A bad bar (nothing of the batch is written) or a database error (the
-    /// transaction is rolled back).
-    pub async fn insert_bars(
-        &self,
-        symbol: &Symbol,
-        bars: &[Bar],
-        now: DateTime<Utc>,
-    ) -> Result<InsertReport, StoreError> {
-        validate_bars(symbol, bars, now)?;
-        if !self.keeps_bars {
-            return Ok(InsertReport {
-                inserted: bars.len() as u64,
-                ..InsertReport::default()
-            });
-        }
-        let mut report = InsertReport::default();
-        // The batch by hour; a later bar for the same hour wins, as if sent one by one.
-        let batch: BTreeMap<i64, Bar> = bars.iter().map(|b| (b.t, *b)).collect();
-        let (Some(first), Some(last)) = (
-            batch.keys().next().copied(),
-            batch.keys().next_back().copied(),
-        ) else {
-            return Ok(report);
-        };
-        let mut tx = self.begin_write("beginning a transaction").await?;
-        let existing: BTreeMap<i64, Bar> =
-            sqlx::query("SELECT t, open, high, low, close, volume FROM bars WHERE symbol = ? AND t BETWEEN ? AND ?")
-                .bind(symbol.as_str())
-                .bind(first)
-                .bind(last)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(self.query_err("reading bars"))?
-                .iter()
-                .map(|row| bar_from_row(row).map(|b| (b.t, b)))
-                .collect::<Result<_, _>>()
-                .map_err(self.query_err("decoding bars"))?;
-        let mut new_bars = Vec::new();
-        for bar in batch.values() {
-            match existing.get(&bar.t) {
-                None => new_bars.push(*bar),
-                Some(old) if old == bar => report.unchanged += 1,
-                Some(old) => {
-                    sqlx::query("UPDATE bars SET open = ?, high = ?, low = ?, close = ?, volume = ? WHERE symbol = ? AND t = ?")
-                        .bind(bar.open)
-                        .bind(bar.high)
-                        .bind(bar.low)
-                        .bind(bar.close)
-                        .bind(bar.volume)
-                        .bind(symbol.as_str())
-                        .bind(bar.t)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(self.query_err("replacing a bar"))?;
-                    tracing::warn!(
-                        symbol = %symbol,
-                        t = %format_time(bar.t),
-                        old_close = old.close,
-                        new_close = bar.close,
-                        old_volume = old.volume,
-                        new_volume = bar.volume,
-                        "corrected bar replaces the stored one"
-                    );
-                    report.replaced += 1;
-                }
-            }
-        }
-        // Multi-row inserts, well under SQLite's limit of bound parameters.
-        for chunk in new_bars.chunks(INSERT_ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO bars (symbol, t, open, high, low, close, volume) ",
-            );
-            insert.push_values(chunk, |mut row, bar| {
-                row.push_bind(symbol.as_str())
-                    .push_bind(bar.t)
-                    .push_bind(bar.open)
-                    .push_bind(bar.high)
-                    .push_bind(bar.low)
-                    .push_bind(bar.close)
-                    .push_bind(bar.volume);
-            });
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(self.query_err("inserting bars"))?;
-            report.inserted += chunk.len() as u64;
-        }
-        if let Some(hours) = self.retention_hours {
-            let pruned = sqlx::query(
-                "DELETE FROM bars WHERE symbol = ?1 AND t <= (SELECT MAX(t) FROM bars WHERE symbol = ?1) - ?2",
-            )
-            .bind(symbol.as_str())
-            .bind(i64::from(hours) * HOUR_SECS)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.query_err("pruning old bars"))?;
-            report.pruned = pruned.rows_affected();
-        }
-        tx.commit()
-            .await
-            .map_err(self.query_err("committing bars"))?;
-        Ok(report)
     }
 
     /// The newest `n` bars of `symbol` at or before `until` (all when None),

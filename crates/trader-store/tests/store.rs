@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use trader_core::{Bar, Symbol};
+use trader_store::Recorder as _;
 use trader_store::{HistoryWindow, InsertReport, Store, StoreError};
 
 const T0: i64 = 1_530_000_000; // 2018-06-26T08:00:00Z, on the hour
