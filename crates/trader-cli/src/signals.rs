@@ -1,7 +1,8 @@
 //! SIGINT and SIGTERM, listened for inside a tokio runtime: the one
 //! listener of `trader run` (the engine's [`Stop`]) and `trader data import`
 //! (a flag read at each batch boundary). `compare`'s children have their own
-//! (`supervise.rs`: blocking waits, no runtime).
+//! listener (`compare/mod.rs`, blocking waits in trader-compare's
+//! `supervise.rs`, no runtime).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

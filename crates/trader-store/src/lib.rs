@@ -47,8 +47,8 @@ pub use import::{IMPORT_BATCH, ImportReport, ImportedSymbol};
 pub use lock::{ProfileLock, lock_path};
 pub use recorder::{MemoryRecorder, Recorder};
 pub use records::{
-    DecisionRecord, DecisionRow, FillRow, OrderState, PlannedOrder, ProfileStatus, RunCounts,
-    RunMode, RunStart, StoredOrder,
+    DecisionRecord, DecisionRow, FillRow, LastDecision, LastEquity, NewestRun, OrderState,
+    PlannedOrder, ProfileStatus, RunCounts, RunMode, RunStart, StoredOrder,
 };
 pub use store::{InsertReport, Store};
 pub use window::{HistoryWindow, PushOutcome};
