@@ -3,11 +3,14 @@
 //! Rust client) and `/healthz` on 127.0.0.1, fed by the engine's counts
 //! after each poll ([`Metrics::update`]), and the resource alerts checked
 //! every `[alerts] check_interval_secs` ([`spawn_alerts`]): VRAM, every
-//! process's RSS, and this trader's own RSS against the budget's prediction.
+//! process's RSS, and this trader's own RSS against the budget's prediction;
+//! and the alarms on the data ([`DataAlarms`]: stale data, clock skew),
+//! which turn `/healthz` to 503 with their reason while they hold.
 //!
 //! What it does not do: decide or trade (trader-engine), or predict memory
 //! (trader-budget, whose probes it reads). Tests: `cargo test -p
-//! trader-monitor` (the rules of the alerts and the exposition), and
+//! trader-monitor` (the rules of the alerts and the exposition;
+//! `tests/healthz.rs`: a data alarm against the real endpoint), and
 //! `trader-cli/tests/run.rs` over HTTP against a running trader.
 
 mod alerts;
