@@ -84,12 +84,16 @@ impl DataAlarms {
         self.stale = stale;
         let broker = format_time(now);
         let reason = match (stale, newest) {
-            (true, Some(t)) => format!(
-                "stale data: the newest complete hour {} closed {} h ago (more than {} h) at broker time {broker}",
-                format_time(t),
-                age.unwrap_or(0) / HOUR_SECS,
-                self.stale_after_secs / HOUR_SECS
-            ),
+            (true, Some(t)) => {
+                let age = age.unwrap_or(0);
+                format!(
+                    "stale data: the newest complete hour {} closed {} h {} min before the broker's time {broker} (more than {} h)",
+                    format_time(t),
+                    age / HOUR_SECS,
+                    age % HOUR_SECS / 60,
+                    self.stale_after_secs / HOUR_SECS
+                )
+            }
             (true, None) => {
                 format!("stale data: no complete hour held at broker time {broker}")
             }

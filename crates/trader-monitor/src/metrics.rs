@@ -114,12 +114,12 @@ impl Metrics {
         let alerts_active = Family::<KindLabel, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "alerts",
-            "Resource alert crossings, by kind",
+            "Alert crossings (resources, stale data, clock skew), by kind",
             alerts.clone(),
         );
         registry.register(
             "alert_active",
-            "Resource alerts holding now, by kind",
+            "Alerts holding now (resources, stale data, clock skew), by kind",
             alerts_active.clone(),
         );
         let vram_used = Gauge::<i64, AtomicI64>::default();
