@@ -30,7 +30,7 @@ pub(crate) fn recorded() -> BTreeMap<Symbol, Vec<Bar>> {
     ]
     .into_iter()
     .map(|(file, symbol)| {
-        let bars = std::fs::read_to_string(dir.join(file))
+        let bars = fs_err::read_to_string(dir.join(file))
             .unwrap()
             .lines()
             .skip(1)

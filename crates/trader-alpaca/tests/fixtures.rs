@@ -26,7 +26,7 @@ fn fixture(name: &str) -> String {
     ]
     .iter()
     .collect();
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    fs_err::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn json(name: &str) -> Value {

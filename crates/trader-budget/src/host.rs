@@ -274,8 +274,8 @@ mod tests {
         }
         for (path, text) in files {
             let p = tmp.path().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
+            fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+            fs_err::write(p, text).unwrap();
         }
         tmp
     }
@@ -307,7 +307,7 @@ ram = "0.5GB"
 
     fn host_file(dir: &Path, text: &str) -> PathBuf {
         let path = dir.join("my-host.toml");
-        std::fs::write(&path, text).unwrap();
+        fs_err::write(&path, text).unwrap();
         path
     }
 

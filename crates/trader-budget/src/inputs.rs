@@ -303,11 +303,11 @@ mod tests {
     /// 12 and a 60 h window: 71 h of history), as the CLI's tests use it.
     fn lean_profile(dir: &Path) -> String {
         let fixture = repo().join("models/fixture-small");
-        let text = std::fs::read_to_string(repo().join("configs/lean.toml"))
+        let text = fs_err::read_to_string(repo().join("configs/lean.toml"))
             .unwrap()
             .replace("../models/demo", &fixture.display().to_string());
         let path = dir.join("lean.toml");
-        std::fs::write(&path, text).unwrap();
+        fs_err::write(&path, text).unwrap();
         path.display().to_string()
     }
 
@@ -315,7 +315,7 @@ mod tests {
     /// training workers of 1 GB.
     fn host(dir: &Path, ram: &str, workers: u32) -> PathBuf {
         let path = dir.join("host.toml");
-        std::fs::write(
+        fs_err::write(
             &path,
             format!(
                 r#"
@@ -423,9 +423,9 @@ ram = "1GB"
     fn workers_without_a_worker_tenant_are_refused_as_input() {
         let dir = tempfile::tempdir().unwrap();
         let path = host(dir.path(), "64GB", 1).with_file_name("other.toml");
-        std::fs::write(
+        fs_err::write(
             &path,
-            std::fs::read_to_string(dir.path().join("host.toml"))
+            fs_err::read_to_string(dir.path().join("host.toml"))
                 .unwrap()
                 .replace("training-worker", "monitoring"),
         )

@@ -25,7 +25,7 @@ pub struct MemoryProbe {
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
+    fs_err::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_owned())
 }
@@ -58,7 +58,7 @@ fn meminfo_field(text: &str, field: &str, path: &Path) -> Result<ByteSize, Budge
 /// `/proc/meminfo` missing or unparsable.
 pub fn probe_memory(root: &Path) -> Result<MemoryProbe, BudgetError> {
     let meminfo_path = root.join("proc/meminfo");
-    let meminfo = std::fs::read_to_string(&meminfo_path).map_err(|source| BudgetError::Read {
+    let meminfo = fs_err::read_to_string(&meminfo_path).map_err(|source| BudgetError::Read {
         path: meminfo_path.clone(),
         source,
     })?;
@@ -122,7 +122,7 @@ pub struct ProcessMemory {
 /// thread has no `VmRSS`). The one reader of `/proc/*/status` memory lines.
 #[must_use]
 pub fn process_memory(status_path: &Path) -> Option<ProcessMemory> {
-    let status = std::fs::read_to_string(status_path).ok()?;
+    let status = fs_err::read_to_string(status_path).ok()?;
     let rss = meminfo_field(&status, "VmRSS", status_path).ok()?.0;
     let peak = meminfo_field(&status, "VmHWM", status_path).map_or(rss, |b| b.0);
     Some(ProcessMemory { rss, peak })
@@ -150,7 +150,7 @@ pub struct RunningWorker {
 /// that vanish while being read are skipped.
 #[must_use]
 pub fn probe_train_workers(root: &Path) -> Vec<RunningWorker> {
-    let Ok(entries) = std::fs::read_dir(root.join("proc")) else {
+    let Ok(entries) = fs_err::read_dir(root.join("proc")) else {
         return Vec::new();
     };
     let mut workers = Vec::new();
@@ -162,7 +162,7 @@ pub fn probe_train_workers(root: &Path) -> Vec<RunningWorker> {
         else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let Ok(cmdline) = fs_err::read(entry.path().join("cmdline")) else {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
@@ -193,8 +193,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         for (path, text) in files {
             let p = tmp.path().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
+            fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+            fs_err::write(p, text).unwrap();
         }
         tmp
     }

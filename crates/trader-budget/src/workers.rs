@@ -128,7 +128,7 @@ mod tests {
     fn the_host_file_gives_the_limit_and_the_other_co_tenants() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("host.toml");
-        std::fs::write(
+        fs_err::write(
             &path,
             r#"
 ram = "10GB"

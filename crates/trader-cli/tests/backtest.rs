@@ -61,13 +61,13 @@ fn same_inputs_give_byte_identical_json_and_the_files() {
         168
     );
     assert_eq!(
-        std::fs::read_to_string(out.join("metrics.json")).unwrap(),
+        fs_err::read_to_string(out.join("metrics.json")).unwrap(),
         stdout(&a)
     );
-    let equity = std::fs::read_to_string(out.join("equity.csv")).unwrap();
+    let equity = fs_err::read_to_string(out.join("equity.csv")).unwrap();
     assert_eq!(equity.lines().count(), 169);
     assert_eq!(
-        std::fs::read_to_string(out.join("decisions.csv"))
+        fs_err::read_to_string(out.join("decisions.csv"))
             .unwrap()
             .lines()
             .count(),
@@ -77,7 +77,7 @@ fn same_inputs_give_byte_identical_json_and_the_files() {
     // Buy and hold, recomputed here from the CSVs: equal weights from the
     // first hour's close to the last's.
     let close = |file: &str, t: &str| -> f64 {
-        let text = std::fs::read_to_string(shipped().join(file)).unwrap();
+        let text = fs_err::read_to_string(shipped().join(file)).unwrap();
         let line = text.lines().find(|l| l.starts_with(t)).unwrap();
         line.split(',').nth(4).unwrap().parse().unwrap()
     };
@@ -108,7 +108,7 @@ fn backtest_targets(dir: &Path, forward: &str, span: &[&str]) -> Vec<String> {
         .concat(),
     );
     assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
-    let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
+    let decisions = fs_err::read_to_string(out.join("decisions.csv")).unwrap();
     csv::Reader::from_reader(decisions.as_bytes())
         .records()
         .map(|r| r.unwrap()[2].to_owned())
@@ -193,18 +193,18 @@ fn bad_data_is_named() {
     let tmp = sandbox();
     // No CSVs at all.
     let empty = tmp.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
+    fs_err::create_dir_all(&empty).unwrap();
     let o = backtest(tmp.path(), &empty, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no CSV files in"), "{}", stderr(&o));
     // A bad header.
     let bad = tmp.path().join("bad");
-    std::fs::create_dir_all(&bad).unwrap();
+    fs_err::create_dir_all(&bad).unwrap();
     for f in ["BTCUSD.csv", "ETHUSD.csv", "LTCUSD.csv"] {
-        std::fs::copy(shipped().join(f), bad.join(f)).unwrap();
+        fs_err::copy(shipped().join(f), bad.join(f)).unwrap();
     }
-    let text = std::fs::read_to_string(bad.join("ETHUSD.csv")).unwrap();
-    std::fs::write(
+    let text = fs_err::read_to_string(bad.join("ETHUSD.csv")).unwrap();
+    fs_err::write(
         bad.join("ETHUSD.csv"),
         text.replacen("timestamp,open", "time,open", 1),
     )
@@ -231,8 +231,8 @@ fn bad_data_is_named() {
     );
     // Symbols the profile trades but the data lacks.
     let partial = tmp.path().join("partial");
-    std::fs::create_dir_all(&partial).unwrap();
-    std::fs::copy(shipped().join("BTCUSD.csv"), partial.join("BTCUSD.csv")).unwrap();
+    fs_err::create_dir_all(&partial).unwrap();
+    fs_err::copy(shipped().join("BTCUSD.csv"), partial.join("BTCUSD.csv")).unwrap();
     let o = backtest(tmp.path(), &partial, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -272,7 +272,7 @@ fn compare_full_and_lean_writes_the_report() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(r["profiles"], serde_json::json!(["full", "lean"]));
     assert_eq!(r["agreement"]["hours_compared"], 72);
     let share = r["agreement"]["same_way_share"].as_f64().unwrap();
@@ -294,7 +294,7 @@ fn compare_full_and_lean_writes_the_report() {
         - r["metrics"]["full"]["total_return"].as_f64().unwrap();
     assert_eq!(d, want);
     // Both curves and buy-and-hold, and their three drawdowns, with text.
-    let svg = std::fs::read_to_string(out.join("equity.svg")).unwrap();
+    let svg = fs_err::read_to_string(out.join("equity.svg")).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
     assert!(
         svg.matches("<polyline").count() >= 6,
@@ -307,7 +307,7 @@ fn compare_full_and_lean_writes_the_report() {
             "{label} missing"
         );
     }
-    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let md = fs_err::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("| total_return |") && md.contains("## Decision agreement"),
         "{md}"
@@ -355,7 +355,7 @@ fn shipped_profiles_match_their_golden_metrics() {
         let got = json(&o);
         let path = repo().join(format!("tests/fixtures/golden/backtest-{profile}.json"));
         let golden: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            serde_json::from_str(&fs_err::read_to_string(&path).unwrap()).unwrap();
         let (got_map, golden_map) = (got.as_object().unwrap(), golden.as_object().unwrap());
         assert_eq!(
             got_map.keys().collect::<Vec<_>>(),
@@ -422,7 +422,7 @@ fn compare_live_runs_two_traders_against_one_simulator() {
         "throwaway keys left on disk"
     );
     let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert!(
         r["agreement"]["hours_compared"].as_u64().unwrap() >= 3,
         "{r}"
@@ -462,7 +462,7 @@ fn memory_and_sqlite_records_give_the_same_backtest() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = backtest(tmp.path(), &shipped(), &args);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+        let read = |f: &str| fs_err::read_to_string(out.join(f)).unwrap();
         files.push((
             read("metrics.json"),
             read("decisions.csv"),
@@ -522,7 +522,7 @@ fn full_disk_during_out_keeps_the_previous_files_and_names_the_file() {
     let read_all = || -> Vec<String> {
         files
             .iter()
-            .map(|f| std::fs::read_to_string(out.join(f)).unwrap())
+            .map(|f| fs_err::read_to_string(out.join(f)).unwrap())
             .collect()
     };
     let before = read_all();
@@ -546,7 +546,7 @@ fn full_disk_during_out_keeps_the_previous_files_and_names_the_file() {
         "{err}"
     );
     assert_eq!(read_all(), before, "the previous run's files changed");
-    let names: Vec<String> = std::fs::read_dir(&out)
+    let names: Vec<String> = fs_err::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();

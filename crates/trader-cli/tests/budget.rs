@@ -215,9 +215,9 @@ fn what_if_flags_change_the_numbers() {
 fn tiny_ram_envelope_is_refused_with_computed_fixes() {
     let sb = sandbox();
     let host = sb.path().join("configs/host.toml");
-    let text = std::fs::read_to_string(&host).unwrap();
+    let text = fs_err::read_to_string(&host).unwrap();
     // 12.5 GB x 90 % = 11.25 GB: the 9 workers' RAM alone; 7 workers leave room.
-    std::fs::write(&host, text.replace("ram = \"auto\"", "ram = \"12.5GB\"")).unwrap();
+    fs_err::write(&host, text.replace("ram = \"auto\"", "ram = \"12.5GB\"")).unwrap();
     let o = trader(&[
         "budget",
         "--profile",
@@ -251,9 +251,9 @@ fn expect_error(args: &[&str], needles: &[&str]) {
 }
 
 fn edit(path: &std::path::Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = fs_err::read_to_string(path).unwrap();
     assert!(text.contains(from), "{from} not in {}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+    fs_err::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 fn budget_in(sb: &tempfile::TempDir, profile: &str) -> Vec<String> {
@@ -339,7 +339,7 @@ fn missing_profile_is_named() {
 #[test]
 fn missing_ensemble_dir_is_named() {
     let sb = sandbox();
-    std::fs::remove_dir_all(sb.path().join("models/fixture-small")).unwrap();
+    fs_err::remove_dir_all(sb.path().join("models/fixture-small")).unwrap();
     run_err(
         &sb,
         "lean",
@@ -353,9 +353,9 @@ fn corrupt_safetensors_header_is_named() {
     let weights = sb
         .path()
         .join("models/fixture-small/trial_0004/actor.safetensors");
-    let mut bytes = std::fs::read(&weights).unwrap();
+    let mut bytes = fs_err::read(&weights).unwrap();
     bytes[8..16].copy_from_slice(b"!garbage");
-    std::fs::write(&weights, bytes).unwrap();
+    fs_err::write(&weights, bytes).unwrap();
     run_err(
         &sb,
         "lean",
@@ -373,8 +373,8 @@ fn truncated_safetensors_is_named() {
     let weights = sb
         .path()
         .join("models/fixture-small/trial_0004/actor.safetensors");
-    let bytes = std::fs::read(&weights).unwrap();
-    std::fs::write(&weights, &bytes[..bytes.len() - 100]).unwrap();
+    let bytes = fs_err::read(&weights).unwrap();
+    fs_err::write(&weights, &bytes[..bytes.len() - 100]).unwrap();
     run_err(&sb, "lean", &["trial_0004", "truncated"]);
 }
 
@@ -466,8 +466,8 @@ fn measure_replaces_declared_tenants_with_what_is_in_use() {
 fn workers_flag_without_a_worker_tenant_is_an_error() {
     let sb = sandbox();
     let host = sb.path().join("configs/host.toml");
-    let text = std::fs::read_to_string(&host).unwrap();
-    std::fs::write(&host, text.replace("training-worker", "trainer")).unwrap();
+    let text = fs_err::read_to_string(&host).unwrap();
+    fs_err::write(&host, text.replace("training-worker", "trainer")).unwrap();
     let args = budget_in(&sb, "lean");
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend(["--workers", "3"]);

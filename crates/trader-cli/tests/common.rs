@@ -38,14 +38,14 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
+    fs_err::create_dir_all(to).unwrap();
+    for entry in fs_err::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &target);
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            fs_err::copy(entry.path(), target).unwrap();
         }
     }
 }
@@ -61,12 +61,12 @@ pub fn sandbox() -> tempfile::TempDir {
     copy_dir(&configs(), &tmp.path().join("configs"));
     for profile in ["full", "lean"] {
         let path = tmp.path().join("configs").join(format!("{profile}.toml"));
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = fs_err::read_to_string(&path).unwrap();
         // ... and at the order size those tests were written for.
         let text = text
             .replace("../models/demo", "../models/fixture-small")
             .replace("min_trade_notional = 3000.0", "min_trade_notional = 10.0");
-        std::fs::write(&path, text).unwrap();
+        fs_err::write(&path, text).unwrap();
     }
     copy_dir(
         &repo().join("models/fixture-small"),
@@ -97,7 +97,7 @@ pub fn write_linear_ensemble_with(
 ) {
     use safetensors::tensor::{Dtype, TensorView};
     let member = dir.join("trial_0000");
-    std::fs::create_dir_all(&member).unwrap();
+    fs_err::create_dir_all(&member).unwrap();
     let inputs = 1 + 3 + lookback * 3 * features.len();
     let weight: Vec<u8> = (0..3)
         .flat_map(|o| (0..inputs).map(move |i| (o, i)))
@@ -125,10 +125,10 @@ pub fn write_linear_ensemble_with(
         "score": 1.0,
         "hparams": {}
     });
-    std::fs::write(member.join("params.json"), params.to_string()).unwrap();
+    fs_err::write(member.join("params.json"), params.to_string()).unwrap();
     let ensemble =
         serde_json::json!({"format": 1, "members": [{"dir": "trial_0000", "score": 1.0}]});
-    std::fs::write(dir.join("ensemble_params.json"), ensemble.to_string()).unwrap();
+    fs_err::write(dir.join("ensemble_params.json"), ensemble.to_string()).unwrap();
 }
 
 /// Points the sandbox's lean profile at a momentum policy that rebalances
@@ -142,8 +142,8 @@ pub fn use_momentum_policy(tmp: &Path) {
         [0.5, 0.5, 0.5],
     );
     let lean = tmp.join("configs/lean.toml");
-    let text = std::fs::read_to_string(&lean).unwrap();
-    std::fs::write(
+    let text = fs_err::read_to_string(&lean).unwrap();
+    fs_err::write(
         &lean,
         text.replace("../models/fixture-small", "../models/momentum")
             .replace("top_n = 5", "top_n = 1"),

@@ -17,7 +17,7 @@ use common::*;
 /// `parent`, from /proc.
 fn children_of(parent: u32) -> Vec<(u32, u64)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
@@ -34,7 +34,7 @@ fn children_of(parent: u32) -> Vec<(u32, u64)> {
 /// State, parent pid and start time of `pid` (fields 3, 4 and 22 of
 /// /proc/PID/stat), if it exists.
 fn stat(pid: u32) -> Option<(String, u32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = fs_err::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces: fields start after its ')'.
     let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
     Some((
@@ -120,7 +120,7 @@ fn sigterm_takes_the_children(mut child: Child, n: usize) {
 /// Every file under `dir`, relative.
 fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = fs_err::read_dir(dir) else {
         return out;
     };
     for entry in entries.flatten() {

@@ -88,7 +88,7 @@ fn features_at_a_bar_match_the_pandas_reference() {
     let tmp = tempfile::tempdir().unwrap();
     let db = import_all(tmp.path(), &shipped());
     let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
+        &fs_err::read_to_string(
             repo().join("crates/trader-core/tests/fixtures/features_pandas.json"),
         )
         .unwrap(),
@@ -133,14 +133,14 @@ fn features_at_a_bar_match_the_pandas_reference() {
 /// applied to the BTC file's lines.
 fn small_set(tmp: &Path, hours: usize, edit: impl Fn(&mut Vec<String>)) -> PathBuf {
     let dir = tmp.join("set");
-    std::fs::create_dir_all(&dir).unwrap();
+    fs_err::create_dir_all(&dir).unwrap();
     for f in ["BTCUSD.csv", "ETHUSD.csv", "LTCUSD.csv"] {
-        let text = std::fs::read_to_string(shipped().join(f)).unwrap();
+        let text = fs_err::read_to_string(shipped().join(f)).unwrap();
         let mut lines: Vec<String> = text.lines().take(hours + 1).map(str::to_owned).collect();
         if f == "BTCUSD.csv" {
             edit(&mut lines);
         }
-        std::fs::write(dir.join(f), lines.join("\n") + "\n").unwrap();
+        fs_err::write(dir.join(f), lines.join("\n") + "\n").unwrap();
     }
     dir
 }
@@ -186,9 +186,9 @@ fn a_bad_bar_is_refused_naming_file_and_hour_and_nothing_stored_is_lost() {
     let db = import_all(tmp.path(), &small_set(tmp.path(), 50, |_| {}));
     let before = sqlite3(&db, "SELECT symbol, t, close FROM bars ORDER BY symbol, t");
     let bad = tmp.path().join("bad");
-    std::fs::create_dir_all(&bad).unwrap();
+    fs_err::create_dir_all(&bad).unwrap();
     // high below the close, for an hour that is already stored.
-    std::fs::write(
+    fs_err::write(
         bad.join("BTCUSD.csv"),
         "timestamp,open,high,low,close,volume\n2017-07-01T12:00:00Z,2509.17,2500,2484.99,2488.43,157.36\n",
     )
@@ -213,14 +213,14 @@ fn bad_data_directories_and_files_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("x.sqlite");
     let empty = tmp.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
+    fs_err::create_dir_all(&empty).unwrap();
     let o = trader(&["data", "import", &s(&empty), "--store", &s(&db)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no CSV files in"), "{}", stderr(&o));
 
     let header = tmp.path().join("header");
-    std::fs::create_dir_all(&header).unwrap();
-    std::fs::write(header.join("BTCUSD.csv"), "time,o,h,l,c,v\n").unwrap();
+    fs_err::create_dir_all(&header).unwrap();
+    fs_err::write(header.join("BTCUSD.csv"), "time,o,h,l,c,v\n").unwrap();
     let o = trader(&["data", "import", &s(&header), "--store", &s(&db)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -230,8 +230,8 @@ fn bad_data_directories_and_files_are_named() {
     );
 
     let stamp = tmp.path().join("stamp");
-    std::fs::create_dir_all(&stamp).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(&stamp).unwrap();
+    fs_err::write(
         stamp.join("BTCUSD.csv"),
         "timestamp,open,high,low,close,volume\nyesterday,1,1,1,1,1\n",
     )
@@ -251,8 +251,8 @@ fn lean_profile_refuses_a_model_that_needs_83_hours_and_takes_one_that_needs_71(
     let configs = tmp.path().join("configs");
     copy_dir(&repo().join("configs"), &configs);
     let lean = configs.join("lean.toml");
-    let text = std::fs::read_to_string(&lean).unwrap();
-    std::fs::write(&lean, text.replace("../models/demo", "../ens")).unwrap();
+    let text = fs_err::read_to_string(&lean).unwrap();
+    fs_err::write(&lean, text.replace("../models/demo", "../ens")).unwrap();
 
     write_linear_ensemble(&tmp.path().join("ens"), 24, &["log_return", "sma_ratio_60"]);
     let o = trader(&[
@@ -271,7 +271,7 @@ fn lean_profile_refuses_a_model_that_needs_83_hours_and_takes_one_that_needs_71(
         "{err}"
     );
 
-    std::fs::remove_dir_all(tmp.path().join("ens")).unwrap();
+    fs_err::remove_dir_all(tmp.path().join("ens")).unwrap();
     write_linear_ensemble(&tmp.path().join("ens"), 12, &["log_return", "sma_ratio_60"]);
     let o = trader(&[
         "budget",

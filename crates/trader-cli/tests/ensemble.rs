@@ -22,7 +22,7 @@ fn state_file(dir: &Path, len: usize) -> PathBuf {
         .map(|i| ((i * 37 % 101) as f64 / 50.0) - 1.0)
         .collect();
     let p = dir.join("state.json");
-    std::fs::write(&p, serde_json::to_string(&values).unwrap()).unwrap();
+    fs_err::write(&p, serde_json::to_string(&values).unwrap()).unwrap();
     p
 }
 
@@ -31,9 +31,9 @@ fn s(p: &Path) -> String {
 }
 
 fn edit_json(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = fs_err::read_to_string(path).unwrap();
     assert!(text.contains(from), "{from} not in {}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+    fs_err::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 fn infer_err(dir: &Path, state: &Path, extra: &[&str], needles: &[&str]) {
@@ -127,7 +127,7 @@ fn infer_json_has_members_in_rank_order_and_their_aggregate() {
 #[test]
 fn missing_member_dir_is_named() {
     let (tmp, dir) = fixture_copy();
-    std::fs::remove_dir_all(dir.join("trial_0009")).unwrap();
+    fs_err::remove_dir_all(dir.join("trial_0009")).unwrap();
     infer_err(
         &dir,
         &state_file(tmp.path(), 364),
@@ -140,8 +140,8 @@ fn missing_member_dir_is_named() {
 fn truncated_safetensors_is_named() {
     let (tmp, dir) = fixture_copy();
     let f = dir.join("trial_0007/actor.safetensors");
-    let bytes = std::fs::read(&f).unwrap();
-    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let bytes = fs_err::read(&f).unwrap();
+    fs_err::write(&f, &bytes[..bytes.len() / 2]).unwrap();
     infer_err(
         &dir,
         &state_file(tmp.path(), 364),
@@ -169,13 +169,13 @@ fn tensor_with_the_wrong_shape_is_named() {
 fn nan_weight_is_named() {
     let (tmp, dir) = fixture_copy();
     let f = dir.join("trial_0009/actor.safetensors");
-    let mut bytes = std::fs::read(&f).unwrap();
+    let mut bytes = fs_err::read(&f).unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
     let start =
         header["net.2.weight"]["data_offsets"][0].as_u64().unwrap() as usize + 8 + header_len;
     bytes[start + 8..start + 12].copy_from_slice(&f32::NAN.to_le_bytes());
-    std::fs::write(&f, bytes).unwrap();
+    fs_err::write(&f, bytes).unwrap();
     infer_err(
         &dir,
         &state_file(tmp.path(), 364),
@@ -269,15 +269,14 @@ fn cuda_on_a_cpu_build_is_a_clear_error() {
 fn infer_agrees_with_the_independent_numpy_implementation() {
     let parity = repo().join("crates/trader-ensemble/tests/fixtures/parity");
     let states: Vec<Vec<f64>> =
-        serde_json::from_str(&std::fs::read_to_string(parity.join("states.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&fs_err::read_to_string(parity.join("states.json")).unwrap()).unwrap();
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(parity.join("expected_numpy.json")).unwrap())
+        serde_json::from_str(&fs_err::read_to_string(parity.join("expected_numpy.json")).unwrap())
             .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     for (i, state) in states.iter().enumerate() {
         let f = tmp.path().join(format!("state{i}.json"));
-        std::fs::write(&f, serde_json::to_string(state).unwrap()).unwrap();
+        fs_err::write(&f, serde_json::to_string(state).unwrap()).unwrap();
         let o = trader(&[
             "ensemble",
             "infer",

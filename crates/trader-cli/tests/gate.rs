@@ -29,9 +29,9 @@ fn trader_in(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = fs_err::read_to_string(path).unwrap();
     assert!(text.contains(from), "{from} not in {}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+    fs_err::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 /// Hidden units of the huge member: 4 * 815e6 * (364 + 1 + 3) + 12 bytes
@@ -47,12 +47,12 @@ fn sandbox_with_a_huge_member() -> tempfile::TempDir {
     let member = sb.path().join("models/fixture-small/trial_0004");
     let params_path = member.join("params.json");
     let mut params: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&params_path).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(&params_path).unwrap()).unwrap();
     params["layers"] = serde_json::json!([
         {"in": 364, "out": HUGE_HIDDEN, "activation": "relu"},
         {"in": HUGE_HIDDEN, "out": 3, "activation": "tanh"},
     ]);
-    std::fs::write(&params_path, params.to_string()).unwrap();
+    fs_err::write(&params_path, params.to_string()).unwrap();
     let mut header = serde_json::Map::new();
     let mut offset = 0u64;
     for (name, shape) in [
@@ -72,7 +72,7 @@ fn sandbox_with_a_huge_member() -> tempfile::TempDir {
     while !json.len().is_multiple_of(8) {
         json.push(' ');
     }
-    let mut file = std::fs::File::create(member.join("actor.safetensors")).unwrap();
+    let mut file = fs_err::File::create(member.join("actor.safetensors")).unwrap();
     file.write_all(&(json.len() as u64).to_le_bytes()).unwrap();
     file.write_all(json.as_bytes()).unwrap();
     file.set_len(8 + json.len() as u64 + offset).unwrap();
@@ -180,7 +180,7 @@ fn ensemble_infer_and_bench_refuse_a_member_larger_than_the_machine_with_exit_3(
     let sb = sandbox_with_a_huge_member();
     let dir = sb.path().join("models/fixture-small");
     let state = sb.path().join("state.json");
-    std::fs::write(&state, serde_json::to_string(&vec![0.0f32; 364]).unwrap()).unwrap();
+    fs_err::write(&state, serde_json::to_string(&vec![0.0f32; 364]).unwrap()).unwrap();
     let (dir, state) = (dir.display().to_string(), state.display().to_string());
     let infer = trader(&["ensemble", "infer", &dir, "--state", &state]);
     assert_refused(&infer, "infer");

@@ -114,9 +114,9 @@ fn the_readme_replay_three_times_on_one_store_and_after_a_sigkill_all_exit_0() {
     // Imported bars first: one symbol the profile does not trade (XRP), and
     // the slice's BTC, more hours than the profile's 72 h history.
     let imported = tmp.path().join("imported");
-    std::fs::create_dir_all(&imported).unwrap();
-    std::fs::copy(slice().join("BTCUSD.csv"), imported.join("XRPUSD.csv")).unwrap();
-    std::fs::copy(slice().join("BTCUSD.csv"), imported.join("BTCUSD.csv")).unwrap();
+    fs_err::create_dir_all(&imported).unwrap();
+    fs_err::copy(slice().join("BTCUSD.csv"), imported.join("XRPUSD.csv")).unwrap();
+    fs_err::copy(slice().join("BTCUSD.csv"), imported.join("BTCUSD.csv")).unwrap();
     let o = trader(&[
         "data",
         "import",
@@ -164,7 +164,7 @@ fn the_readme_replay_three_times_on_one_store_and_after_a_sigkill_all_exit_0() {
         );
         // A clean exit leaves nothing in the WAL: the .sqlite alone is the store.
         let wal = db.with_file_name("lean.sqlite-wal");
-        assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+        assert_eq!(fs_err::metadata(&wal).map_or(0, |m| m.len()), 0);
     }
     assert!(
         runs.iter().all(|(_, c)| !c.ends_with("/0")),
@@ -341,15 +341,15 @@ fn sigterm_ends_trader_run_promptly_while_waiting_and_while_the_broker_is_down()
 fn edited_slice(tmp: &Path, name: &str, edit: impl Fn(&mut Vec<String>)) -> PathBuf {
     let dir = tmp.join(name);
     copy_dir(&slice(), &dir);
-    std::fs::remove_file(dir.join("README.md")).ok();
+    fs_err::remove_file(dir.join("README.md")).ok();
     let path = dir.join("BTCUSD.csv");
-    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+    let mut lines: Vec<String> = fs_err::read_to_string(&path)
         .unwrap()
         .lines()
         .map(str::to_owned)
         .collect();
     edit(&mut lines);
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    fs_err::write(&path, lines.join("\n") + "\n").unwrap();
     dir
 }
 
@@ -472,7 +472,7 @@ fn sigterm_stops_an_import_at_a_batch_boundary_and_says_how_many_rows_are_stored
     let tmp = tempfile::tempdir().unwrap();
     // 300,000 hours of one symbol (from 1985): hundreds of batches.
     let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    fs_err::create_dir_all(&data).unwrap();
     let start = 473_385_600_i64; // 1985-01-01T00:00:00Z
     let mut text = String::from("timestamp,open,high,low,close,volume\n");
     for h in 0..300_000_i64 {
@@ -482,7 +482,7 @@ fn sigterm_stops_an_import_at_a_batch_boundary_and_says_how_many_rows_are_stored
             t.format("%Y-%m-%dT%H:%M:%SZ")
         ));
     }
-    std::fs::write(data.join("BTCUSD.csv"), text).unwrap();
+    fs_err::write(data.join("BTCUSD.csv"), text).unwrap();
     let db = tmp.path().join("s.sqlite");
     let mut child = Command::new(env!("CARGO_BIN_EXE_trader"))
         .args(["data", "import", &data.display().to_string()])

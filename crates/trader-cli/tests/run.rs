@@ -182,8 +182,8 @@ fn replay_without_keys_leaves_a_store_that_matches_the_summary() {
 fn budget_refusal_exits_3_before_any_model_or_store() {
     let tmp = sandbox();
     let host = tmp.path().join("configs/host.toml");
-    let text = std::fs::read_to_string(&host).unwrap();
-    std::fs::write(&host, text.replace("ram = \"auto\"", "ram = \"300MB\"")).unwrap();
+    let text = fs_err::read_to_string(&host).unwrap();
+    fs_err::write(&host, text.replace("ram = \"auto\"", "ram = \"300MB\"")).unwrap();
     let db = tmp.path().join("never.sqlite");
     let o = run_replay(tmp.path(), "lean", &["--store", &db.display().to_string()]);
     assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
@@ -239,7 +239,7 @@ fn start_sim(tmp: &Path, pairs: &[(&str, &str)], extra: &[&str]) -> (Child, Stri
     for (k, s) in pairs {
         text += &format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n");
     }
-    std::fs::write(&keys, text).unwrap();
+    fs_err::write(&keys, text).unwrap();
     let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
         .args([
             "sim",
@@ -316,8 +316,8 @@ fn metrics_healthz_and_alerts_while_trading() {
     let tmp = sandbox();
     // Every process on the machine is over 1 MB: a process_rss alert.
     let host = tmp.path().join("configs/host.toml");
-    let text = std::fs::read_to_string(&host).unwrap();
-    std::fs::write(
+    let text = fs_err::read_to_string(&host).unwrap();
+    fs_err::write(
         &host,
         text.replace("process_rss = \"1.5GB\"", "process_rss = \"1MB\""),
     )
@@ -329,8 +329,8 @@ fn metrics_healthz_and_alerts_while_trading() {
         .unwrap()
         .port();
     let lean = tmp.path().join("configs/lean.toml");
-    let text = std::fs::read_to_string(&lean).unwrap();
-    std::fs::write(
+    let text = fs_err::read_to_string(&lean).unwrap();
+    fs_err::write(
         &lean,
         text.replace("port = 9102", &format!("port = {port}")),
     )

@@ -28,7 +28,7 @@ fn get(base: &str, path: &str, key: &str, secret: &str) -> String {
 fn sim_prints_its_url_and_serves_the_keys_of_a_key_file() {
     let tmp = tempfile::tempdir().unwrap();
     let keys = tmp.path().join("keys.toml");
-    std::fs::write(
+    fs_err::write(
         &keys,
         "[[keys]]\nkey_id = \"PKA\"\nsecret_key = \"sa\"\n\n[[keys]]\nkey_id = \"PKB\"\nsecret_key = \"sb\"\n",
     )

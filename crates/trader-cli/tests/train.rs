@@ -55,7 +55,7 @@ fn spans_cmd(
 
 fn members(out: &Path) -> Vec<(String, f64)> {
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("ensemble_params.json")).unwrap())
+        serde_json::from_str(&fs_err::read_to_string(out.join("ensemble_params.json")).unwrap())
             .unwrap();
     v["members"]
         .as_array()
@@ -138,14 +138,14 @@ fn an_interrupted_search_resumes_to_the_same_ensemble() {
         "same seed, same data: same trials and scores"
     );
     assert!(
-        !b.join(".staging").exists() || std::fs::read_dir(b.join(".staging")).unwrap().count() == 0
+        !b.join(".staging").exists() || fs_err::read_dir(b.join(".staging")).unwrap().count() == 0
     );
 }
 
 /// Finished members listed, reading the file as a trader would (it must
 /// always parse).
 fn members_if_any(out: &Path) -> usize {
-    match std::fs::read_to_string(out.join("ensemble_params.json")) {
+    match fs_err::read_to_string(out.join("ensemble_params.json")) {
         Ok(text) => {
             let v: serde_json::Value = serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("half-written ensemble_params.json: {e}: {text:?}"));
@@ -161,8 +161,8 @@ fn too_many_workers_are_refused_naming_how_many_fit() {
     let host = tmp.path().join("host.toml");
     // The shipped host file on a 300 MB machine: 90 % = 270 MB, less the
     // monitoring process (0.6 GB -> 200 MB here).
-    let shipped = std::fs::read_to_string(configs().join("host.toml")).unwrap();
-    std::fs::write(
+    let shipped = fs_err::read_to_string(configs().join("host.toml")).unwrap();
+    fs_err::write(
         &host,
         shipped
             .replace("ram = \"auto\"", "ram = \"300MB\"")
@@ -230,7 +230,7 @@ fn the_shipped_demo_is_reproduced_by_its_command() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let params = |dir: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(dir.join("trial_0000/params.json")).unwrap())
+        serde_json::from_str(&fs_err::read_to_string(dir.join("trial_0000/params.json")).unwrap())
             .unwrap()
     };
     let (got, shipped) = (params(&out), params(&repo().join("models/demo")));

@@ -93,7 +93,7 @@ mod tests {
     fn file(text: &str) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("decisions.csv");
-        std::fs::write(&path, text)?;
+        fs_err::write(&path, text)?;
         Ok((dir, path))
     }
 
@@ -131,7 +131,7 @@ mod tests {
     fn equity_reads_both_curves_and_the_first_hour() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("equity.csv");
-        std::fs::write(
+        fs_err::write(
             &path,
             "t,equity,buy_and_hold\n2018-01-01T00:00:00Z,100000,100000\n2018-01-01T01:00:00Z,100250.5,99800\n",
         )?;

@@ -196,7 +196,7 @@ ram = "0.6GB"
     fn load(text: &str) -> Result<HostConfig, ConfigError> {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("host.toml");
-        std::fs::write(&p, text).unwrap();
+        fs_err::write(&p, text).unwrap();
         HostConfig::from_file(&p)
     }
 

@@ -349,7 +349,7 @@ path = "../var/lean.sqlite"
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
+        fs_err::write(&p, text).unwrap();
         p
     }
 
@@ -520,7 +520,7 @@ path = "../var/lean.sqlite"
     #[test]
     fn a_profile_that_is_a_directory_is_called_a_directory_not_missing() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("lean.toml")).unwrap();
+        fs_err::create_dir(tmp.path().join("lean.toml")).unwrap();
         for name in ["lean", &tmp.path().join("lean.toml").display().to_string()] {
             let err = Profile::load(name, tmp.path()).unwrap_err().to_string();
             assert!(

@@ -15,7 +15,7 @@ fn load(file: &str) -> Vec<Bar> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/coinbase_2017_2018")
         .join(file);
-    std::fs::read_to_string(path)
+    fs_err::read_to_string(path)
         .unwrap()
         .lines()
         .skip(1)

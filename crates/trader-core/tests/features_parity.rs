@@ -23,7 +23,7 @@ fn load(file: &str) -> Vec<Bar> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/coinbase_2017_2018")
         .join(file);
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = fs_err::read_to_string(path).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some(RECORDED_CSV_HEADER));
     lines.map(|l| Bar::from_recorded_line(l).unwrap()).collect()
@@ -32,7 +32,7 @@ fn load(file: &str) -> Vec<Bar> {
 #[test]
 fn features_equal_the_pandas_reference() {
     let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
+        &fs_err::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/features_pandas.json"),
         )
         .unwrap(),

@@ -60,7 +60,7 @@ fn recorded() -> BTreeMap<Symbol, Vec<Bar>> {
 fn write_momentum_policy(dir: &Path) {
     use safetensors::tensor::{Dtype, TensorView};
     let member = dir.join("trial_0000");
-    std::fs::create_dir_all(&member).unwrap();
+    fs_err::create_dir_all(&member).unwrap();
     let inputs = 1 + 3 + 3;
     let weight: Vec<u8> = (0..3)
         .flat_map(|o| (0..inputs).map(move |i| if i == 4 + o { 60.0_f32 } else { 0.0 }))
@@ -88,10 +88,10 @@ fn write_momentum_policy(dir: &Path) {
         "score": 1.0,
         "hparams": {}
     });
-    std::fs::write(member.join("params.json"), params.to_string()).unwrap();
+    fs_err::write(member.join("params.json"), params.to_string()).unwrap();
     let ensemble =
         serde_json::json!({"format": 1, "members": [{"dir": "trial_0000", "score": 1.0}]});
-    std::fs::write(dir.join("ensemble_params.json"), ensemble.to_string()).unwrap();
+    fs_err::write(dir.join("ensemble_params.json"), ensemble.to_string()).unwrap();
 }
 
 /// Loopback settings: a short timeout, short backoff, no quota to wait for.

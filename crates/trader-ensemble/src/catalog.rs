@@ -39,7 +39,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
             expected: "a JSON file",
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| EnsembleError::Read {
+    let text = fs_err::read_to_string(path).map_err(|source| EnsembleError::Read {
         path: path.to_path_buf(),
         source,
     })?;

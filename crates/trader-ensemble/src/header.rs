@@ -1,7 +1,7 @@
 //! Reads a safetensors header (tensor names, shapes, dtypes) without loading
 //! any tensor data.
 
-use std::fs::File;
+use fs_err::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 

@@ -54,7 +54,7 @@ pub(crate) fn load_member(
 ) -> Result<LoadedMember, EnsembleError> {
     let path = &summary.header.path;
     let mut tensors = {
-        let bytes = std::fs::read(path).map_err(|source| EnsembleError::Read {
+        let bytes = fs_err::read(path).map_err(|source| EnsembleError::Read {
             path: path.clone(),
             source,
         })?;

@@ -10,14 +10,14 @@ use trader_ensemble::{EnsembleCatalog, SafetensorsHeader};
 /// A copy of the three-member parity fixture in a temporary directory.
 fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
     fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
+        fs_err::create_dir_all(to).unwrap();
+        for entry in fs_err::read_dir(from).unwrap() {
             let entry = entry.unwrap();
             let target = to.join(entry.file_name());
             if entry.file_type().unwrap().is_dir() {
                 copy(&entry.path(), &target);
             } else {
-                std::fs::copy(entry.path(), target).unwrap();
+                fs_err::copy(entry.path(), target).unwrap();
             }
         }
     }
@@ -54,8 +54,8 @@ fn a_missing_ensemble_dir_does_not_exist_and_a_file_is_called_a_file() {
 fn a_member_dir_that_is_a_file_is_called_a_file() {
     let (_tmp, dir) = fixture_copy();
     let member = dir.join("trial_0002");
-    std::fs::remove_dir_all(&member).unwrap();
-    std::fs::write(&member, "not a directory").unwrap();
+    fs_err::remove_dir_all(&member).unwrap();
+    fs_err::write(&member, "not a directory").unwrap();
     let err = EnsembleCatalog::open(&dir)
         .unwrap()
         .select(3)
@@ -73,8 +73,8 @@ fn a_member_dir_that_is_a_file_is_called_a_file() {
 fn an_actor_safetensors_that_is_a_directory_is_called_a_directory() {
     let (_tmp, dir) = fixture_copy();
     let weights = dir.join("trial_0000/actor.safetensors");
-    std::fs::remove_file(&weights).unwrap();
-    std::fs::create_dir(&weights).unwrap();
+    fs_err::remove_file(&weights).unwrap();
+    fs_err::create_dir(&weights).unwrap();
     let direct = SafetensorsHeader::read(&weights).unwrap_err().to_string();
     let selected = EnsembleCatalog::open(&dir)
         .unwrap()
@@ -96,8 +96,8 @@ fn an_actor_safetensors_that_is_a_directory_is_called_a_directory() {
 fn a_params_json_that_is_a_directory_is_called_a_directory() {
     let (_tmp, dir) = fixture_copy();
     let params = dir.join("trial_0000/params.json");
-    std::fs::remove_file(&params).unwrap();
-    std::fs::create_dir(&params).unwrap();
+    fs_err::remove_file(&params).unwrap();
+    fs_err::create_dir(&params).unwrap();
     let err = EnsembleCatalog::open(&dir)
         .unwrap()
         .select(1)

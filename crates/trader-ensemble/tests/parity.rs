@@ -36,7 +36,7 @@ struct Expected {
 
 fn expected(file: &str) -> Expected {
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture().join(file)).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(fixture().join(file)).unwrap()).unwrap();
     Expected {
         names: serde_json::from_value(v["names"].clone()).unwrap(),
         outputs: serde_json::from_value(v["outputs"].clone()).unwrap(),
@@ -44,7 +44,7 @@ fn expected(file: &str) -> Expected {
 }
 
 fn states() -> Vec<Vec<f32>> {
-    serde_json::from_str(&std::fs::read_to_string(fixture().join("states.json")).unwrap()).unwrap()
+    serde_json::from_str(&fs_err::read_to_string(fixture().join("states.json")).unwrap()).unwrap()
 }
 
 fn load(dtype: DType, mode: ForwardMode) -> Ensemble {

@@ -64,7 +64,7 @@ fn worst_difference(e: &Ensemble, states: &[Vec<f32>]) -> f32 {
 #[test]
 fn batched_first_layer_matches_the_plain_pass_with_normalisation_and_clip() {
     let states: Vec<Vec<f32>> = serde_json::from_str(
-        &std::fs::read_to_string(root().join("tests/fixtures/parity/states.json")).unwrap(),
+        &fs_err::read_to_string(root().join("tests/fixtures/parity/states.json")).unwrap(),
     )
     .unwrap();
     for mode in [ForwardMode::Stacked, ForwardMode::Sequential] {

@@ -150,8 +150,8 @@ mod tests {
         let path = dir.path().join("report.json");
         write_atomic(&path, "old").unwrap();
         write_atomic(&path, "new").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
+        assert_eq!(fs_err::read_to_string(&path).unwrap(), "new");
+        let names: Vec<_> = fs_err::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -164,11 +164,11 @@ mod tests {
     fn files_get_the_mode_of_a_plain_write_and_secrets_stay_private() {
         let dir = tempfile::tempdir().unwrap();
         let (plain, secret) = (dir.path().join("plain"), dir.path().join("secret"));
-        std::fs::write(&plain, "x").unwrap();
-        let expected = std::fs::metadata(&plain).unwrap().permissions().mode();
+        fs_err::write(&plain, "x").unwrap();
+        let expected = fs_err::metadata(&plain).unwrap().permissions().mode();
         write_atomic(&plain, "y").unwrap();
         write_private(&secret, "key").unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let mode = |p: &Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&plain), expected & 0o777);
         assert_eq!(mode(&secret), 0o600);
     }
@@ -194,9 +194,9 @@ mod tests {
             err.contains(&path.display().to_string()) && err.contains("No space"),
             "{err}"
         );
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "previous run\n");
+        assert_eq!(fs_err::read_to_string(&path).unwrap(), "previous run\n");
         remove_stale(dir.path()).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     /// A set is replaced only when every file of it is written: the first
@@ -214,8 +214,8 @@ mod tests {
         staged.add(&a, "new a").unwrap();
         assert!(staged.add_with(&b, |_| anyhow::bail!("disk full")).is_err());
         drop(staged);
-        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
-        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old b");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(fs_err::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(fs_err::read_to_string(&b).unwrap(), "old b");
+        assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

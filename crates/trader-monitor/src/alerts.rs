@@ -126,13 +126,13 @@ fn sample() -> Sample {
         GpuProbe::NotFound { .. } => None,
     };
     let mut processes = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
+    if let Ok(dir) = fs_err::read_dir("/proc") {
         for entry in dir.flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
             };
             if let Some(rss) = status_rss(&entry.path().join("status")) {
-                let name = std::fs::read_to_string(entry.path().join("comm"))
+                let name = fs_err::read_to_string(entry.path().join("comm"))
                     .map(|s| s.trim().to_owned())
                     .unwrap_or_default();
                 processes.push(ProcessRss { pid, name, rss });

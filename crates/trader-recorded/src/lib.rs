@@ -90,7 +90,7 @@ pub fn recorded_files(dir: &Path) -> Result<Vec<(Symbol, PathBuf)>, RecordedErro
         source,
     };
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
+    for entry in fs_err::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path.is_file()
             && path

@@ -23,7 +23,7 @@ fn btc() -> Symbol {
 
 fn write(dir: &Path, name: &str, rows: &[&str]) -> std::path::PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, format!("{HEADER}{}\n", rows.join("\n"))).unwrap();
+    fs_err::write(&path, format!("{HEADER}{}\n", rows.join("\n"))).unwrap();
     path
 }
 
@@ -143,7 +143,7 @@ fn rows_that_do_not_parse_and_wrong_headers_name_file_and_line() {
         "{msg}"
     );
     let path = tmp.path().join("z.csv");
-    std::fs::write(&path, "time,open,high,low,close,volume\n").unwrap();
+    fs_err::write(&path, "time,open,high,low,close,volume\n").unwrap();
     let msg = read_recorded_csv(&path, &btc(), now())
         .unwrap_err()
         .to_string();
@@ -159,7 +159,7 @@ fn a_set_is_read_by_symbol_and_bad_folders_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     write(tmp.path(), "BTCUSD.csv", &ROWS);
     write(tmp.path(), "ETHUSD.csv", &ROWS);
-    std::fs::create_dir(tmp.path().join("old.csv")).unwrap();
+    fs_err::create_dir(tmp.path().join("old.csv")).unwrap();
     let files = recorded_files(tmp.path()).unwrap();
     assert_eq!(files.len(), 2, "a folder named .csv is not a file");
     let set = read_recorded_set(tmp.path(), |s| s.as_str() == "ETH/USD", now()).unwrap();

@@ -25,7 +25,7 @@ fn lean() -> Profile {
 /// as the CLI's golden test compares).
 fn assert_matches_golden(got: &serde_json::Value, golden_file: &Path) {
     let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(golden_file).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(golden_file).unwrap()).unwrap();
     let (got, golden) = (got.as_object().unwrap(), golden.as_object().unwrap());
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
@@ -65,9 +65,9 @@ async fn backtest_session_of_lean_on_the_slice_gives_the_golden_metrics_and_file
     // metrics.json holds the same metrics (read back through decimal text:
     // the same tolerance); the other three files are there.
     let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     assert_matches_golden(&written, &golden);
-    let decisions = std::fs::read_to_string(out.join("decisions.csv")).unwrap();
+    let decisions = fs_err::read_to_string(out.join("decisions.csv")).unwrap();
     assert_eq!(
         decisions.lines().count(),
         1 + metrics.hours,
@@ -75,8 +75,7 @@ async fn backtest_session_of_lean_on_the_slice_gives_the_golden_metrics_and_file
     );
     assert!(out.join("equity.csv").is_file());
     let resources: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("resources.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&fs_err::read_to_string(out.join("resources.json")).unwrap()).unwrap();
     assert_eq!(resources["forward"], "batched");
     assert_eq!(resources["records"], "memory");
 }

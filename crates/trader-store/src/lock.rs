@@ -9,7 +9,9 @@
 //! is never removed, so two processes can never lock two different files of
 //! the same name.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::TryLockError;
+
+use fs_err::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -45,8 +47,8 @@ pub fn lock_path(store: &Path, profile: &str) -> PathBuf {
 }
 
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+    fs_err::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs_err::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_owned())
         .ok()
         .filter(|s| !s.is_empty())
@@ -64,7 +66,7 @@ pub(crate) async fn open_lock(store: &Path) -> Result<File, StoreError> {
     let path = store.with_file_name(format!("{name}.open.lock"));
     let file = open_lock_file(&path)?;
     loop {
-        match file.try_lock() {
+        match file.file().try_lock() {
             Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) => {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -107,10 +109,10 @@ impl ProfileLock {
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            fs_err::create_dir_all(dir).map_err(io)?;
         }
         let mut file = open_lock_file(&path)?;
-        match file.try_lock() {
+        match file.file().try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();

@@ -63,7 +63,7 @@ impl Store {
     /// The file cannot be opened or created, or a migration fails.
     pub async fn open(path: &Path, retention_hours: Option<u32>) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            fs_err::create_dir_all(dir).map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 source: sqlx::Error::Io(e),
             })?;

@@ -273,10 +273,10 @@ async fn a_lock_left_by_a_killed_holder_is_taken_over() {
     // What a holder killed with SIGKILL leaves: the file names it, but the
     // kernel released its lock with the process.
     let dead = "trader run (pid 999999 on host, since 2018-06-26T08:00:00+00:00)";
-    std::fs::write(lock_path(&db, "lean"), dead).unwrap();
+    fs_err::write(lock_path(&db, "lean"), dead).unwrap();
     let lock = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap();
     assert_eq!(lock.taken_over(), Some(dead));
-    let now_held = std::fs::read_to_string(lock.path()).unwrap();
+    let now_held = fs_err::read_to_string(lock.path()).unwrap();
     assert!(
         now_held.contains(&format!("pid {}", std::process::id())),
         "{now_held}"
@@ -285,7 +285,7 @@ async fn a_lock_left_by_a_killed_holder_is_taken_over() {
 
 fn wal_len(db: &Path) -> u64 {
     let wal = db.with_file_name(format!("{}-wal", db.file_name().unwrap().to_string_lossy()));
-    std::fs::metadata(wal).map_or(0, |m| m.len())
+    fs_err::metadata(wal).map_or(0, |m| m.len())
 }
 
 #[tokio::test]
@@ -311,7 +311,7 @@ async fn a_clean_close_leaves_everything_in_the_main_file() {
     assert_eq!(wal_len(&db), 0, "checkpointed (TRUNCATE)");
     // The .sqlite alone, copied elsewhere, holds everything.
     let copy = dir.path().join("copy.sqlite");
-    std::fs::copy(&db, &copy).unwrap();
+    fs_err::copy(&db, &copy).unwrap();
     let copied = Store::open(&copy, None).await.unwrap();
     assert_eq!(
         copied.bar_counts().await.unwrap(),

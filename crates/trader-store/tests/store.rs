@@ -218,7 +218,7 @@ async fn a_restart_reads_back_the_window_it_held() {
 async fn opening_an_unwritable_path_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("file");
-    std::fs::write(&blocker, b"x").unwrap();
+    fs_err::write(&blocker, b"x").unwrap();
     let err = Store::open(&blocker.join("s.sqlite"), None)
         .await
         .unwrap_err()

@@ -31,7 +31,7 @@ pub fn finished_trials(out: &Path) -> std::io::Result<Vec<FinishedTrial>> {
     if !out.is_dir() {
         return Ok(trials);
     }
-    for entry in std::fs::read_dir(out)? {
+    for entry in fs_err::read_dir(out)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(trial) = name
@@ -40,7 +40,7 @@ pub fn finished_trials(out: &Path) -> std::io::Result<Vec<FinishedTrial>> {
         else {
             continue;
         };
-        let Ok(text) = std::fs::read_to_string(entry.path().join("params.json")) else {
+        let Ok(text) = fs_err::read_to_string(entry.path().join("params.json")) else {
             continue;
         };
         let Ok(params) = serde_json::from_str::<MemberParams>(&text) else {
@@ -89,10 +89,10 @@ pub fn write_ensemble_file(
     let tmp = out.join(".ensemble_params.json.tmp");
     {
         use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = fs_err::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, &path)?;
+    fs_err::rename(&tmp, &path)?;
     Ok(path)
 }

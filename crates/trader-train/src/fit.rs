@@ -179,12 +179,12 @@ pub fn write_member(
         let path = path.display().to_string();
         move |source| TrainError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    fs_err::create_dir_all(dir).map_err(io(dir))?;
     candle_core::safetensors::save(&member.tensors, dir.join("actor.safetensors"))?;
     let mut params = member.params.clone();
     params.score = score;
     let json = serde_json::to_string_pretty(&params).unwrap_or_default() + "\n";
     let path = dir.join("params.json");
-    std::fs::write(&path, json).map_err(io(&path))?;
+    fs_err::write(&path, json).map_err(io(&path))?;
     Ok(())
 }

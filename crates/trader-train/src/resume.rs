@@ -26,10 +26,10 @@ impl Resumed {
     /// `out` cannot be created or listed, the staging not removed, or the
     /// ensemble file not written.
     pub fn prepare(out: &Path, trials: u32, top_n: u32) -> std::io::Result<Self> {
-        std::fs::create_dir_all(out).map_err(|e| at(out, "creating the output directory", &e))?;
+        fs_err::create_dir_all(out).map_err(|e| at(out, "creating the output directory", &e))?;
         let staging = out.join(".staging");
         if staging.exists() {
-            std::fs::remove_dir_all(&staging)
+            fs_err::remove_dir_all(&staging)
                 .map_err(|e| at(&staging, "clearing the staging of a stopped search", &e))?;
         }
         let finished: Vec<FinishedTrial> = finished_trials(out)?

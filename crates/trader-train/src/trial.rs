@@ -138,12 +138,12 @@ pub async fn run_trial(
     };
     write_member(&stage.join(&name), &member, Some(score))?;
     let target = out.join(&name);
-    std::fs::rename(stage.join(&name), &target).map_err(|source| TrialError::Io {
+    fs_err::rename(stage.join(&name), &target).map_err(|source| TrialError::Io {
         what: "moving the finished member into place",
         path: target.clone(),
         source,
     })?;
-    let _ = std::fs::remove_dir_all(&stage);
+    let _ = fs_err::remove_dir_all(&stage);
     Ok(TrialResult {
         trial,
         score,

@@ -24,17 +24,17 @@ fn sym(s: &str) -> Symbol {
 /// A finished member directory: the shipped demo member's params.json with
 /// `score`.
 fn finished_member(out: &Path, trial: u32, score: f64) {
-    let text = std::fs::read_to_string(repo().join("models/demo/trial_0000/params.json")).unwrap();
+    let text = fs_err::read_to_string(repo().join("models/demo/trial_0000/params.json")).unwrap();
     let mut params: serde_json::Value = serde_json::from_str(&text).unwrap();
     params["score"] = score.into();
     let dir = out.join(trial_dir_name(trial));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("params.json"), params.to_string()).unwrap();
+    fs_err::create_dir_all(&dir).unwrap();
+    fs_err::write(dir.join("params.json"), params.to_string()).unwrap();
 }
 
 fn ranked(out: &Path) -> Vec<(String, f64)> {
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("ensemble_params.json")).unwrap())
+        serde_json::from_str(&fs_err::read_to_string(out.join("ensemble_params.json")).unwrap())
             .unwrap();
     v["members"]
         .as_array()
@@ -97,7 +97,7 @@ fn a_resumed_search_clears_its_staging_and_runs_only_the_missing_trials() {
     // Trials 1 and 9 finished (9 is beyond this search), 2 was in flight.
     finished_member(&out, 1, 0.25);
     finished_member(&out, 9, 2.0);
-    std::fs::create_dir_all(out.join(".staging/trial_0002/trial_0002")).unwrap();
+    fs_err::create_dir_all(out.join(".staging/trial_0002/trial_0002")).unwrap();
     let resumed = Resumed::prepare(&out, 4, 10).unwrap();
     assert!(!out.join(".staging").exists());
     assert_eq!(

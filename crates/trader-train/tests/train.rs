@@ -27,7 +27,7 @@ fn slice() -> BTreeMap<Symbol, Vec<Bar>> {
         .into_iter()
         .map(|s| {
             let file = dir.join(format!("{}.csv", s.as_str().replace('/', "")));
-            let bars = std::fs::read_to_string(file)
+            let bars = fs_err::read_to_string(file)
                 .unwrap()
                 .lines()
                 .skip(1)
@@ -168,7 +168,7 @@ fn the_ensemble_file_is_ranked_replaced_whole_and_skips_unfinished_trials() {
     write_member(&dir.path().join("trial_0003"), &m, Some(1.5)).unwrap();
     // Unfinished: no score, no params.json, not a trial name.
     write_member(&dir.path().join("trial_0004"), &m, None).unwrap();
-    std::fs::create_dir_all(dir.path().join("trial_0005")).unwrap();
+    fs_err::create_dir_all(dir.path().join("trial_0005")).unwrap();
     write_member(&dir.path().join("staging"), &m, Some(9.0)).unwrap();
     let trials = finished_trials(dir.path()).unwrap();
     assert_eq!(
@@ -177,16 +177,16 @@ fn the_ensemble_file_is_ranked_replaced_whole_and_skips_unfinished_trials() {
     );
     let path = write_ensemble_file(dir.path(), &trials, 10).unwrap();
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(v["members"][0]["dir"], "trial_0003");
     assert_eq!(v["members"][1]["dir"], "trial_0000");
     assert!(!dir.path().join(".ensemble_params.json.tmp").exists());
     // Replaced by a rename: a reader holding the old file reads it whole.
-    let held = std::fs::File::open(&path).unwrap();
+    let held = fs_err::File::open(&path).unwrap();
     write_ensemble_file(dir.path(), &trials[..1], 10).unwrap();
     let old: serde_json::Value = serde_json::from_reader(held).unwrap();
     assert_eq!(old["members"].as_array().unwrap().len(), 2);
     let new: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(new["members"].as_array().unwrap().len(), 1);
 }

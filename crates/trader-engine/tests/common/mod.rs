@@ -43,7 +43,7 @@ pub fn recorded(dir: &str, keep: impl Fn(i64) -> bool) -> BTreeMap<Symbol, Vec<B
             let file = repo()
                 .join(dir)
                 .join(format!("{}.csv", s.as_str().replace('/', "")));
-            let bars = std::fs::read_to_string(file)
+            let bars = fs_err::read_to_string(file)
                 .unwrap()
                 .lines()
                 .skip(1)

@@ -20,7 +20,7 @@ pub(crate) fn load(file: &str, symbol: &str) -> (Symbol, Vec<Bar>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/coinbase_2017_2018")
         .join(file);
-    let bars = std::fs::read_to_string(path)
+    let bars = fs_err::read_to_string(path)
         .unwrap()
         .lines()
         .skip(1)
