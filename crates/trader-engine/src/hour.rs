@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::DateTime;
-use trader_core::{Bar, Broker, OrderAmount, OrderRequest, Position, Symbol, market_state};
+use trader_core::{Bar, Broker, OrderAmount, OrderRequest, Position, Symbol};
 use trader_store::{DecisionRecord, PlannedOrder, Recorder, StoreError};
 
 use crate::plan::{PlannedTrade, client_order_id, plan_orders, target_weights};
@@ -239,57 +239,6 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 },
             })
             .collect()
-    }
-
-    /// The portfolio part of every distinct member input: cash weight, then
-    /// each symbol's position weight.
-    fn portfolios(
-        &self,
-        cash: f64,
-        equity: f64,
-        held: &BTreeMap<Symbol, f64>,
-        prices: &BTreeMap<Symbol, f64>,
-    ) -> Vec<Vec<f32>> {
-        self.ensemble
-            .specs()
-            .iter()
-            .map(|spec| {
-                let mut part = Vec::with_capacity(spec.portfolio_dim());
-                part.push((cash / equity) as f32);
-                for s in &spec.symbols {
-                    let value =
-                        held.get(s).copied().unwrap_or(0.0) * prices.get(s).copied().unwrap_or(0.0);
-                    part.push((value / equity) as f32);
-                }
-                part
-            })
-            .collect()
-    }
-
-    /// The state vector of every distinct member input: cash and position
-    /// weights, then the window's market features.
-    fn states(
-        &self,
-        cash: f64,
-        equity: f64,
-        held: &BTreeMap<Symbol, f64>,
-        prices: &BTreeMap<Symbol, f64>,
-    ) -> Result<Vec<Vec<f32>>, String> {
-        let mut states = Vec::with_capacity(self.ensemble.specs().len());
-        for (spec, mut state) in self
-            .ensemble
-            .specs()
-            .iter()
-            .zip(self.portfolios(cash, equity, held, prices))
-        {
-            state.reserve(spec.state_dim() - state.len());
-            let windows: Vec<&[Bar]> = spec.symbols.iter().map(|s| self.window.bars(s)).collect();
-            let market = market_state(&windows, spec.lookback as usize, &spec.features)
-                .map_err(|e| format!("state unavailable: {e}"))?;
-            state.extend(market);
-            states.push(state);
-        }
-        Ok(states)
     }
 
     async fn skip(&mut self, t: i64, reason: String, now: i64) -> Result<HourOutcome, EngineError> {

@@ -46,17 +46,18 @@ mod projection;
 mod report;
 mod resume;
 mod schedule;
+mod state;
+mod stop;
 
 pub use agreement::{Agreement, Decisions, decision_agreement};
 pub use backtest::{BacktestCurve, BacktestSpan, at_hours, common_hours, run_backtest};
 pub use engine::{Engine, EngineSetup, EngineStats, HourOutcome, load_ensemble};
 pub use error::EngineError;
-pub use live::{
-    LiveOutcome, PollReport, STOP_GRACE, Stop, StopHandle, run_live, run_scheduled, stop_pair,
-};
+pub use live::{LiveOutcome, PollReport, STOP_GRACE, run_live, run_scheduled};
 pub use metrics::Metrics;
 pub use plan::{PlannedTrade, client_order_id, order_id_prefix, plan_orders, target_weights};
 pub use poll::{ClosedHour, Poller};
 pub use report::{Hourly, buy_and_hold, report_files};
 pub use resume::{ResumePoint, TradeWindow, hours_to_trade};
 pub use schedule::{PollSchedule, PollState, RETRY_FIRST};
+pub use stop::{Stop, StopHandle, stop_pair};

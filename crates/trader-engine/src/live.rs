@@ -10,66 +10,17 @@
 //! which the run's records survive as they survive a kill.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use trader_core::{Broker, Clock, HOUR_SECS, MarketData};
 use trader_store::Recorder;
 
 use crate::schedule::{PollSchedule, PollState};
+use crate::stop::Stop;
 use crate::{Engine, EngineError, EngineStats, Poller, TradeWindow};
 
 /// How long a poll or an hour's work in progress may finish after a stop.
 pub const STOP_GRACE: Duration = Duration::from_millis(750);
-
-/// Asks a run to stop (SIGINT/SIGTERM in the CLI; a test's own call).
-#[derive(Debug, Clone)]
-pub struct StopHandle(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
-
-/// What a run watches for a stop.
-#[derive(Debug, Clone)]
-pub struct Stop(tokio::sync::watch::Receiver<bool>);
-
-/// A stop request and the flag it sets.
-#[must_use]
-pub fn stop_pair() -> (StopHandle, Stop) {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    (StopHandle(std::sync::Arc::new(tx)), Stop(rx))
-}
-
-impl StopHandle {
-    /// Requests the stop (again: no effect).
-    pub fn stop(&self) {
-        self.0.send_replace(true);
-    }
-}
-
-impl Stop {
-    /// Whether a stop was requested.
-    #[must_use]
-    pub fn requested(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves once a stop is requested (never, if every handle is gone
-    /// without one).
-    pub async fn wait(&self) {
-        let mut rx = self.0.clone();
-        if rx.wait_for(|s| *s).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-
-    /// `work`, unless a stop is requested first (then None, and `work` is
-    /// dropped at its current await).
-    pub async fn unless<T>(&self, work: impl Future<Output = T>) -> Option<T> {
-        tokio::select! {
-            biased;
-            () = self.wait() => None,
-            v = work => Some(v),
-        }
-    }
-}
 
 /// How the loop ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
