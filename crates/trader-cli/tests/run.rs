@@ -672,7 +672,7 @@ fn decided_and_sent(db: &Path, t: i64) -> bool {
 /// was killed in before the next one closes.
 #[cfg(unix)]
 #[test]
-fn sigkill_at_random_points_and_restart_changes_nothing() {
+fn a_trader_killed_at_random_points_and_restarted_ends_like_its_twin() {
     const SPEED: f64 = 900.0; // one simulated hour every 4 s
     const HOURS: u64 = 5;
     /// 2018-09-01T00:00Z: the hour that closes first after the start.
