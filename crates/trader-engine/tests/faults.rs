@@ -25,11 +25,10 @@ use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use trader_alpaca::{AlpacaClient, ClientSettings, ClientStats};
-use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret, TradingSettings};
+use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret};
 use trader_core::{Bar, Broker, Symbol};
 use trader_engine::{
-    Engine, EngineSetup, LiveOutcome, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
-    stop_pair,
+    Engine, LiveOutcome, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live, stop_pair,
 };
 use trader_sim::{Fault, FaultConfig, SimConfig, SimHandle, SimKeys, serve};
 use trader_store::Recorder as _;
@@ -174,25 +173,14 @@ async fn lean_engine(
     models: &Path,
     run_id: i64,
 ) -> Engine<AlpacaClient> {
-    let symbols = symbols();
-    Engine::new(
+    common::lean_engine(
         client.clone(),
         store.clone(),
         ensemble(models, 1),
-        EngineSetup {
-            profile: "lean",
-            mode: RunMode::Live,
-            symbols: &symbols,
-            history_hours: HISTORY,
-            run_id,
-            trading: TradingSettings {
-                min_trade_notional: 10.0,
-                ..TradingSettings::default()
-            },
-        },
+        HISTORY,
+        run_id,
     )
     .await
-    .unwrap()
 }
 
 /// Cash and positions (symbol, qty) as the client reads them. The client

@@ -13,13 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use trader_config::TradingSettings;
 use trader_core::{
     AccountState, Bar, Broker, Clock, MarketError, Order, OrderRequest, Placement, Position, Symbol,
 };
 use trader_engine::{
-    Engine, EngineSetup, LiveOutcome, PollSchedule, Poller, ResumePoint, TradeWindow,
-    hours_to_trade, run_live, run_scheduled, stop_pair,
+    Engine, LiveOutcome, PollSchedule, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
+    run_scheduled, stop_pair,
 };
 use trader_ensemble::Ensemble;
 use trader_sim::PaperBroker;
@@ -40,25 +39,7 @@ fn ensemble() -> Ensemble {
 }
 
 async fn engine<B: Broker, R: Recorder>(broker: B, records: R, run_id: i64) -> Engine<B, R> {
-    let symbols = symbols();
-    Engine::new(
-        broker,
-        records,
-        ensemble(),
-        EngineSetup {
-            profile: "lean",
-            mode: RunMode::Live,
-            symbols: &symbols,
-            history_hours: HISTORY,
-            run_id,
-            trading: TradingSettings {
-                min_trade_notional: 10.0,
-                ..TradingSettings::default()
-            },
-        },
-    )
-    .await
-    .unwrap()
+    common::lean_engine(broker, records, ensemble(), HISTORY, run_id).await
 }
 
 /// A paper account over the slice and its clock, ten minutes after the

@@ -31,11 +31,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trader_config::TradingSettings;
 use trader_core::{AccountState, Bar, Broker, Clock, ErrorKind, Order, Position, Symbol};
 use trader_engine::{
-    Engine, EngineSetup, EngineStats, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
-    stop_pair,
+    Engine, EngineStats, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live, stop_pair,
 };
 use trader_ensemble::Ensemble;
 use trader_sim::PaperBroker;
@@ -59,25 +57,7 @@ fn ensemble() -> Ensemble {
 }
 
 async fn engine<B: Broker, R: Recorder>(broker: B, records: R, run_id: i64) -> Engine<B, R> {
-    let symbols = symbols();
-    Engine::new(
-        broker,
-        records,
-        ensemble(),
-        EngineSetup {
-            profile: PROFILE,
-            mode: RunMode::Live,
-            symbols: &symbols,
-            history_hours: HISTORY,
-            run_id,
-            trading: TradingSettings {
-                min_trade_notional: 10.0,
-                ..TradingSettings::default()
-            },
-        },
-    )
-    .await
-    .unwrap()
+    common::lean_engine(broker, records, ensemble(), HISTORY, run_id).await
 }
 
 /// One account over the slice, its clock ten minutes after the close of the

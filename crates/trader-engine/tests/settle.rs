@@ -18,14 +18,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use trader_config::TradingSettings;
 use trader_core::{
     Bar, Broker, Clock, ErrorKind, OrderAmount, OrderRequest, OrderStatus, Side, Symbol,
     format_time,
 };
 use trader_engine::{
-    Engine, EngineSetup, EngineStats, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
-    stop_pair,
+    Engine, EngineStats, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live, stop_pair,
 };
 use trader_sim::PaperBroker;
 use trader_store::{DecisionRow, Recorder, RunMode, Store};
@@ -49,25 +47,14 @@ fn slice() -> BTreeMap<Symbol, Vec<Bar>> {
 }
 
 async fn engine<B: Broker, R: Recorder>(broker: B, records: R, run_id: i64) -> Engine<B, R> {
-    let symbols = symbols();
-    Engine::new(
+    common::lean_engine(
         broker,
         records,
         common::ensemble(&repo().join("models/demo"), 5),
-        EngineSetup {
-            profile: PROFILE,
-            mode: RunMode::Live,
-            symbols: &symbols,
-            history_hours: HISTORY,
-            run_id,
-            trading: TradingSettings {
-                min_trade_notional: 10.0,
-                ..TradingSettings::default()
-            },
-        },
+        HISTORY,
+        run_id,
     )
     .await
-    .unwrap()
 }
 
 /// A paper account over `bars` with `cash`, its clock ten minutes after the

@@ -83,6 +83,36 @@ impl Clock for SteppingClock {
     }
 }
 
+/// A live engine of the `lean` profile over [`symbols`], with `history_hours`
+/// of history and orders from 10 USD (the tests' trading rules).
+pub async fn lean_engine<B: trader_core::Broker, R: trader_store::Recorder>(
+    broker: B,
+    records: R,
+    ensemble: Ensemble,
+    history_hours: u32,
+    run_id: i64,
+) -> trader_engine::Engine<B, R> {
+    let symbols = symbols();
+    trader_engine::Engine::new(
+        broker,
+        records,
+        ensemble,
+        trader_engine::EngineSetup {
+            profile: "lean",
+            mode: trader_store::RunMode::Live,
+            symbols: &symbols,
+            history_hours,
+            run_id,
+            trading: trader_config::TradingSettings {
+                min_trade_notional: 10.0,
+                ..trader_config::TradingSettings::default()
+            },
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// The best `top_n` members of the ensemble in `dir`, f32 on the CPU, mean.
 pub fn ensemble(dir: &Path, top_n: usize) -> Ensemble {
     Ensemble::load(
