@@ -1,12 +1,15 @@
-//! SIGINT and SIGTERM, listened for inside a tokio runtime: the one
-//! listener of `trader run` (the engine's [`Stop`]) and `trader data import`
-//! (a flag read at each batch boundary). `compare`'s children have their own
-//! listener (`compare/mod.rs`, blocking waits in trader-compare's
-//! `supervise.rs`, no runtime).
+//! SIGINT and SIGTERM, the CLI's one place that listens for them: inside a
+//! tokio runtime for `trader run` (the engine's [`Stop`]) and `trader data
+//! import` (a flag read at each batch boundary), and on a thread of its own
+//! for `trader compare`, whose waits on its children are blocking
+//! ([`blocking_stop_on_signal`]: trader-compare's stop, which keeps which
+//! signal came).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
 use trader_engine::{Stop, stop_pair};
 
 /// Resolves once SIGINT or SIGTERM arrives.
@@ -53,4 +56,37 @@ pub(crate) fn stop_flag() -> Arc<AtomicBool> {
         set.store(true, Ordering::SeqCst);
     });
     flag
+}
+
+/// From now on SIGTERM and SIGINT raise the returned stop instead of ending
+/// this process at once (its children would be left behind). Blocking waits,
+/// no runtime of the command's: the listener has its own, on a thread.
+pub(crate) fn blocking_stop_on_signal() -> anyhow::Result<trader_compare::Stop> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal listener")?;
+    // Registered here, before any child is started.
+    let (mut term, mut int) = {
+        let _entered = runtime.enter();
+        (
+            signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        )
+    };
+    let stop = trader_compare::Stop::new();
+    let raise = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            runtime.block_on(async {
+                let received = tokio::select! {
+                    _ = term.recv() => trader_compare::Signal::Terminate,
+                    _ = int.recv() => trader_compare::Signal::Interrupt,
+                };
+                raise.raise(received);
+            });
+        })
+        .context("starting the signal listener")?;
+    Ok(stop)
 }

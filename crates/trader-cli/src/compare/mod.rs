@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
-use trader_compare::{Compared, Comparison, Live, Signal, Stop, live_cotenant, predicted_rss};
+use trader_compare::{Compared, Comparison, Live, live_cotenant, predicted_rss};
 
 use crate::gate::{Gate, admit};
 use crate::{Outcome, output};
@@ -80,39 +79,6 @@ fn admit_both(
     ]))
 }
 
-/// From now on SIGTERM and SIGINT raise the returned stop instead of ending
-/// this process at once (its children would be left behind). Blocking waits,
-/// no runtime of the command's: the listener has its own, on a thread.
-fn stop_on_signal() -> anyhow::Result<Stop> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the signal listener")?;
-    // Registered here, before any child is started.
-    let (mut term, mut int) = {
-        let _entered = runtime.enter();
-        (
-            signal(SignalKind::terminate()).context("listening for SIGTERM")?,
-            signal(SignalKind::interrupt()).context("listening for SIGINT")?,
-        )
-    };
-    let stop = Stop::new();
-    let raise = stop.clone();
-    std::thread::Builder::new()
-        .name("signals".to_owned())
-        .spawn(move || {
-            runtime.block_on(async {
-                let received = tokio::select! {
-                    _ = term.recv() => Signal::Terminate,
-                    _ = int.recv() => Signal::Interrupt,
-                };
-                raise.raise(received);
-            });
-        })
-        .context("starting the signal listener")?;
-    Ok(stop)
-}
-
 pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let [pa, pb] = a.profiles.as_slice() else {
         bail!(
@@ -124,7 +90,7 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
     let Some(predicted_rss) = admit_both(a, config_dir, [pa, pb])? else {
         return Ok(Outcome::Refused);
     };
-    let stop = stop_on_signal()?;
+    let stop = crate::signals::blocking_stop_on_signal()?;
     let comparison = Comparison {
         trader_exe: std::env::current_exe().context("finding the trader binary")?,
         config_dir: config_dir.to_owned(),
