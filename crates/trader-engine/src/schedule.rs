@@ -62,9 +62,9 @@ impl PollSchedule {
         let heartbeat = state.now_ms.saturating_add(interval_ms);
         match self {
             PollSchedule::Fixed => heartbeat,
-            PollSchedule::Aligned { bar_delay } => {
+            PollSchedule::Aligned { .. } => {
                 let close = (state.next_hour + HOUR_SECS) * 1000;
-                let due = close + millis(bar_delay);
+                let due = self.due_ms(state.next_hour);
                 if state.now_ms < due {
                     // Before the next hour is due: the heartbeat if it comes
                     // before the close, else the due time (a heartbeat
@@ -85,11 +85,17 @@ impl PollSchedule {
     /// (completely) there: the caller counts these in `misses`.
     #[must_use]
     pub fn is_due(self, now_ms: i64, next_hour: i64) -> bool {
+        now_ms >= self.due_ms(next_hour)
+    }
+
+    /// When the hour opening at `next_hour` is due: its close, plus the bar
+    /// delay on the aligned schedule (clock milliseconds).
+    fn due_ms(self, next_hour: i64) -> i64 {
         let delay = match self {
             PollSchedule::Fixed => 0,
             PollSchedule::Aligned { bar_delay } => millis(bar_delay),
         };
-        now_ms >= (next_hour + HOUR_SECS) * 1000 + delay
+        (next_hour + HOUR_SECS) * 1000 + delay
     }
 }
 
