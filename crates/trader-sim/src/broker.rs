@@ -300,4 +300,16 @@ impl Account {
         order.canceled_at = Some(now);
         Ok(())
     }
+
+    /// Cancels every open order; their ids, oldest first.
+    pub(crate) fn cancel_open(&mut self, now: i64) -> Vec<String> {
+        let mut ids = Vec::new();
+        for order in self.orders.iter_mut().filter(|o| o.status == Status::New) {
+            order.status = Status::Canceled;
+            order.updated_at = now;
+            order.canceled_at = Some(now);
+            ids.push(order.id.clone());
+        }
+        ids
+    }
 }

@@ -244,17 +244,11 @@ pub(crate) async fn cancel_all(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     with_account(&state, &headers, |a, _, now| {
-        let open: Vec<String> = a
-            .orders
-            .iter()
-            .filter(|o| o.status == Status::New)
-            .map(|o| o.id.clone())
+        let out = a
+            .cancel_open(now)
+            .into_iter()
+            .map(|id| json!({ "id": id, "status": 200, "body": null }))
             .collect();
-        let mut out = Vec::new();
-        for id in open {
-            a.cancel(&id, now)?;
-            out.push(json!({ "id": id, "status": 200, "body": null }));
-        }
         Ok((StatusCode::MULTI_STATUS, Json(Value::Array(out))))
     })
 }

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use trader_core::Symbol;
 
-use crate::broker::{ApiError, CODE_INVALID, CODE_NOT_FOUND, Status};
+use crate::broker::{ApiError, CODE_INVALID, CODE_NOT_FOUND};
 use crate::routes::{Shared, parse_symbol, with_account};
 use crate::wire;
 
@@ -105,15 +105,7 @@ pub(crate) async fn close_all(
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     with_account(&state, &headers, |a, m, now| {
         if cancel {
-            let open: Vec<String> = a
-                .orders
-                .iter()
-                .filter(|o| o.status == Status::New)
-                .map(|o| o.id.clone())
-                .collect();
-            for id in open {
-                a.cancel(&id, now)?;
-            }
+            a.cancel_open(now);
         }
         let symbols: Vec<Symbol> = a.positions.keys().cloned().collect();
         let mut out = Vec::new();
