@@ -3,26 +3,20 @@
 //! speed): it follows the simulator's clock, whatever its speed, and
 //! decides hours. One test: the environment is the process's.
 
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
+
+use common::repo;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::DateTime;
 use trader_alpaca::{AlpacaClient, ClientSettings};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Profile, Secret};
 use trader_core::{Clock, SystemClock};
-use trader_session::{RunRequest, RunSetup};
-use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys};
+use trader_session::RunSetup;
 use trader_store::Store;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// 2018-09-01T00:30:00Z.
-const START: i64 = 1_535_761_800;
 
 #[test]
 fn a_standalone_simulator_at_any_speed_is_followed_without_being_told_its_speed() {
@@ -48,35 +42,9 @@ async fn follow_one(
     bars: std::collections::BTreeMap<trader_core::Symbol, Vec<trader_core::Bar>>,
     speed: f64,
 ) {
-    let sim_clock = Arc::new(ReplayClock::new(
-        DateTime::from_timestamp(START, 0).unwrap(),
-        speed,
-    ));
-    let sim = trader_sim::serve(
-        SimConfig {
-            bars,
-            accounts: vec![SimKeys {
-                key_id: "PKFOLLOW".to_owned(),
-                secret_key: "follow-secret".to_owned(),
-            }],
-            starting_cash: 100_000.0,
-            clock: sim_clock.clone(),
-            rate_limit_per_minute: 1_000_000,
-            faults: FaultConfig::default(),
-        },
-        0,
-    )
-    .await
-    .unwrap();
+    let (sim, sim_clock) = common::standalone_sim(bars, ("PKFOLLOW", "follow-secret"), speed).await;
     let url = sim.base_url();
-    // SAFETY: no other thread of this test reads the environment while it
-    // is written (the runtime's workers are idle; nothing else runs).
-    unsafe {
-        std::env::set_var("APCA_API_KEY_ID", "PKFOLLOW");
-        std::env::set_var("APCA_API_SECRET_KEY", "follow-secret");
-        std::env::set_var("APCA_API_BASE_URL", &url);
-        std::env::set_var("APCA_API_DATA_URL", &url);
-    }
+    common::point_env_at(&url, ("PKFOLLOW", "follow-secret"));
 
     // The clock alone: its derived speed is the simulator's.
     let keys = AlpacaKeys {
@@ -102,16 +70,7 @@ async fn follow_one(
     // The session, told nothing: it decides hours.
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("lean.sqlite");
-    let request = RunRequest {
-        data: repo().join("data/coinbase_2017_2018"),
-        speed: None,
-        from: None,
-        until: None,
-        allow_live: false,
-        metrics_port: None,
-        alert_interval: None,
-        timeout: Duration::from_secs(10),
-    };
+    let request = common::live_request(None);
     let (handle, stop) = trader_engine::stop_pair();
     let run = {
         let (profile, db) = (profile.clone(), db.clone());

@@ -4,24 +4,17 @@
 //! `stale_after_hours` (2), 200 again once bars resume. One test: the
 //! environment is the process's.
 
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
+
+use common::{START, repo};
+
 use std::time::{Duration, Instant};
 
-use chrono::DateTime;
 use trader_config::Profile;
 use trader_core::{Clock, HOUR_SECS, SystemClock};
-use trader_session::{RunRequest, RunSetup};
-use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimKeys};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// 2018-09-01T00:30:00Z.
-const START: i64 = 1_535_761_800;
+use trader_session::RunSetup;
 
 fn healthz(port: u16) -> Option<(u16, String)> {
     use std::io::{Read, Write};
@@ -48,34 +41,9 @@ async fn stale_data_turns_healthz_to_503_and_back_when_bars_resume() {
     for series in bars.values_mut() {
         series.retain(|b| !hole.contains(&b.t));
     }
-    let sim = trader_sim::serve(
-        SimConfig {
-            bars,
-            accounts: vec![SimKeys {
-                key_id: "PKSTALE".to_owned(),
-                secret_key: "stale-secret".to_owned(),
-            }],
-            starting_cash: 100_000.0,
-            clock: Arc::new(ReplayClock::new(
-                DateTime::from_timestamp(START, 0).unwrap(),
-                3600.0,
-            )),
-            rate_limit_per_minute: 1_000_000,
-            faults: FaultConfig::default(),
-        },
-        0,
-    )
-    .await
-    .unwrap();
+    let (sim, _) = common::standalone_sim(bars, ("PKSTALE", "stale-secret"), 3600.0).await;
     let url = sim.base_url();
-    // SAFETY: set before the session starts; nothing else reads the
-    // environment meanwhile.
-    unsafe {
-        std::env::set_var("APCA_API_KEY_ID", "PKSTALE");
-        std::env::set_var("APCA_API_SECRET_KEY", "stale-secret");
-        std::env::set_var("APCA_API_BASE_URL", &url);
-        std::env::set_var("APCA_API_DATA_URL", &url);
-    }
+    common::point_env_at(&url, ("PKSTALE", "stale-secret"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -83,16 +51,7 @@ async fn stale_data_turns_healthz_to_503_and_back_when_bars_resume() {
         .port();
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("lean.sqlite");
-    let request = RunRequest {
-        data: repo().join("data/coinbase_2017_2018"),
-        speed: None,
-        from: None,
-        until: None,
-        allow_live: false,
-        metrics_port: Some(port),
-        alert_interval: None,
-        timeout: Duration::from_secs(10),
-    };
+    let request = common::live_request(Some(port));
     let (handle, stop) = trader_engine::stop_pair();
     let run = tokio::spawn(async move {
         let setup = RunSetup {
