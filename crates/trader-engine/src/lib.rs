@@ -53,7 +53,7 @@ pub use agreement::{Agreement, Decisions, decision_agreement};
 pub use backtest::{BacktestCurve, BacktestSpan, at_hours, common_hours, run_backtest};
 pub use engine::{Engine, EngineSetup, EngineStats, HourOutcome, load_ensemble};
 pub use error::EngineError;
-pub use live::{LiveOutcome, PollReport, STOP_GRACE, run_live, run_scheduled};
+pub use live::{LiveOutcome, PollReport, STOP_GRACE, run_live};
 pub use metrics::Metrics;
 pub use plan::{PlannedTrade, client_order_id, order_id_prefix, plan_orders, target_weights};
 pub use poll::{ClosedHour, Poller};

@@ -57,36 +57,6 @@ pub struct PollReport<'a> {
     pub failed: Option<&'static str>,
 }
 
-/// [`run_scheduled`] on the fixed schedule: a poll every `interval`.
-///
-/// # Errors
-/// As [`run_scheduled`].
-pub async fn run_live<B, R, M>(
-    engine: &mut Engine<B, R>,
-    poller: &mut Poller<M>,
-    clock: &dyn Clock,
-    interval: Duration,
-    window: TradeWindow,
-    stop: &Stop,
-    observe: impl FnMut(&PollReport<'_>),
-) -> Result<LiveOutcome, EngineError>
-where
-    B: Broker,
-    R: Recorder,
-    M: MarketData,
-{
-    run_scheduled(
-        engine,
-        poller,
-        clock,
-        (PollSchedule::Fixed, interval),
-        window,
-        stop,
-        observe,
-    )
-    .await
-}
-
 /// Runs the live loop of `engine` over `window` (see the module doc),
 /// polling `poller` as `schedule` says with `interval` between polls at
 /// most (clock time; waits are `clock.real_duration` of it), calling
@@ -95,7 +65,7 @@ where
 /// # Errors
 /// Only what stops the engine (the store); broker and market problems are
 /// counted and the next poll asks again.
-pub async fn run_scheduled<B, R, M>(
+pub async fn run_live<B, R, M>(
     engine: &mut Engine<B, R>,
     poller: &mut Poller<M>,
     clock: &dyn Clock,

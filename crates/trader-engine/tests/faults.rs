@@ -28,7 +28,8 @@ use trader_alpaca::{AlpacaClient, ClientSettings, ClientStats};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Secret};
 use trader_core::{Bar, Broker, Symbol};
 use trader_engine::{
-    Engine, LiveOutcome, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live, stop_pair,
+    Engine, LiveOutcome, PollSchedule, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
+    stop_pair,
 };
 use trader_sim::{Fault, FaultConfig, SimConfig, SimHandle, SimKeys, serve};
 use trader_store::Recorder as _;
@@ -241,7 +242,7 @@ async fn twin(key: &str, faults: FaultConfig, models: &Path, dir: &Path) -> Twin
         &mut engine,
         &mut poller,
         clock.as_ref(),
-        POLL,
+        (PollSchedule::Fixed, POLL),
         window,
         &stop,
         |_| {},

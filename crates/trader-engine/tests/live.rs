@@ -18,7 +18,7 @@ use trader_core::{
 };
 use trader_engine::{
     Engine, LiveOutcome, PollSchedule, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
-    run_scheduled, stop_pair,
+    stop_pair,
 };
 use trader_ensemble::Ensemble;
 use trader_sim::PaperBroker;
@@ -95,7 +95,7 @@ async fn twin_on(
     let window = first_window();
     let mut poller = Poller::new(broker.clone(), symbols(), window.first_fetch);
     let (_handle, stop) = stop_pair();
-    let outcome = run_scheduled(
+    let outcome = run_live(
         &mut e,
         &mut poller,
         clock.as_ref(),
@@ -211,7 +211,7 @@ async fn a_run_stopped_and_resumed_on_its_store_decides_no_hour_twice_and_ends_l
             &mut e,
             &mut poller,
             clock.as_ref(),
-            Duration::from_hours(1),
+            (PollSchedule::Fixed, Duration::from_hours(1)),
             window,
             &stop,
             |report| {
@@ -256,7 +256,7 @@ async fn a_run_stopped_and_resumed_on_its_store_decides_no_hour_twice_and_ends_l
         &mut e,
         &mut poller,
         clock.as_ref(),
-        Duration::from_hours(1),
+        (PollSchedule::Fixed, Duration::from_hours(1)),
         window,
         &stop,
         |_| {},
@@ -320,7 +320,7 @@ async fn a_stop_while_the_broker_hangs_cuts_the_hour_short_and_records_no_decisi
         &mut e,
         &mut poller,
         clock.as_ref(),
-        Duration::from_hours(1),
+        (PollSchedule::Fixed, Duration::from_hours(1)),
         window,
         &stop,
         |_| {},

@@ -39,8 +39,8 @@ use trader_alpaca::{AlpacaClient, ClientSettings};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Profile, Secret};
 use trader_core::{Bar, Broker, ManualClock, PAPER_STARTING_CASH, Symbol};
 use trader_engine::{
-    BacktestSpan, Engine, EngineSetup, Poller, ResumePoint, common_hours, hours_to_trade,
-    load_ensemble, run_backtest, run_live, stop_pair,
+    BacktestSpan, Engine, EngineSetup, PollSchedule, Poller, ResumePoint, common_hours,
+    hours_to_trade, load_ensemble, run_backtest, run_live, stop_pair,
 };
 use trader_sim::{FaultConfig, PaperBroker, SimConfig, SimKeys, serve};
 use trader_store::{DecisionRow, MemoryRecorder, Recorder, RunMode, Store};
@@ -234,7 +234,7 @@ async fn replay(profile: &Profile, bars: &BTreeMap<Symbol, Vec<Bar>>) -> Ran {
         &mut engine,
         &mut poller,
         clock.as_ref(),
-        POLL,
+        (PollSchedule::Fixed, POLL),
         window,
         &stop,
         |_| {},

@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use trader_core::{AccountState, Bar, Broker, Clock, ErrorKind, Order, Position, Symbol};
 use trader_engine::{
-    Engine, EngineStats, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live, stop_pair,
+    Engine, EngineStats, PollSchedule, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
+    stop_pair,
 };
 use trader_ensemble::Ensemble;
 use trader_sim::PaperBroker;
@@ -127,7 +128,7 @@ async fn first_life(w: &World, trip: &Arc<Tripwire>) -> Ended {
         &mut e,
         &mut poller,
         w.clock.as_ref(),
-        Duration::from_hours(1),
+        (PollSchedule::Fixed, Duration::from_hours(1)),
         window,
         &stop,
         |_| trip.mark(),
@@ -178,7 +179,7 @@ async fn restart(w: &World) -> (EngineStats, bool) {
         &mut e,
         &mut poller,
         w.clock.as_ref(),
-        Duration::from_hours(1),
+        (PollSchedule::Fixed, Duration::from_hours(1)),
         window,
         &stop,
         |_| {},

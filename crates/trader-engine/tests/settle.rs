@@ -23,7 +23,8 @@ use trader_core::{
     format_time,
 };
 use trader_engine::{
-    Engine, EngineStats, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live, stop_pair,
+    Engine, EngineStats, PollSchedule, Poller, ResumePoint, TradeWindow, hours_to_trade, run_live,
+    stop_pair,
 };
 use trader_sim::PaperBroker;
 use trader_store::{DecisionRow, Recorder, RunMode, Store};
@@ -116,7 +117,7 @@ impl World {
             &mut e,
             &mut poller,
             self.clock.as_ref(),
-            Duration::from_hours(1),
+            (PollSchedule::Fixed, Duration::from_hours(1)),
             window,
             &stop,
             |_| trip.mark(),
@@ -248,7 +249,7 @@ async fn an_order_at_the_broker_that_the_store_thinks_unsent_is_adopted_not_sent
             first_fetch: FROM - i64::from(HISTORY) * H,
         };
         tokio::select! {
-            _ = run_live(&mut e, &mut poller, w.clock.as_ref(), Duration::from_hours(1), window, &stop, |_| {}) => panic!("the hang ends the life"),
+            _ = run_live(&mut e, &mut poller, w.clock.as_ref(), (PollSchedule::Fixed, Duration::from_hours(1)), window, &stop, |_| {}) => panic!("the hang ends the life"),
             () = trip.tripped() => {}
         }
     }

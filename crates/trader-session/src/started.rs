@@ -1,6 +1,6 @@
 //! A `trader run` after its row exists in the store: the engine over the
 //! market's client, reconcile, the live loop
-//! ([`trader_engine::run_scheduled`] on the profile's [`PollSchedule`]) with
+//! ([`trader_engine::run_live`] on the profile's [`PollSchedule`]) with
 //! `/metrics`, the resource alerts and the data alarms
 //! ([`trader_monitor::DataAlarms`]: stale data, clock skew) beside it, then
 //! the summary ([`crate::summary`]). A replay's bars stay out of the store's
@@ -111,7 +111,7 @@ pub(crate) async fn run_started(
         let mut alarms = DataAlarms::new(profile.stale_after_hours);
         let requests_before = client.stats().requests;
         let started_ms = market.clock.now().timestamp_millis();
-        outcome = trader_engine::run_scheduled(
+        outcome = trader_engine::run_live(
             &mut engine,
             &mut poller,
             market.clock.as_ref(),
