@@ -1,7 +1,7 @@
 //! `trader status --profile P`: what the store says about the profile's
-//! trader (newest bar per symbol, newest run, decision, equity and positions,
-//! orders that may still change) and, when the trader is up, what its
-//! `/metrics` says (RSS, newest bar's age, active alerts). Reads the store only (read-only use: it
+//! trader (newest bar per symbol, newest run, the ensemble version it
+//! decides with, decision, equity and positions, orders that may still
+//! change) and, when the trader is up, what its `/metrics` says (RSS, newest bar's age, active alerts). Reads the store only (read-only use: it
 //! opens the file through the same migrations, so a missing file is an
 //! error, never created).
 //!
@@ -14,6 +14,7 @@ use clap::Args;
 use trader_config::Profile;
 use trader_core::format_time;
 use trader_session::StatusView;
+use trader_store::CurrentEnsemble;
 
 use crate::{Outcome, output};
 
@@ -80,14 +81,20 @@ fn render(v: &StatusView) -> String {
         }
         None => out += "  run          none\n",
     }
+    if let Some(e) = &s.ensemble {
+        out += &format!("  ensemble     {}\n", ensemble_line(e));
+    }
     if let Some(d) = &s.last_decision {
         out += &format!(
-            "  decision     {} {}\n",
+            "  decision     {} {}{}\n",
             format_time(d.bar_t),
             d.skipped_reason.as_ref().map_or_else(
                 || format!("targets {}", d.target_weights),
                 |r| format!("skipped: {r}")
-            )
+            ),
+            d.ensemble_version
+                .as_ref()
+                .map_or_else(String::new, |v| format!(" (ensemble {v})"))
         );
     }
     if let Some(e) = &s.last_equity {
@@ -129,4 +136,68 @@ fn render(v: &StatusView) -> String {
         }
     }
     out
+}
+
+/// `3f9a1c0b7d2e (5 members: trial_0003, trial_0001, trial_0007, ...),
+/// adopted 2026-11-20T10:00:00+00:00`, and how many adoptions its run had
+/// when more than one.
+fn ensemble_line(e: &CurrentEnsemble) -> String {
+    const SHOWN: usize = 3;
+    let mut names: Vec<&str> = e
+        .members
+        .iter()
+        .take(SHOWN)
+        .map(|m| m.name.as_str())
+        .collect();
+    if e.members.len() > SHOWN {
+        names.push("...");
+    }
+    let swaps = if e.adoptions_in_run > 1 {
+        format!(" ({} adoptions in run {})", e.adoptions_in_run, e.run_id)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} ({} member{}: {}), adopted {}{swaps}",
+        e.version,
+        e.members.len(),
+        if e.members.len() == 1 { "" } else { "s" },
+        names.join(", "),
+        format_time(e.adopted_at)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use trader_store::VersionMember;
+
+    use super::*;
+
+    fn ensemble(n: u32, adoptions_in_run: u32) -> CurrentEnsemble {
+        CurrentEnsemble {
+            run_id: 7,
+            version: "3f9a1c0b7d2e".to_owned(),
+            members: (0..n)
+                .map(|i| VersionMember {
+                    name: format!("trial_{:04}", n - i),
+                    rank: i,
+                    score: 1.0,
+                })
+                .collect(),
+            adopted_at: 1_795_168_800,
+            adoptions_in_run,
+        }
+    }
+
+    #[test]
+    fn the_ensemble_line_names_the_version_its_first_members_and_when() {
+        assert_eq!(
+            ensemble_line(&ensemble(5, 1)),
+            "3f9a1c0b7d2e (5 members: trial_0005, trial_0004, trial_0003, ...), adopted 2026-11-20T10:00:00+00:00"
+        );
+        assert_eq!(
+            ensemble_line(&ensemble(1, 3)),
+            "3f9a1c0b7d2e (1 member: trial_0001), adopted 2026-11-20T10:00:00+00:00 (3 adoptions in run 7)"
+        );
+    }
 }

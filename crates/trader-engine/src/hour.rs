@@ -128,6 +128,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 .collect(),
             latency_us,
             skipped_reason: None,
+            ensemble_version: None,
         };
         // The equity snapshot before the decision: a kill between the two
         // leaves the hour undecided (decided again, the snapshot replaced),
@@ -250,6 +251,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             target_weights: BTreeMap::new(),
             latency_us: 0,
             skipped_reason: Some(reason.clone()),
+            ensemble_version: None,
         };
         self.store
             .record_decision(self.run_id, &record, &[], now)

@@ -88,6 +88,7 @@ fn csv_files(
         aggregate,
         target_weights: targets,
         skipped_reason: skipped,
+        ensemble_version: _,
     } in decisions
     {
         decisions_csv += &format!(

@@ -1,8 +1,9 @@
 //! `trader status`'s view of a profile: what the store says about its
-//! trader (newest bar per symbol, newest run, decision, equity and
-//! positions, orders that may still change) and, when the trader is up,
-//! what its `/metrics` says (RSS, newest bar's age, active alerts). Reads
-//! the store only; a missing store file is an error, never created.
+//! trader (newest bar per symbol, newest run, the ensemble version it
+//! decides with, decision, equity and positions, orders that may still
+//! change) and, when the trader is up, what its `/metrics` says (RSS,
+//! newest bar's age, active alerts). Reads the store only; a missing store
+//! file is an error, never created.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

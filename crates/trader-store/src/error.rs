@@ -47,6 +47,13 @@ pub enum StoreError {
         profile: String,
         holder: String,
     },
+    /// An ensemble adoption that cannot be stored as given; nothing of it
+    /// was written.
+    #[error("ensemble version {version:?} not recorded: {reason}")]
+    BadAdoption { version: String, reason: String },
+    /// A [`Recorder`](crate::Recorder) that does not keep `what`.
+    #[error("this recorder does not keep {what}")]
+    Unsupported { what: &'static str },
     #[error("lock file {path}")]
     LockFile {
         path: PathBuf,

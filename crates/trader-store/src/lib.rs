@@ -13,7 +13,10 @@
 //! The `runs`, `decisions`, `orders`, `fills` and `equity` tables are written
 //! by `records.rs`: a decision and its planned orders in one transaction
 //! before any order is sent, so a killed trader knows on restart what it
-//! decided and what it may have sent. They are never pruned.
+//! decided and what it may have sent. They are never pruned. Each decision
+//! names the ensemble version that made it; `ensemble_versions` and
+//! `ensemble_adoptions` (`versions.rs`) say which version a run adopted
+//! when, at its start and at each swap between hours.
 //!
 //! One trader per store and profile: [`ProfileLock`] (an OS file lock,
 //! released by the kernel when its holder dies). A replay or a backtest
@@ -39,6 +42,7 @@ mod recorder;
 mod records;
 mod sqlite_records;
 mod store;
+mod versions;
 mod window;
 
 pub use error::StoreError;
@@ -51,4 +55,5 @@ pub use records::{
     PlannedOrder, ProfileStatus, RunCounts, RunMode, RunStart, StoredOrder,
 };
 pub use store::{InsertReport, Store};
+pub use versions::{CurrentEnsemble, EnsembleAdoption, VersionMember};
 pub use window::{HistoryWindow, PushOutcome};

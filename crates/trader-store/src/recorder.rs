@@ -6,6 +6,8 @@
 //! Both keep the same semantics: a decision and its planned orders land
 //! together, a fill is recorded once per order, unsettled orders come back
 //! oldest first, and decisions are listed by hour with the same JSON text.
+//! An ensemble version's members are kept once however often it is
+//! adopted, and a run's adoptions come back oldest first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -15,8 +17,8 @@ use chrono::{DateTime, Utc};
 use trader_core::{Bar, Symbol};
 
 use crate::{
-    DecisionRecord, DecisionRow, FillRow, HistoryWindow, InsertReport, OrderState, PlannedOrder,
-    RunCounts, StoreError, StoredOrder,
+    DecisionRecord, DecisionRow, EnsembleAdoption, FillRow, HistoryWindow, InsertReport,
+    OrderState, PlannedOrder, RunCounts, StoreError, StoredOrder, VersionMember,
 };
 
 /// The engine's records: the one API of a run's records, implemented by
@@ -91,6 +93,42 @@ pub trait Recorder: Send + Sync {
         &self,
         run_id: i64,
     ) -> impl Future<Output = Result<Vec<DecisionRow>, StoreError>> + Send;
+    /// Records that run `run_id` adopted an ensemble version: its members
+    /// once per version (a version adopted again keeps its first record),
+    /// and the adoption, together or not at all. Refused, with nothing
+    /// written: an empty version, no members, a score that is not finite,
+    /// a version already stored with other members, and (SQLite, foreign
+    /// keys on) a run that does not exist.
+    ///
+    /// The default refuses with [`StoreError::Unsupported`]: a recorder
+    /// that wraps another must forward this.
+    fn record_adoption(
+        &self,
+        run_id: i64,
+        adoption: &EnsembleAdoption,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (run_id, adoption);
+        async {
+            Err(StoreError::Unsupported {
+                what: "ensemble adoptions",
+            })
+        }
+    }
+    /// The adoptions of a run, oldest first, each with its version's members.
+    ///
+    /// The default refuses with [`StoreError::Unsupported`], like
+    /// [`Recorder::record_adoption`].
+    fn adoptions_of_run(
+        &self,
+        run_id: i64,
+    ) -> impl Future<Output = Result<Vec<EnsembleAdoption>, StoreError>> + Send {
+        let _ = run_id;
+        async {
+            Err(StoreError::Unsupported {
+                what: "ensemble adoptions",
+            })
+        }
+    }
 }
 
 /// One order as the memory recorder holds it.
@@ -109,6 +147,10 @@ struct Memory {
     unsettled: Vec<usize>,
     fills: Vec<(i64, FillRow)>,
     equity: BTreeMap<(i64, i64), BTreeMap<String, f64>>,
+    /// Members per ensemble version, as first recorded.
+    versions: HashMap<String, Vec<VersionMember>>,
+    /// Adoptions in the order recorded, with their run.
+    adoptions: Vec<(i64, EnsembleAdoption)>,
 }
 
 /// The engine's records in memory, for backtests: nothing is written to
@@ -172,6 +214,7 @@ impl Recorder for MemoryRecorder {
             aggregate: json(&decision.aggregate, "null"),
             target_weights: json(&decision.target_weights, "null"),
             skipped_reason: decision.skipped_reason.clone(),
+            ensemble_version: decision.ensemble_version.clone(),
         };
         Ok(self.with(|m| {
             m.decisions.insert((run_id, decision.bar_t), row);
@@ -321,6 +364,45 @@ impl Recorder for MemoryRecorder {
             m.decisions
                 .range((run_id, i64::MIN)..=(run_id, i64::MAX))
                 .map(|(_, d)| d.clone())
+                .collect()
+        }))
+    }
+
+    async fn record_adoption(
+        &self,
+        run_id: i64,
+        adoption: &EnsembleAdoption,
+    ) -> Result<(), StoreError> {
+        adoption.check()?;
+        self.with(|m| {
+            match m.versions.get(&adoption.version) {
+                Some(stored) if *stored != adoption.members => {
+                    return Err(adoption.members_differ(stored));
+                }
+                Some(_) => {}
+                None => {
+                    m.versions
+                        .insert(adoption.version.clone(), adoption.members.clone());
+                }
+            }
+            m.adoptions.push((run_id, adoption.clone()));
+            Ok(())
+        })
+    }
+
+    async fn adoptions_of_run(&self, run_id: i64) -> Result<Vec<EnsembleAdoption>, StoreError> {
+        Ok(self.with(|m| {
+            m.adoptions
+                .iter()
+                .filter(|(r, _)| *r == run_id)
+                .map(|(_, a)| EnsembleAdoption {
+                    members: m
+                        .versions
+                        .get(&a.version)
+                        .cloned()
+                        .unwrap_or_else(|| a.members.clone()),
+                    ..a.clone()
+                })
                 .collect()
         }))
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 use trader_core::{OrderStatus, Side, Symbol};
 
-use crate::{Recorder, Store, StoreError};
+use crate::{CurrentEnsemble, Recorder, Store, StoreError, VersionMember};
 
 /// How a run reaches its broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,9 @@ pub struct DecisionRecord {
     pub latency_us: u64,
     /// Why the hour was not traded (state unavailable, broker unreadable).
     pub skipped_reason: Option<String>,
+    /// The ensemble version that decided the hour (None: none, or not
+    /// known to the caller).
+    pub ensemble_version: Option<String>,
 }
 
 /// An order as planned by a decision, before it is sent.
@@ -161,6 +164,9 @@ pub struct DecisionRow {
     pub aggregate: String,
     pub target_weights: String,
     pub skipped_reason: Option<String>,
+    /// The ensemble version that decided it (None: decided before versions
+    /// were recorded, or by none).
+    pub ensemble_version: Option<String>,
 }
 
 /// One fill of an order.
@@ -198,6 +204,9 @@ pub struct ProfileStatus {
     pub last_equity: Option<LastEquity>,
     /// Orders that may still change, of any run of the profile.
     pub unsettled_orders: Vec<StoredOrder>,
+    /// The newest ensemble adoption of the profile's newest run that has
+    /// one (None: no run of the profile recorded an ensemble version).
+    pub ensemble: Option<CurrentEnsemble>,
 }
 
 /// A profile's newest run; JSON `[id, mode, started_at, ended_at]`.
@@ -218,9 +227,11 @@ impl From<NewestRun> for (i64, String, i64, Option<i64>) {
     }
 }
 
-/// A run's newest decision; JSON `[bar_t, target_weights, skipped_reason]`.
+/// A run's newest decision; JSON `[bar_t, target_weights, skipped_reason,
+/// ensemble_version]` (the fourth element added last, so the first three
+/// keep their places).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(into = "(i64, String, Option<String>)")]
+#[serde(into = "(i64, String, Option<String>, Option<String>)")]
 pub struct LastDecision {
     /// The hour decided.
     pub bar_t: i64,
@@ -228,11 +239,18 @@ pub struct LastDecision {
     pub target_weights: String,
     /// Why the hour was skipped (None: decided).
     pub skipped_reason: Option<String>,
+    /// The ensemble version that decided it (None: not recorded).
+    pub ensemble_version: Option<String>,
 }
 
-impl From<LastDecision> for (i64, String, Option<String>) {
+impl From<LastDecision> for (i64, String, Option<String>, Option<String>) {
     fn from(d: LastDecision) -> Self {
-        (d.bar_t, d.target_weights, d.skipped_reason)
+        (
+            d.bar_t,
+            d.target_weights,
+            d.skipped_reason,
+            d.ensemble_version,
+        )
     }
 }
 
@@ -440,11 +458,12 @@ impl Store {
                 last_decision: None,
                 last_equity: None,
                 unsettled_orders: Vec::new(),
+                ensemble: None,
             });
         };
         let last_decision = sqlx::query(
-            "SELECT bar_t, target_weights, skipped_reason FROM decisions WHERE run_id = ? \
-             ORDER BY bar_t DESC LIMIT 1",
+            "SELECT bar_t, target_weights, skipped_reason, ensemble_version FROM decisions \
+             WHERE run_id = ? ORDER BY bar_t DESC LIMIT 1",
         )
         .bind(run_id)
         .fetch_optional(&self.pool)
@@ -454,6 +473,7 @@ impl Store {
             bar_t: r.get(0),
             target_weights: r.get(1),
             skipped_reason: r.get(2),
+            ensemble_version: r.get(3),
         });
         let last_equity = sqlx::query(
             "SELECT t, cash, equity, positions FROM equity WHERE run_id = ? ORDER BY t DESC LIMIT 1",
@@ -475,7 +495,40 @@ impl Store {
             last_decision,
             last_equity,
             unsettled_orders: self.unsettled_orders(run_id).await?,
+            ensemble: self.current_ensemble(profile).await?,
         })
+    }
+
+    /// The newest adoption of the newest run of `profile` that has one,
+    /// with the number of adoptions of that run.
+    async fn current_ensemble(&self, profile: &str) -> Result<Option<CurrentEnsemble>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT a.run_id, a.version, v.members, a.adopted_at, \
+             (SELECT COUNT(*) FROM ensemble_adoptions n WHERE n.run_id = a.run_id) \
+             FROM ensemble_adoptions a JOIN runs r ON r.id = a.run_id \
+             JOIN ensemble_versions v ON v.version = a.version \
+             WHERE r.profile = ? ORDER BY a.run_id DESC, a.id DESC LIMIT 1",
+        )
+        .bind(profile)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.query_err("reading the newest ensemble adoption"))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(CurrentEnsemble {
+            run_id: row.get(0),
+            version: row.get(1),
+            members: self.decode_members(&row.get::<String, _>(2))?,
+            adopted_at: row.get(3),
+            adoptions_in_run: u32::try_from(row.get::<i64, _>(4)).unwrap_or(u32::MAX),
+        }))
+    }
+
+    /// `ensemble_versions.members` as written by `record_adoption`.
+    pub(crate) fn decode_members(&self, text: &str) -> Result<Vec<VersionMember>, StoreError> {
+        serde_json::from_str(text)
+            .map_err(|e| self.query_err("decoding ensemble members")(sqlx::Error::Decode(e.into())))
     }
 
     /// First and last equity snapshot of a run: (t, equity).

@@ -12,8 +12,8 @@ use trader_core::{Bar, HOUR_SECS, Side, Symbol, format_time};
 
 use crate::store::{INSERT_ROWS_PER_STATEMENT, bar_from_row, validate_bars};
 use crate::{
-    DecisionRecord, DecisionRow, FillRow, HistoryWindow, InsertReport, OrderState, PlannedOrder,
-    Recorder, RunCounts, Store, StoreError, StoredOrder,
+    DecisionRecord, DecisionRow, EnsembleAdoption, FillRow, HistoryWindow, InsertReport,
+    OrderState, PlannedOrder, Recorder, RunCounts, Store, StoreError, StoredOrder,
 };
 
 impl Recorder for Store {
@@ -54,7 +54,8 @@ impl Recorder for Store {
         let mut tx = self.begin_write("beginning a decision").await?;
         let decision_id = sqlx::query(
             "INSERT INTO decisions (run_id, bar_t, member_actions, aggregate, target_weights, \
-             latency_us, skipped_reason) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             latency_us, skipped_reason, ensemble_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING id",
         )
         .bind(run_id)
         .bind(decision.bar_t)
@@ -63,6 +64,7 @@ impl Recorder for Store {
         .bind(json(serde_json::to_string(&decision.target_weights)))
         .bind(i64::try_from(decision.latency_us).unwrap_or(i64::MAX))
         .bind(decision.skipped_reason.as_deref())
+        .bind(decision.ensemble_version.as_deref())
         .fetch_one(&mut *tx)
         .await
         .map_err(self.query_err("writing a decision"))?
@@ -276,8 +278,8 @@ impl Recorder for Store {
     /// Every decision of a run, oldest first.
     async fn decisions_of_run(&self, run_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT bar_t, aggregate, target_weights, skipped_reason FROM decisions \
-             WHERE run_id = ? ORDER BY bar_t",
+            "SELECT bar_t, aggregate, target_weights, skipped_reason, ensemble_version \
+             FROM decisions WHERE run_id = ? ORDER BY bar_t",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -290,8 +292,89 @@ impl Recorder for Store {
                 aggregate: r.get(1),
                 target_weights: r.get(2),
                 skipped_reason: r.get(3),
+                ensemble_version: r.get(4),
             })
             .collect())
+    }
+
+    /// Writes the version's members (once per version) and the adoption in
+    /// one transaction; a version already stored with other members is
+    /// refused and nothing is written.
+    async fn record_adoption(
+        &self,
+        run_id: i64,
+        adoption: &EnsembleAdoption,
+    ) -> Result<(), StoreError> {
+        adoption.check()?;
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write("beginning an ensemble adoption").await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO ensemble_versions (version, members, first_seen) \
+             VALUES (?, ?, ?)",
+        )
+        .bind(&adoption.version)
+        .bind(adoption.members_json())
+        .bind(adoption.adopted_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.query_err("writing an ensemble version"))?;
+        let stored: String = sqlx::query("SELECT members FROM ensemble_versions WHERE version = ?")
+            .bind(&adoption.version)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(self.query_err("reading an ensemble version"))?
+            .get(0);
+        let stored = self.decode_members(&stored)?;
+        if stored != adoption.members {
+            // Dropping `tx` rolls the transaction back.
+            return Err(adoption.members_differ(&stored));
+        }
+        sqlx::query(
+            "INSERT INTO ensemble_adoptions (run_id, version, previous, adopted_at, after_hour, \
+             load_ms, rss_before, rss_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(run_id)
+        .bind(&adoption.version)
+        .bind(adoption.previous.as_deref())
+        .bind(adoption.adopted_at)
+        .bind(adoption.after_hour)
+        .bind(as_i64(adoption.load_ms))
+        .bind(adoption.rss_before.map(as_i64))
+        .bind(adoption.rss_after.map(as_i64))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.query_err("writing an ensemble adoption"))?;
+        tx.commit()
+            .await
+            .map_err(self.query_err("committing an ensemble adoption"))?;
+        Ok(())
+    }
+
+    /// The run's adoptions, oldest first, with their versions' members.
+    async fn adoptions_of_run(&self, run_id: i64) -> Result<Vec<EnsembleAdoption>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.version, v.members, a.previous, a.adopted_at, a.after_hour, a.load_ms, \
+             a.rss_before, a.rss_after FROM ensemble_adoptions a \
+             JOIN ensemble_versions v ON v.version = a.version WHERE a.run_id = ? ORDER BY a.id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_err("reading ensemble adoptions"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(EnsembleAdoption {
+                    version: r.get(0),
+                    members: self.decode_members(&r.get::<String, _>(1))?,
+                    previous: r.get(2),
+                    adopted_at: r.get(3),
+                    after_hour: r.get(4),
+                    load_ms: r.get::<i64, _>(5).unsigned_abs(),
+                    rss_before: r.get::<Option<i64>, _>(6).map(i64::unsigned_abs),
+                    rss_after: r.get::<Option<i64>, _>(7).map(i64::unsigned_abs),
+                })
+            })
+            .collect()
     }
 
     /// Validates every bar against `now`, then upserts them in one transaction

@@ -42,6 +42,7 @@ fn decision(t: i64) -> DecisionRecord {
         target_weights: BTreeMap::from([("BTC/USD".to_owned(), 0.5)]),
         latency_us: 10,
         skipped_reason: None,
+        ensemble_version: None,
     }
 }
 
