@@ -159,7 +159,7 @@ pub fn measured_tenants(
         });
     }
     measured.push(Tenant {
-        name: "in use now (measured)".to_owned(),
+        name: IN_USE_NOW_TENANT.to_owned(),
         count: 1,
         ram_each: ram_used.saturating_sub(worker_ram),
         vram_each: measured_vram.unwrap_or(0),
@@ -172,6 +172,29 @@ pub fn measured_tenants(
         }));
     }
     Ok(measured)
+}
+
+/// The measured co-tenant holding the RAM in use besides training workers.
+pub const IN_USE_NOW_TENANT: &str = "in use now (measured)";
+
+/// The host as it is now, for a process already running: [`resolve_host`]
+/// with the co-tenants measured, less `own_rss` (this process, counted by
+/// its own budget) from the RAM in use.
+///
+/// # Errors
+/// As [`resolve_host`].
+pub fn resolve_host_besides(
+    host: Option<&Path>,
+    config_dir: &Path,
+    own_rss: u64,
+) -> Result<HostBudget, BudgetError> {
+    let mut budget = resolve_host(host, config_dir, true)?;
+    for t in &mut budget.tenants {
+        if t.name == IN_USE_NOW_TENANT {
+            t.ram_each = t.ram_each.saturating_sub(own_rss);
+        }
+    }
+    Ok(budget)
 }
 
 /// The machine side of a budget: its envelope, its co-tenants, the host

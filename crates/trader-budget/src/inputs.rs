@@ -6,8 +6,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use trader_config::{AlertSettings, Profile};
+use trader_core::DemandTerm;
 use trader_core::{ComputeDevice, DType};
-use trader_ensemble::{ACTIVATION_BATCH_LIVE, EnsembleCatalog, MemberSummary, ensemble_demand};
+use trader_ensemble::{
+    ACTIVATION_BATCH_LIVE, EnsembleCatalog, MemberMisfit, MemberSummary, check_members_fit,
+    ensemble_demand,
+};
 
 use crate::{
     BudgetError, Envelope, HostBudget, Knobs, Report, Tenant, TraderPlan, Verdict, WORKER_TENANT,
@@ -127,30 +131,23 @@ pub fn check_members_fit_profile(
     members: &[MemberSummary],
     history_hours: u32,
 ) -> Result<(), BudgetError> {
-    for m in members {
-        if let Some(s) = m
-            .params
-            .symbols
-            .iter()
-            .find(|s| !profile.symbols.contains(s))
-        {
-            return Err(BudgetError::SymbolNotInProfile {
-                member: m.dir.clone(),
-                symbol: s.to_string(),
-                profile: profile.path.clone(),
-            });
-        }
-        let need = m.params.required_history_hours();
-        if history_hours < need {
-            return Err(BudgetError::HistoryTooShort {
-                history_hours,
-                need,
-                member: m.dir.clone(),
-                lookback: m.params.lookback,
-            });
-        }
-    }
-    Ok(())
+    check_members_fit(members, &profile.symbols, history_hours).map_err(|misfit| match misfit {
+        MemberMisfit::Symbol { member, symbol } => BudgetError::SymbolNotInProfile {
+            member,
+            symbol,
+            profile: profile.path.clone(),
+        },
+        MemberMisfit::History {
+            member,
+            need,
+            lookback,
+        } => BudgetError::HistoryTooShort {
+            history_hours,
+            need,
+            member,
+            lookback,
+        },
+    })
 }
 
 /// The longest history any of `members` needs (1 without members).
@@ -176,6 +173,8 @@ struct Demand<'a> {
     catalog_len: u32,
     symbols: u32,
     threads: u32,
+    /// Terms added to the ensemble's own (a swap's transient).
+    extra: &'a [DemandTerm],
 }
 
 /// Evaluates a budget (the `warnings` first among the report's) and, when
@@ -196,12 +195,9 @@ fn evaluate_demand(
                 members.len()
             ));
         }
-        Ok(ensemble_demand(
-            &members[..n],
-            dtype,
-            device,
-            ACTIVATION_BATCH_LIVE,
-        ))
+        let mut terms = ensemble_demand(&members[..n], dtype, device, ACTIVATION_BATCH_LIVE);
+        terms.extend(demand.extra.iter().cloned());
+        Ok(terms)
     };
     let plan = TraderPlan {
         symbols: demand.symbols,
@@ -230,6 +226,7 @@ impl BudgetInputs {
                 catalog_len: self.catalog_len,
                 symbols: count(self.profile.symbols.len()),
                 threads: self.profile.threads,
+                extra: &[],
             },
             &self.tenants,
             &self.envelope,
@@ -237,6 +234,63 @@ impl BudgetInputs {
             self.knobs,
         )
     }
+}
+
+/// The budget of a running trader's swap to `members` (the best of
+/// `catalog_len`), with `profile`'s knobs, next to `host`'s co-tenants as
+/// they are now: the new ensemble's terms plus `transient`, what stays
+/// resident while it loads (the ensemble in use, [`swap_transient`]).
+/// No fixes: a refused swap keeps the ensemble in use.
+///
+/// # Errors
+/// [`BudgetError::Demand`] when the demand cannot be computed.
+pub fn swap_report(
+    profile: &Profile,
+    members: &[MemberSummary],
+    catalog_len: usize,
+    transient: DemandTerm,
+    host: &HostBudget,
+) -> Result<Report, BudgetError> {
+    let knobs = Knobs {
+        workers: None,
+        top_n: count(members.len()),
+        history_hours: profile.history_hours,
+        dtype: profile.dtype,
+        device: profile.device,
+    };
+    let extra = [transient];
+    let mut report = evaluate_demand(
+        &Demand {
+            members,
+            catalog_len: count(catalog_len),
+            symbols: count(profile.symbols.len()),
+            threads: profile.threads,
+            extra: &extra,
+        },
+        &host.tenants,
+        &host.envelope,
+        &host.warnings,
+        knobs,
+    )?;
+    report.fixes.clear();
+    Ok(report)
+}
+
+/// The swap transient: while a new ensemble loads, the one in use (its
+/// `weight_bytes` on `device`) stays resident, so the hour being traded
+/// never waits for a load. Dropped when the new one takes over.
+#[must_use]
+pub fn swap_transient(weight_bytes: u64, device: ComputeDevice) -> DemandTerm {
+    let (ram, vram) = match device {
+        ComputeDevice::Cpu => (weight_bytes, 0),
+        ComputeDevice::Cuda => (0, weight_bytes),
+    };
+    DemandTerm::new(
+        "swap transient",
+        ram,
+        vram,
+        "the ensemble in use, resident while the new one loads".to_owned(),
+    )
 }
 
 /// The fixes an ensemble run without a profile can take: only its own
@@ -274,6 +328,7 @@ pub fn ensemble_run_report(
             catalog_len: count(catalog_len),
             symbols: count(symbols.len()),
             threads,
+            extra: &[],
         },
         &host.tenants,
         &host.envelope,

@@ -74,12 +74,13 @@ mod workers;
 pub use error::BudgetError;
 pub use gpu::{GpuProbe, probe_gpu};
 pub use host::{
-    DEFAULT_RAM_PERCENT, DEFAULT_VRAM_PERCENT, HOST_FILE, HostBudget, declared_tenants,
-    measured_tenants, ram_limit, read_host_file, resolve_host, vram_limit, vram_needs_probe,
+    DEFAULT_RAM_PERCENT, DEFAULT_VRAM_PERCENT, HOST_FILE, HostBudget, IN_USE_NOW_TENANT,
+    declared_tenants, measured_tenants, ram_limit, read_host_file, resolve_host,
+    resolve_host_besides, vram_limit, vram_needs_probe,
 };
 pub use inputs::{
     BudgetInputs, ENSEMBLE_RUN_FIX_FLAGS, WhatIf, check_members_fit_profile, ensemble_run_report,
-    members_history_hours, resolve,
+    members_history_hours, resolve, swap_report, swap_transient,
 };
 pub use model::{
     ALLOCATOR_SLACK_PERCENT, CUDA_CONTEXT_VRAM, EnsembleDemandFn, Envelope, Fix, Knobs, Limit,

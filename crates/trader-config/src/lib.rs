@@ -24,9 +24,9 @@ pub use host::{
     TenantConfig,
 };
 pub use profile::{
-    BAR_DELAY_SECS, EnsembleSettings, HISTORY_HOURS, MetricsSettings, POLL_INTERVAL_SECS,
-    PollScheduleKind, Profile, ProfileFile, STALE_AFTER_HOURS, StoreSettings, THREADS, TOP_N,
-    TradingSettings, resolve_profile_path,
+    BAR_DELAY_SECS, EnsembleSettings, HISTORY_HOURS, MIN_HOURS_BETWEEN_SWAPS, MetricsSettings,
+    POLL_INTERVAL_SECS, PollScheduleKind, Profile, ProfileFile, ReloadMode, ReloadSettings,
+    STALE_AFTER_HOURS, StoreSettings, THREADS, TOP_N, TradingSettings, resolve_profile_path,
 };
 pub use secrets::{AlpacaKeys, Secret};
 

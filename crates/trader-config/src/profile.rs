@@ -20,6 +20,8 @@ pub const BAR_DELAY_SECS: RangeInclusive<u32> = 0..=300;
 pub const STALE_AFTER_HOURS: RangeInclusive<u32> = 1..=168;
 /// Allowed `[ensemble] top_n`.
 pub const TOP_N: RangeInclusive<u32> = 1..=1_000;
+/// Allowed `[ensemble] min_hours_between_swaps`: up to a year.
+pub const MIN_HOURS_BETWEEN_SWAPS: RangeInclusive<u32> = 0..=8_760;
 /// Allowed `[ensemble] threads`.
 pub const THREADS: RangeInclusive<u32> = 1..=1_024;
 
@@ -40,6 +42,50 @@ pub struct EnsembleSettings {
     /// Inference threads (candle's rayon pool); 1 is fastest for one state vector.
     #[serde(default = "default_threads")]
     pub threads: NonZeroU32,
+    /// Whether `trader run` adopts a new selection of the directory's members
+    /// while it runs (`on-change`, the default) or keeps what it started with.
+    #[serde(default)]
+    pub reload: ReloadMode,
+    /// Clock hours at least between two adoptions (the first counts from the
+    /// start): 24 by default, "monitor 24 h before applying"; 0 adopts a new
+    /// selection at the first hour boundary after it is loaded.
+    #[serde(default = "default_min_hours_between_swaps")]
+    pub min_hours_between_swaps: u32,
+    /// A new selection is adopted only if its mean score beats the current
+    /// one's by at least this much (None: any change is adopted).
+    #[serde(default)]
+    pub min_score_gain: Option<f64>,
+}
+
+/// `[ensemble] reload`: whether a running trader follows its directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReloadMode {
+    /// Keep the ensemble loaded at start for the whole run.
+    Off,
+    /// Watch the directory (a file watch, a check at each poll, SIGHUP) and
+    /// adopt a changed selection between hours when it passes the checks and
+    /// the budget.
+    #[default]
+    OnChange,
+}
+
+/// How a profile follows its ensemble directory while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReloadSettings {
+    pub mode: ReloadMode,
+    pub min_hours_between_swaps: u32,
+    pub min_score_gain: Option<f64>,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        ReloadSettings {
+            mode: ReloadMode::OnChange,
+            min_hours_between_swaps: default_min_hours_between_swaps(),
+            min_score_gain: None,
+        }
+    }
 }
 
 /// When `trader run` polls for bars (see trader-engine's `schedule.rs`).
@@ -54,6 +100,9 @@ pub enum PollScheduleKind {
     Fixed,
 }
 
+fn default_min_hours_between_swaps() -> u32 {
+    24
+}
 fn default_bar_delay_secs() -> u32 {
     1
 }
@@ -168,6 +217,8 @@ pub struct Profile {
     pub dtype: DType,
     pub device: ComputeDevice,
     pub threads: u32,
+    /// `[ensemble] reload`, `min_hours_between_swaps`, `min_score_gain`.
+    pub reload: ReloadSettings,
     pub store_path: PathBuf,
     pub trading: TradingSettings,
     /// Port of `/metrics` and `/healthz`; `None`: no endpoint.
@@ -258,6 +309,15 @@ impl Profile {
                 "must be a non-negative number of USD",
             ));
         }
+        if let Some(gain) = file.ensemble.min_score_gain
+            && !(gain.is_finite() && gain >= 0.0)
+        {
+            return Err(invalid(
+                "ensemble.min_score_gain",
+                gain.to_string(),
+                "must be a non-negative finite score difference",
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let name = path.file_stem().map_or_else(
             || "profile".to_owned(),
@@ -278,6 +338,11 @@ impl Profile {
             dtype: file.ensemble.dtype,
             device: file.ensemble.device,
             threads: file.ensemble.threads.get(),
+            reload: ReloadSettings {
+                mode: file.ensemble.reload,
+                min_hours_between_swaps: file.ensemble.min_hours_between_swaps,
+                min_score_gain: file.ensemble.min_score_gain,
+            },
             store_path: base.join(&file.store.path),
             trading: file.trading,
             metrics_port: file.metrics.map(|m| m.port),
@@ -323,6 +388,12 @@ fn check_ranges(path: &Path, file: &ProfileFile) -> Result<(), ConfigError> {
             file.ensemble.threads.get(),
             THREADS,
             "inference threads",
+        ),
+        (
+            "ensemble.min_hours_between_swaps",
+            file.ensemble.min_hours_between_swaps,
+            MIN_HOURS_BETWEEN_SWAPS,
+            "hours; 8760 is a year",
         ),
     ] {
         check_range(path, key, value, &range, unit)?;
@@ -378,6 +449,53 @@ path = "../var/lean.sqlite"
         );
         let p = Profile::load("old", tmp.path()).unwrap();
         assert_eq!(p.poll_schedule, PollScheduleKind::Fixed);
+        // Unwritten: the directory is followed, at most one swap a day.
+        assert_eq!(p.reload, ReloadSettings::default());
+        assert_eq!(
+            (p.reload.mode, p.reload.min_hours_between_swaps),
+            (ReloadMode::OnChange, 24)
+        );
+        write(
+            tmp.path(),
+            "fixed.toml",
+            &GOOD.replace(
+                "top_n = 5",
+                "top_n = 5\nreload = \"off\"\nmin_hours_between_swaps = 0\nmin_score_gain = 0.05",
+            ),
+        );
+        let p = Profile::load("fixed", tmp.path()).unwrap();
+        assert_eq!(
+            p.reload,
+            ReloadSettings {
+                mode: ReloadMode::Off,
+                min_hours_between_swaps: 0,
+                min_score_gain: Some(0.05),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_reload_settings_are_named_with_the_file_and_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (to, want) in [
+            ("top_n = 5\nreload = \"sometimes\"", "sometimes"),
+            (
+                "top_n = 5\nmin_hours_between_swaps = 8761",
+                "`ensemble.min_hours_between_swaps` = 8761",
+            ),
+            (
+                "top_n = 5\nmin_score_gain = -0.5",
+                "`ensemble.min_score_gain` = -0.5",
+            ),
+            (
+                "top_n = 5\nmin_score_gain = nan",
+                "`ensemble.min_score_gain` = NaN",
+            ),
+        ] {
+            let p = write(tmp.path(), "p.toml", &GOOD.replace("top_n = 5", to));
+            let err = Profile::from_file(&p).unwrap_err().to_string();
+            assert!(err.contains("p.toml") && err.contains(want), "{to}: {err}");
+        }
     }
 
     #[test]

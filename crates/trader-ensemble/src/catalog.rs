@@ -30,9 +30,81 @@ pub struct MemberSummary {
     pub score: f64,
     pub params: MemberParams,
     pub header: SafetensorsHeader,
+    /// SHA-256 of `params.json` as read (part of the ensemble's version).
+    pub params_digest: [u8; 32],
+}
+
+/// Why a member cannot run under a profile's symbols and history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberMisfit {
+    /// The member trades a symbol the profile does not.
+    Symbol { member: PathBuf, symbol: String },
+    /// The member needs more hours of history than the profile keeps.
+    History {
+        member: PathBuf,
+        need: u32,
+        lookback: u32,
+    },
+}
+
+impl std::fmt::Display for MemberMisfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemberMisfit::Symbol { member, symbol } => write!(
+                f,
+                "member {} trades {symbol}, which the profile does not",
+                member.display()
+            ),
+            MemberMisfit::History {
+                member,
+                need,
+                lookback,
+            } => write!(
+                f,
+                "member {} needs {need} h of history (lookback {lookback} + longest feature window - 1)",
+                member.display()
+            ),
+        }
+    }
+}
+
+/// The first of `members` that cannot run on `symbols` with `history_hours`
+/// of history (the one rule the budget gate at start and a reload share).
+///
+/// # Errors
+/// [`MemberMisfit`] naming the member.
+pub fn check_members_fit(
+    members: &[MemberSummary],
+    symbols: &[trader_core::Symbol],
+    history_hours: u32,
+) -> Result<(), MemberMisfit> {
+    for m in members {
+        if let Some(s) = m.params.symbols.iter().find(|s| !symbols.contains(s)) {
+            return Err(MemberMisfit::Symbol {
+                member: m.dir.clone(),
+                symbol: s.to_string(),
+            });
+        }
+        let need = m.params.required_history_hours();
+        if history_hours < need {
+            return Err(MemberMisfit::History {
+                member: m.dir.clone(),
+                need,
+                lookback: m.params.lookback,
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EnsembleError> {
+    read_json_digest(path).map(|(value, _)| value)
+}
+
+/// [`read_json`], and the SHA-256 of the bytes it parsed.
+fn read_json_digest<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<(T, [u8; 32]), EnsembleError> {
     if path.is_dir() {
         return Err(EnsembleError::IsDirectory {
             path: path.to_path_buf(),
@@ -43,10 +115,11 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| EnsembleError::Json {
+    let value = serde_json::from_str(&text).map_err(|e| EnsembleError::Json {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })
+    })?;
+    Ok((value, crate::version::sha256(text.as_bytes())))
 }
 
 impl EnsembleCatalog {
@@ -149,7 +222,8 @@ impl EnsembleCatalog {
                         message: format!("member directory {} {what}", dir.display()),
                     });
                 }
-                let params: MemberParams = read_json(&dir.join(PARAMS_FILE))?;
+                let (params, params_digest): (MemberParams, _) =
+                    read_json_digest(&dir.join(PARAMS_FILE))?;
                 let header = SafetensorsHeader::read(&dir.join(WEIGHTS_FILE))?;
                 let member = MemberSummary {
                     rank,
@@ -158,6 +232,7 @@ impl EnsembleCatalog {
                     score: m.score,
                     params,
                     header,
+                    params_digest,
                 };
                 member.check_structure()?;
                 Ok(member)

@@ -9,7 +9,7 @@ use crate::aggregate::aggregate;
 use crate::forward::{InputSpec, Unit, prepare, run_err};
 use crate::manifest::{Activation, Normalize};
 use crate::model::{LoadedMember, activate, candle_dtype, load_member};
-use crate::{EnsembleCatalog, EnsembleError, MemberSummary};
+use crate::{EnsembleCatalog, EnsembleError, EnsembleVersion, MemberSummary};
 
 /// How the members are run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -70,6 +70,7 @@ pub struct Ensemble {
     groups: Vec<StackedGroup>,
     options: LoadOptions,
     device: Device,
+    version: EnsembleVersion,
 }
 
 /// The candle device for a profile's device setting.
@@ -159,6 +160,14 @@ impl Ensemble {
             tracing::debug!(member = %summary.name, params = summary.parameter_count(), "member loaded");
         }
         groups.retain(|g| !g.member_idx.is_empty());
+        let version = EnsembleVersion::of(summaries.iter().zip(&members).map(|(s, m)| {
+            (
+                s.name.as_str(),
+                s.score,
+                &s.params_digest,
+                &m.weights_digest,
+            )
+        }));
         Ok(Ensemble {
             members,
             spec_of_member,
@@ -166,6 +175,7 @@ impl Ensemble {
             groups,
             options,
             device,
+            version,
         })
     }
 
@@ -185,6 +195,19 @@ impl Ensemble {
     #[must_use]
     pub fn symbols(&self) -> &[Symbol] {
         self.specs.first().map_or(&[], |s| s.symbols.as_slice())
+    }
+
+    /// Which members it holds: a content hash of their files, in rank order.
+    #[must_use]
+    pub fn version(&self) -> &EnsembleVersion {
+        &self.version
+    }
+
+    /// Bytes of its weights at its dtype (one copy; on its device).
+    #[must_use]
+    pub fn weight_bytes(&self) -> u64 {
+        self.members.iter().map(|m| m.parameter_count).sum::<u64>()
+            * self.options.dtype.size_in_bytes()
     }
 
     /// The options it was loaded with.

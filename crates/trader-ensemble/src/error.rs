@@ -46,4 +46,9 @@ pub enum EnsembleError {
         available: usize,
         dir: PathBuf,
     },
+    /// The directory changed while it was read, every time it was tried.
+    #[error(
+        "ensemble directory {dir} changed while it was read ({tries} tries); it is being written, try again"
+    )]
+    Unsettled { dir: PathBuf, tries: u32 },
 }

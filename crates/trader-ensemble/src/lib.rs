@@ -36,10 +36,11 @@ mod manifest;
 mod model;
 mod projection;
 mod state;
+mod version;
 
 pub use aggregate::aggregate;
 pub use bench::{BenchTimings, bench_states, time_decisions};
-pub use catalog::{EnsembleCatalog, MemberSummary};
+pub use catalog::{EnsembleCatalog, MemberMisfit, MemberSummary, check_members_fit};
 pub use demand::{ACTIVATION_BATCH_LIVE, ensemble_demand};
 pub use ensemble::{Decision, Ensemble, ForwardMode, LoadOptions, candle_device};
 pub use error::EnsembleError;
@@ -50,3 +51,7 @@ pub use manifest::{Activation, EnsembleParams, LayerSpec, MemberParams, MemberRe
 pub use model::LoadedMember;
 pub use projection::MarketProjection;
 pub use state::{check_single_input, parse_state};
+pub use version::{
+    CONSISTENT_LOAD_TRIES, EnsembleVersion, SelectionStamp, VERSION_HEX_DIGITS, VersionedMember,
+    load_consistent,
+};

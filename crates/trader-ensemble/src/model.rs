@@ -26,6 +26,8 @@ pub struct LoadedMember {
     pub params: MemberParams,
     pub parameter_count: u64,
     pub file_bytes: u64,
+    /// SHA-256 of `actor.safetensors` as loaded.
+    pub(crate) weights_digest: [u8; 32],
     pub(crate) layers: Vec<Layer>,
 }
 
@@ -53,17 +55,18 @@ pub(crate) fn load_member(
     device: &Device,
 ) -> Result<LoadedMember, EnsembleError> {
     let path = &summary.header.path;
-    let mut tensors = {
+    let (mut tensors, weights_digest) = {
         let bytes = fs_err::read(path).map_err(|source| EnsembleError::Read {
             path: path.clone(),
             source,
         })?;
-        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
             EnsembleError::Header {
                 path: path.clone(),
                 message: e.to_string(),
             }
-        })?
+        })?;
+        (tensors, crate::version::sha256(&bytes))
         // `bytes` is dropped here, before the next member is read.
     };
     let mut layers = Vec::with_capacity(summary.params.layers.len());
@@ -116,6 +119,7 @@ pub(crate) fn load_member(
         params: summary.params.clone(),
         parameter_count: summary.parameter_count(),
         file_bytes: summary.header.file_bytes,
+        weights_digest,
         layers,
     })
 }
