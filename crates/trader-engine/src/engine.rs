@@ -2,7 +2,9 @@
 
 use trader_config::TradingSettings;
 use trader_core::{Broker, Symbol};
-use trader_ensemble::{Ensemble, EnsembleCatalog, EnsembleError, ForwardMode, LoadOptions};
+use trader_ensemble::{
+    Ensemble, EnsembleError, ForwardMode, LoadOptions, SelectionStamp, load_consistent,
+};
 use trader_store::{HistoryWindow, Recorder, RunMode, Store};
 
 use crate::EngineError;
@@ -42,6 +44,12 @@ pub struct EngineStats {
     /// microseconds in all, and the hours they covered.
     pub projection_us: u64,
     pub projected_hours: u64,
+    /// The version of the ensemble in use ([`trader_ensemble::EnsembleVersion`]).
+    pub ensemble_version: String,
+    /// Ensembles adopted while the engine ran, in order.
+    pub swaps: Vec<crate::SwapRecord>,
+    /// New selections not adopted, by [`crate::RefusalReason`] label.
+    pub swaps_refused: crate::RefusalCounts,
 }
 
 /// Who the engine trades for.
@@ -62,23 +70,29 @@ pub struct EngineSetup<'a> {
     pub trading: TradingSettings,
 }
 
-/// A profile's ensemble: its best `top_n` members, at its dtype, on its
-/// device, aggregated its way.
+/// How a profile's ensemble loads: its best `top_n` members, at its dtype,
+/// on its device, aggregated its way.
+#[must_use]
+pub fn load_options(profile: &trader_config::Profile) -> LoadOptions {
+    LoadOptions {
+        top_n: profile.top_n as usize,
+        dtype: profile.dtype,
+        device: profile.device,
+        aggregate: profile.aggregate,
+        mode: ForwardMode::default_for(profile.dtype),
+    }
+}
+
+/// A profile's ensemble ([`load_options`]), read while its directory held
+/// still ([`load_consistent`]), and the selection's stamp.
 ///
 /// # Errors
-/// The ensemble directory or a member cannot be read or loaded.
-pub fn load_ensemble(profile: &trader_config::Profile) -> Result<Ensemble, EnsembleError> {
-    let catalog = EnsembleCatalog::open(&profile.ensemble_dir)?;
-    Ensemble::load(
-        &catalog,
-        LoadOptions {
-            top_n: profile.top_n as usize,
-            dtype: profile.dtype,
-            device: profile.device,
-            aggregate: profile.aggregate,
-            mode: ForwardMode::default_for(profile.dtype),
-        },
-    )
+/// The ensemble directory or a member cannot be read or loaded, or the
+/// directory kept changing while it was read.
+pub fn load_ensemble(
+    profile: &trader_config::Profile,
+) -> Result<(Ensemble, SelectionStamp), EnsembleError> {
+    load_consistent(&profile.ensemble_dir, load_options(profile))
 }
 
 impl<'a> EngineSetup<'a> {
@@ -113,6 +127,10 @@ pub struct Engine<B, R = Store> {
     pub(crate) history_hours: u32,
     /// Backtests: the first layer's market part of hours to come.
     pub(crate) projected: Option<Projected>,
+    /// The last hour handed to [`Engine::on_hour`].
+    pub(crate) last_hour: Option<i64>,
+    /// Following the ensemble directory (`[ensemble] reload = "on-change"`).
+    pub(crate) reloader: Option<crate::Reloader>,
 }
 
 impl<B: Broker, R: Recorder> Engine<B, R> {
@@ -137,11 +155,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             trading,
         } = setup;
         let symbols = ensemble.symbols().to_vec();
-        let mut a: Vec<&Symbol> = symbols.iter().collect();
-        let mut b: Vec<&Symbol> = profile_symbols.iter().collect();
-        a.sort();
-        b.sort();
-        if a != b {
+        if !crate::reload::same_symbols(&symbols, profile_symbols) {
             return Err(EngineError::Symbols {
                 model: symbols.iter().map(|s| s.as_str().to_owned()).collect(),
                 profile: profile_symbols
@@ -151,6 +165,10 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             });
         }
         let window = store.load_window(&symbols, history_hours).await?;
+        let stats = EngineStats {
+            ensemble_version: ensemble.version().id.clone(),
+            ..EngineStats::default()
+        };
         Ok(Engine {
             broker,
             store,
@@ -160,15 +178,23 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             run_id,
             trading,
             symbols,
-            stats: EngineStats::default(),
+            stats,
             history_hours,
             projected: None,
+            last_hour: None,
+            reloader: None,
         })
     }
 
     #[must_use]
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// The ensemble in use.
+    #[must_use]
+    pub fn ensemble(&self) -> &Ensemble {
+        &self.ensemble
     }
 
     #[must_use]

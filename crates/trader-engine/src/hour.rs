@@ -54,6 +54,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         now: i64,
     ) -> Result<HourOutcome, EngineError> {
         self.stats.hours += 1;
+        self.last_hour = Some(t);
         let handed_over = Instant::now();
         self.add_history(bars, now).await?;
         self.settle(now).await?;
@@ -117,9 +118,8 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         );
         let planned = self.planned(t, &trades);
         let record = DecisionRecord {
-            bar_t: t,
-            member_actions: decision.members.clone(),
-            aggregate: decision.aggregate.clone(),
+            member_actions: decision.members,
+            aggregate: decision.aggregate,
             target_weights: self
                 .symbols
                 .iter()
@@ -127,8 +127,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 .map(|(s, w)| (s.as_str().to_owned(), *w))
                 .collect(),
             latency_us,
-            skipped_reason: None,
-            ensemble_version: None,
+            ..self.record_of(t, None)
         };
         // The equity snapshot before the decision: a kill between the two
         // leaves the hour undecided (decided again, the snapshot replaced),
@@ -242,17 +241,23 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             .collect()
     }
 
-    async fn skip(&mut self, t: i64, reason: String, now: i64) -> Result<HourOutcome, EngineError> {
-        tracing::warn!(hour = %trader_core::format_time(t), %reason, "hour not traded");
-        let record = DecisionRecord {
+    /// The decision row of hour `t` with nothing decided yet (a skipped
+    /// hour's, with its reason), naming the ensemble version in use.
+    fn record_of(&self, t: i64, skipped_reason: Option<String>) -> DecisionRecord {
+        DecisionRecord {
             bar_t: t,
             member_actions: Vec::new(),
             aggregate: Vec::new(),
             target_weights: BTreeMap::new(),
             latency_us: 0,
-            skipped_reason: Some(reason.clone()),
-            ensemble_version: None,
-        };
+            skipped_reason,
+            ensemble_version: Some(self.stats.ensemble_version.clone()),
+        }
+    }
+
+    async fn skip(&mut self, t: i64, reason: String, now: i64) -> Result<HourOutcome, EngineError> {
+        tracing::warn!(hour = %trader_core::format_time(t), %reason, "hour not traded");
+        let record = self.record_of(t, Some(reason.clone()));
         self.store
             .record_decision(self.run_id, &record, &[], now)
             .await?;

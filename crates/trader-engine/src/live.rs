@@ -120,6 +120,11 @@ where
             }
         };
         let failed = step?;
+        if !outcome.stopped {
+            // Between hours: a loaded ensemble goes in, a changed directory
+            // starts a load.
+            engine.between_hours(now).await?;
+        }
         let newest_hour = engine.newest_common_bar();
         observe(&PollReport {
             stats: engine.stats(),
@@ -154,7 +159,7 @@ where
             tokio::task::yield_now().await;
             !stop.requested()
         } else {
-            stop.unless(tokio::time::sleep(wait)).await.is_some()
+            wait_between_polls(engine, clock, wait, stop).await?
         };
         if !waited {
             outcome.stopped = true;
@@ -163,6 +168,40 @@ where
     }
     outcome.poll_errors = poll_errors;
     Ok(outcome)
+}
+
+/// Waits `wait` (real time) unless stopped (false); a pull of the
+/// engine's reload trigger (its directory's watch, SIGHUP) meanwhile looks
+/// at the directory at once, so a load can finish before the next hour.
+async fn wait_between_polls<B, R>(
+    engine: &mut Engine<B, R>,
+    clock: &dyn Clock,
+    wait: Duration,
+    stop: &Stop,
+) -> Result<bool, EngineError>
+where
+    B: Broker,
+    R: Recorder,
+{
+    let trigger = engine.reload_trigger();
+    let sleep = tokio::time::sleep(wait);
+    tokio::pin!(sleep);
+    loop {
+        let pulled = async {
+            match &trigger {
+                Some(t) => t.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = stop.wait() => return Ok(false),
+            () = &mut sleep => return Ok(true),
+            () = pulled => {
+                engine.between_hours(clock.now().timestamp()).await?;
+            }
+        }
+    }
 }
 
 /// What one poll reads and where it counts.

@@ -135,7 +135,7 @@ async fn backtest(
     let mut engine = Engine::new(
         broker,
         MemoryRecorder::new(),
-        load_ensemble(profile).unwrap(),
+        load_ensemble(profile).unwrap().0,
         EngineSetup::for_profile(profile, 1, RunMode::Backtest),
     )
     .await
@@ -215,7 +215,7 @@ async fn replay(profile: &Profile, bars: &BTreeMap<Symbol, Vec<Bar>>) -> Ran {
     let mut engine = Engine::new(
         client.clone(),
         store.records_only(),
-        load_ensemble(profile).unwrap(),
+        load_ensemble(profile).unwrap().0,
         EngineSetup::for_profile(profile, run.run_id, RunMode::Replay),
     )
     .await

@@ -51,9 +51,6 @@ pub enum StoreError {
     /// was written.
     #[error("ensemble version {version:?} not recorded: {reason}")]
     BadAdoption { version: String, reason: String },
-    /// A [`Recorder`](crate::Recorder) that does not keep `what`.
-    #[error("this recorder does not keep {what}")]
-    Unsupported { what: &'static str },
     #[error("lock file {path}")]
     LockFile {
         path: PathBuf,

@@ -99,36 +99,16 @@ pub trait Recorder: Send + Sync {
     /// written: an empty version, no members, a score that is not finite,
     /// a version already stored with other members, and (SQLite, foreign
     /// keys on) a run that does not exist.
-    ///
-    /// The default refuses with [`StoreError::Unsupported`]: a recorder
-    /// that wraps another must forward this.
     fn record_adoption(
         &self,
         run_id: i64,
         adoption: &EnsembleAdoption,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (run_id, adoption);
-        async {
-            Err(StoreError::Unsupported {
-                what: "ensemble adoptions",
-            })
-        }
-    }
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The adoptions of a run, oldest first, each with its version's members.
-    ///
-    /// The default refuses with [`StoreError::Unsupported`], like
-    /// [`Recorder::record_adoption`].
     fn adoptions_of_run(
         &self,
         run_id: i64,
-    ) -> impl Future<Output = Result<Vec<EnsembleAdoption>, StoreError>> + Send {
-        let _ = run_id;
-        async {
-            Err(StoreError::Unsupported {
-                what: "ensemble adoptions",
-            })
-        }
-    }
+    ) -> impl Future<Output = Result<Vec<EnsembleAdoption>, StoreError>> + Send;
 }
 
 /// One order as the memory recorder holds it.

@@ -505,6 +505,21 @@ impl<R: trader_store::Recorder> trader_store::Recorder for Faulty<R> {
     ) -> Result<Vec<trader_store::DecisionRow>, trader_store::StoreError> {
         self.inner.decisions_of_run(run_id).await
     }
+
+    async fn record_adoption(
+        &self,
+        run_id: i64,
+        adoption: &trader_store::EnsembleAdoption,
+    ) -> Result<(), trader_store::StoreError> {
+        self.inner.record_adoption(run_id, adoption).await
+    }
+
+    async fn adoptions_of_run(
+        &self,
+        run_id: i64,
+    ) -> Result<Vec<trader_store::EnsembleAdoption>, trader_store::StoreError> {
+        self.inner.adoptions_of_run(run_id).await
+    }
 }
 
 /// Every order row of the SQLite store at `db`, by id: (client_order_id,
