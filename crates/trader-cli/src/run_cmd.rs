@@ -125,9 +125,17 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
         verdict_json: &verdict_json,
         alerts: inputs.alerts,
         predicted_rss: report.trader_terms.iter().map(|t| t.ram_bytes).sum(),
+        host: a.host.as_deref(),
+        config_dir,
+        reload_trigger: None,
     };
     let traded = runtime.block_on(async {
         let stop = crate::signals::stop_on_signal();
+        let reload = crate::signals::reload_on_sighup();
+        let setup = RunSetup {
+            reload_trigger: Some(&reload),
+            ..setup
+        };
         trader_session::run::trade(&request, setup, stop).await
     });
     // Blocking helpers (resource samples) get half a second, not a wait.
@@ -195,6 +203,30 @@ fn render(s: &Summary) -> String {
         s.polls, s.poll_schedule, s.requests_per_hour
     );
     out += &format!("  peak RSS     {:.1} MB\n", s.peak_rss_bytes as f64 / 1e6);
+    out += &format!(
+        "  ensemble     {} ({} swaps{})\n",
+        s.ensemble_version,
+        s.ensemble_swaps.len(),
+        if s.ensemble_swaps_refused.is_empty() {
+            String::new()
+        } else {
+            format!(", refused {:?}", s.ensemble_swaps_refused)
+        }
+    );
+    let mb =
+        |b: Option<u64>| b.map_or_else(|| "?".to_owned(), |b| format!("{:.1}", b as f64 / 1e6));
+    for w in &s.ensemble_swaps {
+        out += &format!(
+            "    after {}: {} -> {}, loaded in {} ms, RSS {} -> {} MB\n",
+            w.after_hour
+                .map_or_else(|| "start".to_owned(), trader_core::format_time),
+            w.from,
+            w.to,
+            w.load_ms,
+            mb(w.rss_before),
+            mb(w.rss_after)
+        );
+    }
     if !s.poll_errors.is_empty() {
         out += &format!("  poll errors  {:?}\n", s.poll_errors);
     }

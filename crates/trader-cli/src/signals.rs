@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM, the CLI's one place that listens for them: inside a
+//! SIGINT and SIGTERM (and SIGHUP: `trader run` looks at its ensemble
+//! directory), the CLI's one place that listens for them: inside a
 //! tokio runtime for `trader run` (the engine's [`Stop`]) and `trader data
 //! import` (a flag read at each batch boundary), and on a thread of its own
 //! for `trader compare`, whose waits on its children are blocking
@@ -44,6 +45,27 @@ pub(crate) fn stop_on_signal() -> Stop {
         handle.stop();
     });
     stop
+}
+
+/// Starts listening for SIGHUP (inside the runtime): each one pulls the
+/// returned trigger, which makes `trader run` look at its ensemble
+/// directory at once. A process that cannot listen gets a trigger nobody
+/// pulls (the directory is still checked at every poll).
+pub(crate) fn reload_on_sighup() -> Arc<tokio::sync::Notify> {
+    let trigger = Arc::new(tokio::sync::Notify::new());
+    let pull = Arc::clone(&trigger);
+    match signal(SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: looking at the ensemble directory");
+                    pull.notify_one();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "SIGHUP cannot be listened for"),
+    }
+    trigger
 }
 
 /// Starts listening (inside the runtime) and returns a flag set by the

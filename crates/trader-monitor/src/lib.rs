@@ -15,6 +15,7 @@
 
 mod alerts;
 mod data_alarms;
+mod ensemble_metrics;
 mod metrics;
 
 pub use alerts::spawn as spawn_alerts;

@@ -13,6 +13,8 @@ use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+
+use crate::ensemble_metrics::EnsembleMetrics;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -43,6 +45,7 @@ pub struct Metrics {
     alerts: Family<KindLabel, Counter<u64, AtomicU64>>,
     alerts_active: Family<KindLabel, Gauge<i64, AtomicI64>>,
     vram_used: Gauge<i64, AtomicI64>,
+    ensemble: EnsembleMetrics,
     seen: EngineStats,
     /// The data alarms holding now, with their reasons, for `/healthz`.
     holding: std::collections::BTreeMap<&'static str, String>,
@@ -128,7 +131,9 @@ impl Metrics {
             "VRAM in use on GPU 0 (all processes) at the last resource check; 0 without a GPU",
             vram_used.clone(),
         );
+        let ensemble = EnsembleMetrics::register(&mut registry);
         Metrics {
+            ensemble,
             registry,
             rss,
             bars,
@@ -176,6 +181,12 @@ impl Metrics {
         for us in stats.latencies_us.iter().skip(self.seen.latencies_us.len()) {
             self.latency.observe(*us as f64 / 1e6);
         }
+        let refused = self.ensemble.update(stats, &self.seen);
+        self.alerts
+            .get_or_create(&KindLabel {
+                kind: "ensemble_swap_refused".to_owned(),
+            })
+            .inc_by(refused);
         self.seen = stats.clone();
         if let Some(age) = last_bar_age_secs {
             self.last_bar_age.set(age);

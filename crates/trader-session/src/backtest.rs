@@ -189,7 +189,7 @@ async fn drive<R: Recorder>(
         DateTime::from_timestamp(first, 0).unwrap_or_default(),
     ));
     let broker = PaperBroker::new(bars.clone(), PAPER_STARTING_CASH, clock.clone());
-    let ensemble = trader_engine::load_ensemble(profile)?;
+    let (ensemble, _) = trader_engine::load_ensemble(profile)?;
     let mut engine = Engine::new(
         broker,
         records,

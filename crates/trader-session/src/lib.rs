@@ -25,6 +25,7 @@ pub mod run;
 pub mod started;
 pub mod status;
 pub mod summary;
+mod swap_check;
 
 pub use backtest::{BacktestRequest, Output, Plan, load_bars};
 pub use run::{RunRequest, RunSetup};

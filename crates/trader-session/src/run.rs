@@ -6,7 +6,10 @@
 //! lock, builds the runtime and passes the [`Stop`] its signals trigger.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use trader_config::{AlertSettings, Profile};
 use trader_engine::Stop;
@@ -49,6 +52,23 @@ pub struct RunSetup<'a> {
     pub alerts: Option<AlertSettings>,
     /// The trader's predicted RSS (the budget's terms), for its own alert.
     pub predicted_rss: u64,
+    /// The host file the gate read (`--host`; None: CONFIG_DIR/host.toml)
+    /// and the config folder: a reload's budget is checked against them.
+    pub host: Option<&'a Path>,
+    pub config_dir: &'a Path,
+    /// Pulled on SIGHUP: look at the ensemble directory now.
+    pub reload_trigger: Option<&'a Arc<Notify>>,
+}
+
+/// How a run follows its ensemble directory: the selection it started
+/// with, how long that load took, where its budget comes from, and what
+/// wakes it.
+pub(crate) struct Reload {
+    pub(crate) stamp: trader_ensemble::SelectionStamp,
+    pub(crate) load_ms: u64,
+    pub(crate) host: Option<PathBuf>,
+    pub(crate) config_dir: PathBuf,
+    pub(crate) trigger: Arc<Notify>,
 }
 
 /// The resource alerts of a run: settings, interval, predicted RSS.
@@ -78,6 +98,9 @@ pub async fn trade(
         verdict_json,
         alerts,
         predicted_rss,
+        host,
+        config_dir,
+        reload_trigger,
     } = setup;
     let watch = alerts.map(|alerts| {
         let every = request
@@ -93,7 +116,9 @@ pub async fn trade(
     let market = market?;
     let client = client_for(&market, request.timeout.max(Duration::from_millis(1)))?;
     let store = Store::open(store_path, Some(profile.history_hours)).await?;
-    let ensemble = trader_engine::load_ensemble(profile)?;
+    let loading = Instant::now();
+    let (ensemble, stamp) = trader_engine::load_ensemble(profile)?;
+    let load_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX);
     let now = market.clock.now().timestamp();
     if market.mode != RunMode::Live {
         // A replay's broker died with its process: an unfinished replay of
@@ -130,6 +155,13 @@ pub async fn trade(
             last_decided,
             watch,
             stop: &stop,
+            reload: Reload {
+                stamp,
+                load_ms,
+                host: host.map(Path::to_path_buf),
+                config_dir: config_dir.to_path_buf(),
+                trigger: reload_trigger.map_or_else(|| Arc::new(Notify::new()), Arc::clone),
+            },
         },
         &store,
         ensemble,

@@ -15,16 +15,17 @@ use trader_alpaca::AlpacaClient;
 use trader_config::Profile;
 use trader_core::Broker;
 use trader_engine::{
-    Engine, EngineSetup, LiveOutcome, PollReport, PollSchedule, Poller, ResumePoint, Stop,
-    hours_to_trade,
+    Engine, EngineSetup, LiveOutcome, PollReport, PollSchedule, Poller, Reloader, ResumePoint,
+    Stop, hours_to_trade,
 };
 use trader_ensemble::Ensemble;
 use trader_monitor::{DataAlarms, Metrics};
 use trader_store::{RunMode, RunStart, Store};
 
 use crate::market::Market;
-use crate::run::{RunRequest, Watch};
+use crate::run::{Reload, RunRequest, Watch};
 use crate::summary::{Summary, SummaryInputs, summarize};
+use crate::swap_check::BudgetSwapCheck;
 
 /// What a started run needs.
 pub(crate) struct RunContext<'a> {
@@ -37,6 +38,7 @@ pub(crate) struct RunContext<'a> {
     pub(crate) last_decided: Option<i64>,
     pub(crate) watch: Option<Watch>,
     pub(crate) stop: &'a Stop,
+    pub(crate) reload: Reload,
 }
 
 /// The run after its row exists: engine, reconcile, the poll loop, the
@@ -56,6 +58,7 @@ pub(crate) async fn run_started(
         last_decided,
         watch,
         stop,
+        reload,
     } = cx;
     let now = market.clock.now().timestamp();
     let records = match market.mode {
@@ -69,6 +72,7 @@ pub(crate) async fn run_started(
         EngineSetup::for_profile(profile, run.run_id, market.mode),
     )
     .await?;
+    follow_directory(&mut engine, profile, reload, now).await?;
     let mut outcome = LiveOutcome::default();
     // The trading client's requests during the loop and its broker ms.
     let mut loop_requests = None;
@@ -142,6 +146,34 @@ pub(crate) async fn run_started(
         },
     )
     .await
+}
+
+/// Records the ensemble the run starts (or restarts) on and, with
+/// `[ensemble] reload = "on-change"`, makes the engine follow its directory
+/// with the budget's check of every swap.
+async fn follow_directory(
+    engine: &mut Engine<AlpacaClient, Store>,
+    profile: &Profile,
+    reload: Reload,
+    now: i64,
+) -> anyhow::Result<()> {
+    engine
+        .record_start_version(now, reload.load_ms, Some(trader_budget::own_memory().rss))
+        .await?;
+    if let Some(reloader) = Reloader::new(
+        profile.ensemble_dir.clone(),
+        (trader_engine::load_options(profile), profile.reload),
+        Arc::new(BudgetSwapCheck {
+            profile: profile.clone(),
+            host: reload.host,
+            config_dir: reload.config_dir,
+        }),
+        (reload.stamp, now),
+        reload.trigger,
+    ) {
+        engine.follow(reloader);
+    }
+    Ok(())
 }
 
 /// After each poll: the metrics, and the data alarms (logged once per

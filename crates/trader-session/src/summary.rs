@@ -10,7 +10,7 @@ use serde::Serialize;
 use trader_alpaca::AlpacaClient;
 use trader_config::PollScheduleKind;
 use trader_core::{AccountState, Broker, format_time, nearest_rank};
-use trader_engine::{Engine, LiveOutcome, TradeWindow};
+use trader_engine::{Engine, LiveOutcome, SwapRecord, TradeWindow};
 use trader_store::{Recorder, RunMode, RunStart};
 
 use crate::market::Market;
@@ -61,6 +61,13 @@ pub struct Summary {
     /// The trading client's requests during the loop per broker-clock hour
     /// (the clock readings of [`crate::follow`] not included).
     pub requests_per_hour: f64,
+    /// The version of the ensemble in use at the end.
+    pub ensemble_version: String,
+    /// Ensembles adopted while it ran (`[ensemble] reload = "on-change"`):
+    /// after which hour, old -> new version, load ms, RSS before and after.
+    pub ensemble_swaps: Vec<SwapRecord>,
+    /// New selections refused, by reason.
+    pub ensemble_swaps_refused: BTreeMap<String, u64>,
 }
 
 /// What [`summarize`] needs of the run besides its engine.
@@ -176,5 +183,12 @@ pub(crate) async fn summarize(
         close_to_order_ms_p50: nearest_rank(&close_to_order, 0.5).unwrap_or(0),
         close_to_order_ms_p99: nearest_rank(&close_to_order, 0.99).unwrap_or(0),
         requests_per_hour,
+        ensemble_version: stats.ensemble_version.clone(),
+        ensemble_swaps: stats.swaps.clone(),
+        ensemble_swaps_refused: stats
+            .swaps_refused
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
     })
 }

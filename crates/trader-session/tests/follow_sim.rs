@@ -81,6 +81,9 @@ async fn follow_one(
                 verdict_json: "{}",
                 alerts: None,
                 predicted_rss: 0,
+                host: None,
+                config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+                reload_trigger: None,
             };
             trader_session::run::trade(&request, setup, stop).await
         })

@@ -130,6 +130,9 @@ async fn a_one_day_replay_session_sums_up_what_the_store_recorded() {
         verdict_json: "{}",
         alerts: None,
         predicted_rss: 0,
+        host: None,
+        config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        reload_trigger: None,
     };
     let (_handle, stop) = trader_engine::stop_pair();
     let summary = trader_session::run::trade(&request, setup, stop)

@@ -60,6 +60,9 @@ async fn stale_data_turns_healthz_to_503_and_back_when_bars_resume() {
             verdict_json: "{}",
             alerts: None,
             predicted_rss: 0,
+            host: None,
+            config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+            reload_trigger: None,
         };
         trader_session::run::trade(&request, setup, stop).await
     });
