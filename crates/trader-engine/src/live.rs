@@ -123,7 +123,7 @@ where
         if !outcome.stopped {
             // Between hours: a loaded ensemble goes in, a changed directory
             // starts a load.
-            engine.between_hours(now).await?;
+            engine.after_poll(now).await?;
         }
         let newest_hour = engine.newest_common_bar();
         observe(&PollReport {

@@ -4,8 +4,8 @@
 //! - **Noticing**: a file watch on the directory (notify; the trainer
 //!   renames member directories and `ensemble_params.json` into it), a
 //!   check of its [`SelectionStamp`] after every poll (members edited in
-//!   place, or no watch), and a [`Reloader::trigger`] the CLI pulls on
-//!   SIGHUP.
+//!   place, or no watch; at most every [`LOOK_EVERY`] of real time), and a
+//!   [`Reloader::trigger`] the CLI pulls on SIGHUP.
 //! - **Checking, then loading off the decision path**: once
 //!   `min_hours_between_swaps` clock hours have passed since the ensemble
 //!   in use was adopted, a changed selection is read and checked as at
@@ -146,7 +146,12 @@ pub struct Reloader {
     last_error: Option<String>,
     loading: Option<(SelectionStamp, JoinHandle<Result<Loaded, Refused>>)>,
     ready: Option<Loaded>,
+    /// Real time of the last look at the directory.
+    last_look: Option<Instant>,
 }
+
+/// Real time between two looks at the directory after polls.
+pub const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Reloader {
     /// Follows `dir` (loaded with `options`; the ensemble in use has
@@ -193,6 +198,7 @@ impl Reloader {
             last_error: None,
             loading: None,
             ready: None,
+            last_look: None,
         })
     }
 
@@ -282,9 +288,32 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
     /// # Errors
     /// Only the store (recording an adoption).
     pub async fn between_hours(&mut self, now: i64) -> Result<Option<SwapRecord>, EngineError> {
+        self.between(now, false).await
+    }
+
+    /// [`Engine::between_hours`] after a poll: the directory is looked at
+    /// no more often than every [`LOOK_EVERY`] of real time (the watch and
+    /// the trigger see changes at once; this check is for members edited
+    /// in place), so a fast replay's thousands of polls do not each read it.
+    pub(crate) async fn after_poll(&mut self, now: i64) -> Result<Option<SwapRecord>, EngineError> {
+        self.between(now, true).await
+    }
+
+    async fn between(
+        &mut self,
+        now: i64,
+        throttled: bool,
+    ) -> Result<Option<SwapRecord>, EngineError> {
         let Some(r) = self.reloader.as_mut() else {
             return Ok(None);
         };
+        if throttled
+            && r.loading.is_none()
+            && r.ready.is_none()
+            && r.last_look.is_some_and(|at| at.elapsed() < LOOK_EVERY)
+        {
+            return Ok(None);
+        }
         if let Some((_, handle)) = r.loading.as_ref()
             && handle.is_finished()
         {
@@ -364,6 +393,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         if r.loading.is_some() || r.ready.is_some() {
             return;
         }
+        r.last_look = Some(Instant::now());
         let stamp = match SelectionStamp::read(&r.dir, r.options.top_n) {
             Ok(stamp) => stamp,
             Err(e) => {
