@@ -177,3 +177,87 @@ pub fn load_consistent(
         tries: CONSISTENT_LOAD_TRIES,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use trader_core::{Aggregate, ComputeDevice, DType};
+
+    use super::*;
+    use crate::ForwardMode;
+
+    fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/demo");
+        let dir = tmp.path().join("demo");
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::copy(
+            demo.join("ensemble_params.json"),
+            dir.join("ensemble_params.json"),
+        )
+        .unwrap();
+        for entry in fs_err::read_dir(&demo).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                let to = dir.join(entry.file_name());
+                fs_err::create_dir_all(&to).unwrap();
+                for file in [PARAMS_FILE, WEIGHTS_FILE] {
+                    fs_err::copy(entry.path().join(file), to.join(file)).unwrap();
+                }
+            }
+        }
+        (tmp, dir)
+    }
+
+    fn options(top_n: usize) -> LoadOptions {
+        LoadOptions {
+            top_n,
+            dtype: DType::F32,
+            device: ComputeDevice::Cpu,
+            aggregate: Aggregate::Mean,
+            mode: ForwardMode::Stacked,
+        }
+    }
+
+    #[test]
+    fn the_version_names_the_content_not_the_files_times() {
+        let (_tmp, dir) = demo_copy();
+        let (a, stamp_a) = load_consistent(&dir, options(3)).unwrap();
+        assert_eq!(a.version().id.len(), VERSION_HEX_DIGITS);
+        assert_eq!(a.version().members.len(), 3);
+        // The same bytes written again: a new stamp, the same version.
+        let best = dir.join(&a.version().members[0].name).join(WEIGHTS_FILE);
+        let bytes = fs_err::read(&best).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs_err::write(&best, &bytes).unwrap();
+        let (b, stamp_b) = load_consistent(&dir, options(3)).unwrap();
+        assert_eq!(a.version(), b.version());
+        assert_ne!(stamp_a, stamp_b, "the stamp sees the write");
+        // One weight changed (a finite value for another): a new version.
+        let mut changed = bytes.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 0x01;
+        fs_err::write(&best, &changed).unwrap();
+        let (c, _) = load_consistent(&dir, options(3)).unwrap();
+        assert_ne!(a.version().id, c.version().id);
+        // Another top_n is another selection.
+        let (d, _) = load_consistent(&dir, options(2)).unwrap();
+        assert_ne!(a.version().id, d.version().id);
+    }
+
+    #[test]
+    fn a_stamp_names_a_missing_member_file() {
+        let (_tmp, dir) = demo_copy();
+        let stamp = SelectionStamp::read(&dir, 2).unwrap();
+        let gone = dir.join(&stamp.names[1]).join(WEIGHTS_FILE);
+        fs_err::remove_file(&gone).unwrap();
+        let err = SelectionStamp::read(&dir, 2).unwrap_err().to_string();
+        assert!(err.contains("actor.safetensors"), "{err}");
+        assert!(
+            SelectionStamp::read(&dir, 1).is_ok(),
+            "the best one is whole"
+        );
+        assert!(SelectionStamp::read(&dir, 0).is_err());
+    }
+}
