@@ -1,5 +1,6 @@
 //! `/healthz` of the real endpoint while a data alarm holds: 503 with the
-//! alarm's reason, 200 once it clears, and the alert metrics beside it.
+//! alarm's reason, 200 once it clears, and the alert metrics beside it; the
+//! ensemble's swaps, refusals and version in `/metrics`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -72,5 +73,53 @@ async fn stale_data_turns_healthz_to_503_with_the_reason_and_back_to_200_when_ba
     assert!(
         metrics.contains("trader_alerts_total{kind=\"stale_data\"} 1"),
         "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_refusals_and_the_version_in_use_reach_metrics() {
+    let m = Arc::new(Mutex::new(Metrics::new(3, 60)));
+    let addr = serve(Arc::clone(&m), 0).await.unwrap();
+    let mut stats = EngineStats {
+        ensemble_version: "aaaaaaaaaaaa".to_owned(),
+        ..EngineStats::default()
+    };
+    m.lock().unwrap().update(&stats, None, None);
+    let (_, metrics) = get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("trader_ensemble_info{version=\"aaaaaaaaaaaa\"} 1")
+            && metrics.contains("trader_ensemble_swaps_total 0"),
+        "{metrics}"
+    );
+    // One swap, two budget refusals and one for history since.
+    stats.swaps.push(trader_engine::SwapRecord {
+        after_hour: Some(1_535_760_000),
+        at: 1_535_763_700,
+        from: "aaaaaaaaaaaa".to_owned(),
+        to: "bbbbbbbbbbbb".to_owned(),
+        members: vec!["trial_0001".to_owned()],
+        load_ms: 12,
+        rss_before: None,
+        rss_after: None,
+    });
+    stats.ensemble_version = "bbbbbbbbbbbb".to_owned();
+    stats.swaps_refused.insert("budget", 2);
+    stats.swaps_refused.insert("history", 1);
+    m.lock().unwrap().update(&stats, None, None);
+    // Counted once, however often the same stats are seen.
+    m.lock().unwrap().update(&stats, None, None);
+    let (_, metrics) = get(addr, "/metrics").await;
+    for line in [
+        "trader_ensemble_swaps_total 1",
+        "trader_ensemble_swaps_refused_total{reason=\"budget\"} 2",
+        "trader_ensemble_swaps_refused_total{reason=\"history\"} 1",
+        "trader_alerts_total{kind=\"ensemble_swap_refused\"} 3",
+        "trader_ensemble_info{version=\"bbbbbbbbbbbb\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(
+        !metrics.contains("aaaaaaaaaaaa"),
+        "the old version is gone: {metrics}"
     );
 }
