@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use trader_config::{AlertSettings, Profile};
+use trader_config::{AlertSettings, Profile, ReloadMode};
 use trader_core::DemandTerm;
 use trader_core::{ComputeDevice, DType};
 use trader_ensemble::{
@@ -219,20 +219,53 @@ impl BudgetInputs {
     ///
     /// # Errors
     /// [`BudgetError::Demand`] when the demand cannot be computed.
+    ///
+    /// A profile that follows its directory (`reload = "on-change"`) and
+    /// fits, but would not fit with the swap transient of an ensemble of
+    /// the same size, gets a warning: its swaps will be refused.
     pub fn report(&self) -> Result<Report, BudgetError> {
-        evaluate_demand(
-            &Demand {
-                members: &self.members,
-                catalog_len: self.catalog_len,
-                symbols: count(self.profile.symbols.len()),
-                threads: self.profile.threads,
-                extra: &[],
-            },
+        let demand = |extra| Demand {
+            members: &self.members,
+            catalog_len: self.catalog_len,
+            symbols: count(self.profile.symbols.len()),
+            threads: self.profile.threads,
+            extra,
+        };
+        let mut report = evaluate_demand(
+            &demand(&[]),
             &self.tenants,
             &self.envelope,
             &self.warnings,
             self.knobs,
-        )
+        )?;
+        if report.verdict == Verdict::Fits && self.profile.reload.mode == ReloadMode::OnChange {
+            let n = (self.knobs.top_n as usize).min(self.members.len());
+            let weights = ensemble_demand(
+                &self.members[..n],
+                self.knobs.dtype,
+                self.knobs.device,
+                ACTIVATION_BATCH_LIVE,
+            )
+            .iter()
+            .find(|t| t.component == "weights")
+            .map_or(0, |t| t.ram_bytes + t.vram_bytes);
+            let transient = [swap_transient(weights, self.knobs.device)];
+            let swapping = evaluate_demand(
+                &demand(&transient),
+                &self.tenants,
+                &self.envelope,
+                &[],
+                self.knobs,
+            )?;
+            if swapping.verdict == Verdict::Refused {
+                report.warnings.push(format!(
+                    "reload = \"on-change\": a swap to an ensemble of this size would be refused (the ensemble in use, {:.1} MB, stays loaded while the new one loads): {}",
+                    weights as f64 / 1e6,
+                    swapping.reasons.join("; ")
+                ));
+            }
+        }
+        Ok(report)
     }
 }
 
@@ -414,6 +447,39 @@ ram = "1GB"
         let report = inputs.report().unwrap();
         assert_eq!(report.verdict, Verdict::Fits);
         assert!(report.fixes.is_empty());
+    }
+
+    #[test]
+    fn a_profile_that_fits_but_could_not_swap_is_warned_and_reload_off_is_not() {
+        let roomy = lean(&WhatIf::default(), "64GB").unwrap().report().unwrap();
+        let weights = roomy
+            .trader_terms
+            .iter()
+            .find(|t| t.component == "weights")
+            .unwrap()
+            .ram_bytes;
+        let swap_warning = |r: &Report| r.warnings.iter().any(|w| w.contains("swap"));
+        assert!(!swap_warning(&roomy), "{:?}", roomy.warnings);
+        // 90 % of the machine: the profile plus half the swap's transient.
+        let machine = ((roomy.ram.total + weights / 2) as f64 / 0.9) as u64;
+        let tight = lean(&WhatIf::default(), &format!("{machine}B"))
+            .unwrap()
+            .report()
+            .unwrap();
+        assert_eq!(tight.verdict, Verdict::Fits);
+        assert!(swap_warning(&tight), "{:?}", tight.warnings);
+        // The same machine, a profile that never swaps: no warning.
+        let dir = tempfile::tempdir().unwrap();
+        let host = host(dir.path(), &format!("{machine}B"), 9);
+        let profile = lean_profile(dir.path());
+        let text = fs_err::read_to_string(&profile)
+            .unwrap()
+            .replace("threads = 1", "threads = 1\nreload = \"off\"");
+        fs_err::write(&profile, text).unwrap();
+        let inputs = resolve(&profile, Some(&host), &WhatIf::default(), dir.path()).unwrap();
+        assert_eq!(inputs.profile.reload.mode, ReloadMode::Off);
+        let off = inputs.report().unwrap();
+        assert!(!swap_warning(&off), "{:?}", off.warnings);
     }
 
     #[test]
