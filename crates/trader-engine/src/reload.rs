@@ -320,7 +320,22 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             self.finish_load().await;
         }
         if let Some(loaded) = self.reloader.as_mut().and_then(|r| r.ready.take()) {
-            return self.swap(loaded, now).await.map(Some);
+            // Adopted only while it is still what the directory selects: a
+            // selection rewritten since the load is looked at afresh.
+            let current = self
+                .reloader
+                .as_ref()
+                .and_then(|r| SelectionStamp::read(&r.dir, r.options.top_n).ok());
+            if current.as_ref() == Some(&loaded.stamp) {
+                return self.swap(loaded, now).await.map(Some);
+            }
+            tracing::info!(
+                version = %loaded.ensemble.version().id,
+                "the directory changed after the new ensemble loaded; it is not adopted, and the directory is looked at again"
+            );
+            if let Some(r) = self.reloader.as_mut() {
+                r.looked_at = None;
+            }
         }
         self.look(now);
         Ok(None)

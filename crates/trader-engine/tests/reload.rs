@@ -517,3 +517,32 @@ async fn killed_during_a_swap_the_trader_restarts_on_one_version_and_keeps_every
     unique.dedup();
     assert_eq!(unique.len(), ids.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selection_rewritten_after_its_load_is_not_adopted_stale() {
+    let w = World::new();
+    let mut engine = w.engine(w.host(ROOMY), 0, FROM + H).await;
+    w.hour(&mut engine, FROM).await;
+    w.rank(&[
+        ("trial_0004", 0.90),
+        ("trial_0014", 0.52),
+        ("trial_0006", -0.17),
+    ]);
+    engine.between_hours(FROM + H + 10).await.unwrap();
+    engine.wait_for_load().await;
+    // Loaded, not yet swapped in; the search writes a newer ranking.
+    w.rank(&[
+        ("trial_0008", 0.99),
+        ("trial_0004", 0.90),
+        ("trial_0014", 0.52),
+    ]);
+    assert_eq!(engine.between_hours(FROM + H + 20).await.unwrap(), None);
+    engine.wait_for_load().await;
+    let swap = engine
+        .between_hours(FROM + H + 30)
+        .await
+        .unwrap()
+        .expect("the newest selection goes in");
+    assert_eq!(swap.members, ["trial_0008", "trial_0004", "trial_0014"]);
+    assert_eq!(engine.stats().swaps.len(), 1);
+}
