@@ -13,16 +13,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use common::*;
-
-fn sql(db: &Path, query: &str) -> String {
-    let o = Command::new("sqlite3").arg(db).arg(query).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim().to_owned()
-}
 
 fn run_replay(tmp: &Path, profile: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trader"))
@@ -229,67 +223,6 @@ fn live_host_needs_allow_live_and_bad_ranges_are_named() {
         "{}",
         stderr(&o)
     );
-}
-
-/// Starts `trader sim` over the shipped data with these key pairs and extra
-/// flags; returns the child and its URL.
-fn start_sim(tmp: &Path, pairs: &[(&str, &str)], extra: &[&str]) -> (Child, String) {
-    let keys = tmp.join(format!("keys-{}.toml", pairs[0].0));
-    let mut text = String::new();
-    for (k, s) in pairs {
-        text += &format!("[[keys]]\nkey_id = \"{k}\"\nsecret_key = \"{s}\"\n\n");
-    }
-    fs_err::write(&keys, text).unwrap();
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_trader"))
-        .args([
-            "sim",
-            "--data",
-            &repo().join("data/coinbase_2017_2018").display().to_string(),
-        ])
-        .args(["--keys", &keys.display().to_string()])
-        .args(extra)
-        .env_remove("APCA_API_KEY_ID")
-        .env_remove("APCA_API_SECRET_KEY")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (sim, line.trim().to_owned())
-}
-
-/// Starts `trader run` in `tmp` against the simulator at `url` with one key
-/// pair, storing in `tmp/STORE`; stdout piped (for `--json`).
-fn start_trader(
-    tmp: &Path,
-    url: &str,
-    (key, secret): (&str, &str),
-    store: &str,
-    args: &[&str],
-) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_trader"))
-        .current_dir(tmp)
-        .args(["--config-dir", "configs", "run"])
-        .args(args)
-        .args(if args.contains(&"--metrics-port") {
-            &[][..]
-        } else {
-            &["--no-metrics"][..]
-        })
-        .args(["--store", &tmp.join(store).display().to_string()])
-        .env("APCA_API_KEY_ID", key)
-        .env("APCA_API_SECRET_KEY", secret)
-        .env("APCA_API_BASE_URL", url)
-        .env("APCA_API_DATA_URL", url)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// A raw HTTP/1.1 GET on loopback: (status line, body).
