@@ -11,79 +11,142 @@
 //! scheduling and the trial are trader-train's; this module has the flags,
 //! the worker gate, the processes and the printing.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use trader_budget::{RUNTIME_BASE_RSS, TRADING_LOOP_RSS};
 use trader_core::Clock as _;
 use trader_core::Symbol;
+use trader_governor::{AlertLines, Governor, GovernorSettings};
 use trader_train::{
-    LaunchError, Launcher, Progress, Resumed, SearchPlan, SearchSettings, SearchSummary,
-    TrainingBars, TrialResult, TrialSpec, WorkerFailure, run_search, run_trial,
-    training_demand_bytes, trial_dir_name,
+    Governance, GovernorView, Progress, Resumed, SearchPlan, SearchSettings, SearchSummary,
+    TrainingBars, TrialSpec, run_search, run_trial, training_demand_bytes, trial_dir_name,
 };
 
+use crate::train_workers::{MachineProbe, Workers};
 use crate::{Outcome, output};
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct TrainArgs {
     /// Recorded set (one CSV per symbol).
     #[arg(long, default_value = "data/coinbase_2017_2018")]
-    data: PathBuf,
+    pub(crate) data: PathBuf,
     /// Trials of the search (trial numbers 0..N).
     #[arg(long)]
-    trials: u32,
-    /// Worker processes running trials at once.
+    pub(crate) trials: u32,
+    /// Worker processes at once: N (checked against the budget at start,
+    /// then governed), or `auto`: as many as the memory the machine has now
+    /// admits, at most one per CPU (per `--threads-per-worker`).
+    #[arg(long, default_value = "1", value_parser = parse_workers)]
+    pub(crate) workers: WorkerCount,
+    /// Fewer workers running than this raises an alert.
     #[arg(long, default_value_t = 1)]
-    workers: u32,
+    pub(crate) min_workers: u32,
+    /// Supervise copies of the command after `--` instead of this binary's
+    /// trials: each run is one trial (`TRADER_TRIAL`), in a worker slot
+    /// (`TRADER_WORKER_ID`); a non-zero exit runs it again after a back-off.
+    #[arg(long, requires = "command")]
+    pub(crate) exec: bool,
+    /// With `--exec`: one worker's RSS until one has been measured (default:
+    /// the host file's "training-worker" tenant, else 1 GB).
+    #[arg(long)]
+    pub(crate) worker_rss: Option<trader_core::ByteSize>,
+    /// The command of `--exec`, after `--`.
+    #[arg(last = true)]
+    pub(crate) command: Vec<String>,
     /// Output ensemble directory (created; an existing search there resumes).
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Seed of the search: trial K's hyperparameters and weights follow from (seed, K).
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// The profile the ensemble is for (name in CONFIG_DIR or a TOML path):
     /// its symbols, its history_hours as the members' limit, and its
     /// [trading] settings in the validation backtest.
     #[arg(long, default_value = "lean")]
-    profile: String,
+    pub(crate) profile: String,
     /// Symbols traded, comma-separated (default: the profile's).
     #[arg(long, value_delimiter = ',')]
-    symbols: Option<Vec<Symbol>>,
+    pub(crate) symbols: Option<Vec<Symbol>>,
     /// Last hour whose data (features and target) trains, RFC 3339.
     #[arg(long, default_value = "2018-03-31T23:00:00Z")]
-    train_until: String,
+    pub(crate) train_until: String,
     /// Last hour of the validation span that scores (after --train-until), RFC 3339.
     #[arg(long, default_value = "2018-06-30T23:00:00Z")]
-    valid_until: String,
+    pub(crate) valid_until: String,
     /// Every member's required history stays within this (default: the
     /// profile's history_hours, 72 for lean).
     #[arg(long)]
-    max_history_hours: Option<u32>,
+    pub(crate) max_history_hours: Option<u32>,
     /// Most epochs a trial trains.
     #[arg(long, default_value_t = 12)]
-    max_epochs: u32,
+    pub(crate) max_epochs: u32,
     /// Threads of each worker's matmuls.
     #[arg(long, default_value_t = 1)]
-    threads_per_worker: u32,
+    pub(crate) threads_per_worker: u32,
     /// Host file (RAM envelope and co-tenants); default CONFIG_DIR/host.toml.
     #[arg(long)]
-    host: Option<PathBuf>,
+    pub(crate) host: Option<PathBuf>,
     /// `top_n` suggested in ensemble_params.json.
     #[arg(long, default_value_t = 10)]
-    top_n: u32,
+    pub(crate) top_n: u32,
     /// Print the summary as JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Internal: run one trial in this process and print its result.
     #[arg(long, hide = true)]
-    worker_trial: Option<u32>,
+    pub(crate) worker_trial: Option<u32>,
+}
+
+/// `--workers`: a count, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkerCount {
+    Fixed(u32),
+    Auto,
+}
+
+fn parse_workers(text: &str) -> Result<WorkerCount, String> {
+    if text == "auto" {
+        return Ok(WorkerCount::Auto);
+    }
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err(format!(
+            "{text:?} is neither `auto` nor a number of workers of at least 1"
+        )),
+        Ok(n) => Ok(WorkerCount::Fixed(n)),
+    }
+}
+
+impl TrainArgs {
+    /// The most workers at once: `--workers N`, or for `auto` one per CPU
+    /// per `--threads-per-worker` (more would only share the cores).
+    fn max_workers(&self) -> u32 {
+        match self.workers {
+            WorkerCount::Fixed(n) => n,
+            WorkerCount::Auto => {
+                let cpus = std::thread::available_parallelism()
+                    .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+                (cpus / self.threads_per_worker.max(1)).max(1)
+            }
+        }
+    }
 }
 
 pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
+    if a.trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    if a.min_workers > a.max_workers() {
+        bail!(
+            "--min-workers {} is more than the {} workers that may run at once",
+            a.min_workers,
+            a.max_workers()
+        );
+    }
+    if a.exec {
+        return run_exec(a, config_dir);
+    }
     let train_until = crate::args::parse_time("--train-until", &a.train_until)?;
     let valid_until = crate::args::parse_time("--valid-until", &a.valid_until)?;
     if valid_until <= train_until {
@@ -92,9 +155,6 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
             a.valid_until,
             a.train_until
         );
-    }
-    if a.trials == 0 || a.workers == 0 {
-        bail!("--trials and --workers must be at least 1");
     }
     let settings = SearchSettings::resolve(
         &a.profile,
@@ -119,7 +179,9 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let predicted = RUNTIME_BASE_RSS
         + TRADING_LOOP_RSS
         + training_demand_bytes(rows.train, settings.symbols.len(), settings.space);
-    if let Some(refusal) = gate_workers(a, predicted, config_dir)? {
+    if let WorkerCount::Fixed(workers) = a.workers
+        && let Some(refusal) = gate_workers(a, workers, predicted, config_dir)?
+    {
         output::eprint(&refusal);
         return Ok(Outcome::Refused);
     }
@@ -127,20 +189,130 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let plan = SearchPlan {
         out: a.out.clone(),
         trials: a.trials,
-        workers: a.workers,
+        workers: a.max_workers(),
         top_n: a.top_n,
         predicted_worker_rss_bytes: predicted,
+        retries: 0,
+        write_ensemble: true,
     };
-    let mut workers = Processes {
+    let workers = Workers::Trials {
         args: a,
         settings: &settings,
     };
-    let summary =
-        run_search(&plan, resumed, &mut workers, progress).map_err(anyhow::Error::from_boxed)?;
+    finish(a, &governed_search(a, config_dir, &plan, resumed, workers)?)
+}
+
+/// `--exec -- CMD ARGS...`: trials 0..N, each one run of the command.
+fn run_exec(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
+    if a.command.is_empty() {
+        bail!(
+            "--exec needs the command after `--`: trader train --exec --trials N --out DIR -- CMD ARGS..."
+        );
+    }
+    fs_err::create_dir_all(&a.out)?;
+    let host = trader_budget::resolve_host(a.host.as_deref(), config_dir, false)?;
+    let declared = host
+        .tenants
+        .iter()
+        .find(|t| t.name == trader_budget::WORKER_TENANT)
+        .map(|t| t.ram_each)
+        .filter(|&b| b > 0);
+    let predicted = a
+        .worker_rss
+        .map(|b| b.0)
+        .or(declared)
+        .unwrap_or(EXEC_WORKER_RSS_DEFAULT);
+    let plan = SearchPlan {
+        out: a.out.clone(),
+        trials: a.trials,
+        workers: a.max_workers(),
+        top_n: a.top_n,
+        predicted_worker_rss_bytes: predicted,
+        retries: EXEC_RETRIES,
+        write_ensemble: false,
+    };
+    let resumed = Resumed {
+        finished: Vec::new(),
+        todo: (0..a.trials).collect(),
+    };
+    let workers = Workers::Exec {
+        command: &a.command,
+    };
+    finish(a, &governed_search(a, config_dir, &plan, resumed, workers)?)
+}
+
+/// An `--exec` worker's demand without `--worker-rss` or a host tenant.
+const EXEC_WORKER_RSS_DEFAULT: u64 = 1_000_000_000;
+/// Runs of a failing `--exec` trial after the first.
+const EXEC_RETRIES: u32 = 5;
+
+/// The search with the governor: the host's envelope and alert lines, this
+/// machine read every poll.
+fn governed_search(
+    a: &TrainArgs,
+    config_dir: &Path,
+    plan: &SearchPlan,
+    resumed: Resumed,
+    mut workers: Workers<'_>,
+) -> anyhow::Result<SearchSummary> {
+    let host = trader_budget::resolve_host(a.host.as_deref(), config_dir, false)?;
+    let limit = &host.envelope.ram;
+    let hard_percent = host.alerts.map_or_else(
+        || limit.allowed_percent + (100.0 - limit.allowed_percent) / 2.0,
+        |alerts| alerts.hard_ram_percent(limit.allowed_percent),
+    );
+    let settings = GovernorSettings {
+        limit: limit.allowed(),
+        hard_limit: (limit.machine_total as f64 * hard_percent / 100.0) as u64,
+        max_workers: plan.workers,
+        min_workers: a.min_workers,
+        predicted_worker: plan.predicted_worker_rss_bytes,
+        margin_percent: MEASURED_MARGIN_PERCENT,
+        terminate_after_ms: TERMINATE_AFTER_MS,
+        alerts: AlertLines {
+            process_rss: host.alerts.map(|al| al.process_rss.0),
+            min_trials_per_hour: host.alerts.and_then(|al| al.min_trials_per_hour),
+            window_ms: 3_600_000,
+            vram_percent: host.alerts.map(|al| al.vram_percent),
+        },
+    };
+    tracing::info!(
+        limit_mb = settings.limit as f64 / 1e6,
+        hard_limit_mb = settings.hard_limit as f64 / 1e6,
+        max_workers = settings.max_workers,
+        min_workers = settings.min_workers,
+        predicted_worker_mb = settings.predicted_worker as f64 / 1e6,
+        "governor"
+    );
+    let clock = trader_core::SystemClock;
+    let mut probe = MachineProbe {
+        gpu: matches!(
+            trader_budget::probe_gpu(),
+            trader_budget::GpuProbe::Found { .. }
+        ),
+    };
+    let mut on_reading = |_: &GovernorView<'_>| {};
+    let governance = Governance::new(
+        Governor::new(settings, clock.now().timestamp_millis()),
+        &mut probe,
+        &clock,
+        &mut on_reading,
+    );
+    run_search(plan, resumed, &mut workers, progress, Some(governance))
+        .map_err(anyhow::Error::from_boxed)
+}
+
+/// Measured peaks count with this margin (a worker's next trial may train
+/// a larger net than the largest measured so far).
+const MEASURED_MARGIN_PERCENT: u32 = 10;
+/// Over the hard line this long with workers paused: one is terminated.
+const TERMINATE_AFTER_MS: i64 = 30_000;
+
+fn finish(a: &TrainArgs, summary: &SearchSummary) -> anyhow::Result<Outcome> {
     if a.json {
-        output::print_json(&summary)?;
+        output::print_json(summary)?;
     } else {
-        output::print(&render(&summary));
+        output::print(&render(summary));
     }
     if summary.failed.is_empty() {
         Ok(Outcome::Ok)
@@ -158,11 +330,12 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
 /// `Some(message)` when refused, naming how many would fit.
 fn gate_workers(
     a: &TrainArgs,
+    workers: u32,
     worker_bytes: u64,
     config_dir: &Path,
 ) -> anyhow::Result<Option<String>> {
     let room = trader_budget::resolve_worker_room(a.host.as_deref(), config_dir, worker_bytes)?;
-    if room.fits(a.workers) {
+    if room.fits(workers) {
         return Ok(None);
     }
     let fit = room.fit;
@@ -171,9 +344,9 @@ fn gate_workers(
         "trader train: REFUSED: {w} workers x {each:.1} MB predicted = {need:.1} MB, but RAM \
          {total:.1} MB ({source}) x {percent} % = {allowed:.1} MB less {others:.1} MB of other \
          co-tenants leaves {room:.1} MB: {fit} worker(s) fit{hint}\n",
-        w = a.workers,
+        w = workers,
         each = mb(worker_bytes),
-        need = mb(worker_bytes * u64::from(a.workers)),
+        need = mb(worker_bytes * u64::from(workers)),
         total = mb(room.limit.machine_total),
         source = room.limit.source,
         percent = room.limit.allowed_percent,
@@ -186,89 +359,6 @@ fn gate_workers(
             String::new()
         },
     )))
-}
-
-/// Workers as processes of this binary: `trader train ... --worker-trial K`
-/// with `--threads-per-worker` matmul threads, its result on its last
-/// stdout line.
-struct Processes<'a> {
-    args: &'a TrainArgs,
-    settings: &'a SearchSettings,
-}
-
-impl Launcher for Processes<'_> {
-    type Worker = Child;
-
-    fn launch(&mut self, trial: u32, _slot: u32) -> Result<Child, LaunchError> {
-        spawn(self.args, self.settings, trial).map_err(Into::into)
-    }
-
-    fn has_ended(&mut self, child: &mut Child) -> Result<bool, LaunchError> {
-        Ok(child.try_wait()?.is_some())
-    }
-
-    fn collect(&mut self, mut child: Child) -> Result<TrialResult, WorkerFailure> {
-        let status = child
-            .wait()
-            .map_err(|e| WorkerFailure::Failed(e.to_string()))?;
-        let mut last = String::new();
-        if let Some(out) = child.stdout.take() {
-            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                last = line;
-            }
-        }
-        if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
-            return Err(WorkerFailure::Interrupted { signal });
-        }
-        if !status.success() {
-            return Err(WorkerFailure::Failed(format!(
-                "worker exited with {status}"
-            )));
-        }
-        serde_json::from_str(&last)
-            .map_err(|e| WorkerFailure::Failed(format!("unreadable worker result {last:?}: {e}")))
-    }
-}
-
-fn spawn(a: &TrainArgs, settings: &SearchSettings, trial: u32) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("locating the trader binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("train")
-        .arg("--data")
-        .arg(&a.data)
-        .args(["--trials", &a.trials.to_string()])
-        .args(["--workers", &a.workers.to_string()])
-        .arg("--out")
-        .arg(&a.out)
-        .args(["--seed", &a.seed.to_string()])
-        .arg("--profile")
-        .arg(&settings.profile.path)
-        .args(["--symbols", &join_symbols(&settings.symbols)])
-        .args([
-            "--train-until",
-            &a.train_until,
-            "--valid-until",
-            &a.valid_until,
-        ])
-        .args([
-            "--max-history-hours",
-            &settings.space.max_history_hours.to_string(),
-        ])
-        .args(["--max-epochs", &a.max_epochs.to_string()])
-        .args(["--worker-trial", &trial.to_string()])
-        .env("RAYON_NUM_THREADS", a.threads_per_worker.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    cmd.spawn()
-        .with_context(|| format!("starting the worker of trial {trial}"))
-}
-
-fn join_symbols(symbols: &[Symbol]) -> String {
-    symbols
-        .iter()
-        .map(Symbol::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn progress(p: &Progress<'_>) {
@@ -306,6 +396,22 @@ fn render(s: &SearchSummary) -> String {
             .map_or("-".to_owned(), |(d, v)| format!("{d} (Sharpe {v:.3})")),
         s.predicted_worker_rss_bytes as f64 / 1e6,
     );
+    text += &format!(
+        "  at most {} workers at once; {} trial(s) queued again\n",
+        s.max_concurrent_workers, s.requeued
+    );
+    if let Some(g) = &s.governor {
+        text += &format!(
+            "  governor: {} admitted, refused {:?}, {} pauses ({:.1} s paused), {} resumes, {} terminated, alerts {:?}\n",
+            g.admitted,
+            g.refused,
+            g.pauses,
+            g.paused_ms as f64 / 1e3,
+            g.resumes,
+            g.terminations,
+            g.alerts
+        );
+    }
     for w in &s.per_worker {
         text += &format!(
             "  worker {}: {} trials, {:.1} s busy, peak RSS {:.1} MB\n",

@@ -89,6 +89,25 @@ pub struct AlertSettings {
     /// Any one process above this resident size.
     pub process_rss: ByteSize,
     pub check_interval_secs: NonZeroU32,
+    /// The hard line of RAM, percent of the machine: `trader train`'s
+    /// governor pauses workers above it (default: halfway from `[limits]
+    /// ram_percent` to 100, [`AlertSettings::hard_ram_percent`]).
+    #[serde(default)]
+    pub ram_percent: Option<f64>,
+    /// Trials per hour of `trader train` below this (over an hour) is an
+    /// alert: too few workers. None: no such alert.
+    #[serde(default)]
+    pub min_trials_per_hour: Option<f64>,
+}
+
+impl AlertSettings {
+    /// The hard line of RAM in percent: `ram_percent`, else halfway from
+    /// `limit_percent` (the allowed share) to 100.
+    #[must_use]
+    pub fn hard_ram_percent(&self, limit_percent: f64) -> f64 {
+        self.ram_percent
+            .unwrap_or_else(|| limit_percent + (100.0 - limit_percent) / 2.0)
+    }
 }
 
 /// `configs/host.toml`.
@@ -126,10 +145,32 @@ impl HostConfig {
             ("limits.ram_percent", host.limits.ram_percent),
             ("limits.vram_percent", host.limits.vram_percent),
             ("alerts.vram_percent", host.alerts.vram_percent),
+            (
+                "alerts.ram_percent",
+                host.alerts.ram_percent.unwrap_or(100.0),
+            ),
         ] {
             if !(v > 0.0 && v <= 100.0) {
                 return Err(invalid(key.into(), v.to_string(), "must be in (0, 100]"));
             }
+        }
+        if let Some(hard) = host.alerts.ram_percent
+            && hard < host.limits.ram_percent
+        {
+            return Err(invalid(
+                "alerts.ram_percent".into(),
+                hard.to_string(),
+                "the hard line must be at least [limits] ram_percent",
+            ));
+        }
+        if let Some(rate) = host.alerts.min_trials_per_hour
+            && !(rate.is_finite() && rate >= 0.0)
+        {
+            return Err(invalid(
+                "alerts.min_trials_per_hour".into(),
+                rate.to_string(),
+                "must be a non-negative number of trials",
+            ));
         }
         check_range(
             path,
@@ -210,6 +251,17 @@ ram = "0.6GB"
         assert_eq!(h.tenants[1].count, 1);
         assert_eq!(h.tenants[1].vram, None);
         assert_eq!(h.alerts.process_rss, ByteSize(1_500_000_000));
+        // Unwritten: the hard line halfway from the limit (90) to 100.
+        assert!((h.alerts.hard_ram_percent(h.limits.ram_percent) - 95.0).abs() < 1e-9);
+        assert_eq!(h.alerts.min_trials_per_hour, None);
+        let h = load(&GOOD.replacen(
+            "check_interval_secs = 300",
+            "check_interval_secs = 300\nram_percent = 97\nmin_trials_per_hour = 35",
+            1,
+        ))
+        .unwrap();
+        assert!((h.alerts.hard_ram_percent(90.0) - 97.0).abs() < 1e-9);
+        assert_eq!(h.alerts.min_trials_per_hour, Some(35.0));
     }
 
     #[test]
@@ -226,6 +278,21 @@ ram = "0.6GB"
             ),
             ("count = 9", "count = -9", "count"),
             ("count = 9", "count = 9\ngpu = 1", "unknown field `gpu`"),
+            (
+                "check_interval_secs = 300",
+                "check_interval_secs = 300\nram_percent = 80",
+                "`alerts.ram_percent` = 80",
+            ),
+            (
+                "check_interval_secs = 300",
+                "check_interval_secs = 300\nram_percent = 101",
+                "`alerts.ram_percent` = 101",
+            ),
+            (
+                "check_interval_secs = 300",
+                "check_interval_secs = 300\nmin_trials_per_hour = -1",
+                "`alerts.min_trials_per_hour` = -1",
+            ),
         ] {
             let err = load(&GOOD.replacen(from, to, 1)).unwrap_err().to_string();
             assert!(

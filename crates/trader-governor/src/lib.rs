@@ -10,7 +10,8 @@
 //! The rules, in the order they apply:
 //! - **Demand of a worker**: the budget model's bound until a worker has
 //!   finished, then the largest peak measured so far plus
-//!   `margin_percent` ([`Demand`]; the log says which).
+//!   `margin_percent` ([`Demand`]; the log says which). A worker that
+//!   crossed `process_rss` (a leak) does not set it.
 //! - **Admission** ([`Governor::admit`]): one more worker starts only
 //!   when fewer than `max_workers` run, none is paused, and the RAM in use
 //!   plus what the running workers will still grow to (each up to the
@@ -20,12 +21,15 @@
 //!   trial, so the newest one that finishes is simply not replaced: that
 //!   is "finishes its trial and is not restarted".
 //! - **Over the hard line** (`hard_limit`, the host's alert level): the
-//!   newest running worker is paused (SIGSTOP), one per reading; a pause
-//!   stops growth but frees nothing, so if the box stays over the hard line
-//!   for `terminate_after_ms` with a worker paused, the newest paused one
-//!   is terminated and its trial re-queued (this frees its memory; the
-//!   trial runs again from the start). Paused workers are resumed (SIGCONT)
-//!   oldest first when the RAM in use plus their growth fits `limit` again.
+//!   newest running worker is paused (SIGSTOP), one per reading. Paused
+//!   workers are resumed (SIGCONT) oldest first when the RAM in use plus
+//!   their growth fits `limit` again. A pause stops growth but frees
+//!   nothing: when workers are paused, none runs and none can resume for
+//!   `terminate_after_ms`, the paused one holding the most is terminated
+//!   and its trial re-queued (this frees its memory; the trial runs again
+//!   from the start). Pause first, because a paused trial keeps its work
+//!   when the squeeze is brief (another process's peak); terminate only
+//!   when waiting cannot help.
 //! - **`min_workers`**: a pause that leaves fewer workers running raises the
 //!   [`AlertKind::BelowMinWorkers`] alert (memory first: the box must not
 //!   run out).
@@ -215,7 +219,8 @@ pub struct Governor {
     measured_peak: Option<u64>,
     started_ms: i64,
     finished_ms: VecDeque<i64>,
-    over_hard_since: Option<i64>,
+    /// Since when workers are paused, none runs and none can resume.
+    stuck_since: Option<i64>,
     holding: BTreeSet<(AlertKind, Option<WorkerId>)>,
     stats: GovernorStats,
 }
@@ -230,7 +235,7 @@ impl Governor {
             measured_peak: None,
             started_ms: now_ms,
             finished_ms: VecDeque::new(),
-            over_hard_since: None,
+            stuck_since: None,
             holding: BTreeSet::new(),
             stats: GovernorStats::default(),
         }
@@ -256,6 +261,12 @@ impl Governor {
     #[must_use]
     pub fn paused(&self) -> u32 {
         count(self.workers.values().filter(|w| w.paused_since.is_some()))
+    }
+
+    /// The largest RSS read of a running worker.
+    #[must_use]
+    pub fn peak_of(&self, id: WorkerId) -> Option<u64> {
+        self.workers.get(&id).map(|w| w.peak)
     }
 
     /// The largest peak measured of a finished worker.
@@ -344,10 +355,13 @@ impl Governor {
             self.stats.paused_ms += now_ms - since;
         }
         let peak = peak.unwrap_or(0).max(w.peak);
+        // A worker that crossed `process_rss` (a leak) is not what the next
+        // one will need: its peak does not set the demand.
+        let leaked = self.holding.contains(&(AlertKind::WorkerRss, Some(id)));
         if trial_done {
             self.stats.trials_finished += 1;
             self.finished_ms.push_back(now_ms);
-            if peak > 0 {
+            if peak > 0 && !leaked {
                 self.measured_peak = Some(self.measured_peak.unwrap_or(0).max(peak));
             }
         }
@@ -366,40 +380,30 @@ impl Governor {
         }
         self.check_alerts(reading, &mut actions);
         let s = self.settings;
-        if reading.used > s.hard_limit {
-            let since = *self.over_hard_since.get_or_insert(reading.now_ms);
-            if let Some(id) = self.newest(false) {
-                self.pause(id, reading.now_ms, &mut actions);
-                if self.active() < s.min_workers {
-                    self.raise(
-                        (AlertKind::BelowMinWorkers, None),
-                        format!(
-                            "{} MB in use is over the hard line of {} MB: worker {id} paused, {} running, fewer than --min-workers {}",
-                            mb(reading.used),
-                            mb(s.hard_limit),
-                            self.active(),
-                            s.min_workers
-                        ),
-                        &mut actions,
-                    );
-                }
-            } else if reading.now_ms - since >= s.terminate_after_ms
-                && let Some(id) = self.newest(true)
-            {
-                // Pausing froze growth but the box is still over the line:
-                // only a terminated worker gives its memory back.
-                if let Some(since) = self.workers.remove(&id).and_then(|w| w.paused_since) {
-                    self.stats.paused_ms += reading.now_ms - since;
-                }
-                self.stats.terminations += 1;
-                self.over_hard_since = Some(reading.now_ms);
-                actions.push(Action::Terminate(id));
+        if reading.used > s.hard_limit
+            && let Some(id) = self.newest(false)
+        {
+            self.pause(id, reading.now_ms, &mut actions);
+            if self.active() < s.min_workers {
+                self.raise(
+                    (AlertKind::BelowMinWorkers, None),
+                    format!(
+                        "{} MB in use is over the hard line of {} MB: worker {id} paused, {} running, fewer than --min-workers {}",
+                        mb(reading.used),
+                        mb(s.hard_limit),
+                        self.active(),
+                        s.min_workers
+                    ),
+                    &mut actions,
+                );
             }
             return actions;
         }
-        self.over_hard_since = None;
         // Headroom: resume the oldest paused worker when it fits again.
-        if let Some(id) = self.oldest_paused() {
+        let mut resumed = false;
+        if reading.used <= s.hard_limit
+            && let Some(id) = self.oldest_paused()
+        {
             let committed = reading.used + self.growth(reading, false);
             let its_growth = self
                 .demand()
@@ -407,12 +411,42 @@ impl Governor {
                 .saturating_sub(reading.workers.get(&id).copied().unwrap_or(0));
             if committed + its_growth <= s.limit {
                 self.resume(id, reading.now_ms, &mut actions);
+                resumed = true;
             }
+        }
+        // Stuck: workers paused, none running, none can resume (over the
+        // hard line, or over the limit). Pausing froze growth but gives
+        // nothing back: after the grace, the paused worker holding the most
+        // is terminated (its trial runs again later).
+        let stuck = self.paused() > 0 && self.active() == 0 && !resumed;
+        if stuck {
+            let since = *self.stuck_since.get_or_insert(reading.now_ms);
+            if reading.now_ms - since >= s.terminate_after_ms
+                && let Some(id) = self.largest_paused()
+            {
+                if let Some(paused) = self.workers.remove(&id).and_then(|w| w.paused_since) {
+                    self.stats.paused_ms += reading.now_ms - paused;
+                }
+                self.stats.terminations += 1;
+                self.stuck_since = Some(reading.now_ms);
+                actions.push(Action::Terminate(id));
+            }
+        } else {
+            self.stuck_since = None;
         }
         if self.active() >= s.min_workers {
             self.clear((AlertKind::BelowMinWorkers, None), &mut actions);
         }
         actions
+    }
+
+    /// The paused worker holding the most memory.
+    fn largest_paused(&self) -> Option<WorkerId> {
+        self.workers
+            .iter()
+            .filter(|(_, w)| w.paused_since.is_some())
+            .max_by_key(|(id, w)| (w.rss, **id))
+            .map(|(id, _)| *id)
     }
 
     /// The newest worker running (`paused` false) or paused (true).

@@ -142,7 +142,7 @@ fn over_the_hard_line_the_newest_is_paused_and_resumed_when_headroom_returns() {
 }
 
 #[test]
-fn paused_and_still_over_the_hard_line_the_newest_paused_is_terminated_after_the_grace() {
+fn paused_and_still_over_the_hard_line_the_largest_paused_is_terminated_after_the_grace() {
     let mut g = Governor::new(
         GovernorSettings {
             alerts: AlertLines {
@@ -155,21 +155,24 @@ fn paused_and_still_over_the_hard_line_the_newest_paused_is_terminated_after_the
     );
     g.started(0, 0);
     g.started(1, 100);
-    let w = [(0, 600), (1, 600)];
+    let w = [(0, 800), (1, 400)];
     assert_eq!(g.observe(&reading(1_000, 1_500, &w))[0], Action::Pause(1));
     assert_eq!(g.observe(&reading(2_000, 1_500, &w))[0], Action::Pause(0));
-    // All paused, still over: nothing until 30 s since the line was crossed.
-    assert!(
-        !g.observe(&reading(20_000, 1_500, &w))
-            .iter()
-            .any(|a| matches!(a, Action::Terminate(_)))
-    );
-    let a = g.observe(&reading(31_000, 1_500, &w));
-    assert!(a.contains(&Action::Terminate(1)), "{a:?}");
+    // All paused, still over: nothing until 30 s after they all stood still.
+    let terminated = |a: &[Action]| a.iter().any(|a| matches!(a, Action::Terminate(_)));
+    assert!(!terminated(&g.observe(&reading(3_000, 1_500, &w))));
+    assert!(!terminated(&g.observe(&reading(20_000, 1_500, &w))));
+    let a = g.observe(&reading(33_000, 1_500, &w));
+    assert!(a.contains(&Action::Terminate(0)), "the largest: {a:?}");
     assert_eq!(g.stats().terminations, 1);
-    // The next one only after another grace period.
-    let a = g.observe(&reading(32_000, 1_300, &[(0, 600)]));
-    assert!(!a.iter().any(|a| matches!(a, Action::Terminate(_))));
+    // Under the hard line now, yet over the limit: 1 cannot resume, and is
+    // only terminated after another grace.
+    let a = g.observe(&reading(34_000, 1_050, &[(1, 400)]));
+    assert!(a.is_empty(), "{a:?}");
+    assert!(
+        g.observe(&reading(63_000, 1_050, &[(1, 400)]))
+            .contains(&Action::Terminate(1))
+    );
 }
 
 #[test]
@@ -217,6 +220,18 @@ fn vram_over_its_line_is_reported() {
     assert_eq!(alerts(&g.observe(&r)), [(AlertKind::Vram, None, true)]);
     r.vram_percent = Some(80.0);
     assert_eq!(alerts(&g.observe(&r)), [(AlertKind::Vram, None, false)]);
+}
+
+#[test]
+fn a_leaking_worker_does_not_set_the_measured_demand() {
+    let mut g = Governor::new(settings(), 0);
+    g.started(0, 0);
+    g.observe(&reading(1_000, 700, &[(0, 600)]));
+    g.ended(0, 2_000, Some(600 * MB), true);
+    assert_eq!(g.demand(), Demand::Predicted { bytes: 200 * MB });
+    g.started(1, 3_000);
+    g.ended(1, 4_000, Some(150 * MB), true);
+    assert_eq!(g.demand().bytes(), 165 * MB);
 }
 
 #[test]

@@ -190,6 +190,8 @@ mod tests {
             vram_percent: 85.0,
             process_rss: ByteSize(1_500_000_000),
             check_interval_secs: std::num::NonZeroU32::MIN,
+            ram_percent: None,
+            min_trials_per_hour: None,
         }
     }
 

@@ -58,6 +58,7 @@
 mod dataset;
 mod ensemble_file;
 mod fit;
+mod governed;
 mod hparams;
 mod resume;
 mod schedule;
@@ -67,11 +68,12 @@ mod trial;
 pub use dataset::{Dataset, DatasetError};
 pub use ensemble_file::{FinishedTrial, finished_trials, trial_dir_name, write_ensemble_file};
 pub use fit::{TrainError, TrainedMember, train_member, write_member};
+pub use governed::{Governance, GovernorView, MemoryProbe};
 pub use hparams::{HIDDEN_CHOICES, HyperParams, SearchSpace, training_demand_bytes};
 pub use resume::{Resumed, missing_trials};
 pub use schedule::{
-    LaunchError, Launcher, POLL_INTERVAL, Progress, SearchPlan, SearchSummary, TrialResult,
-    WorkerFailure, WorkerStats, run_search,
+    LaunchError, Launcher, POLL_INTERVAL, Progress, RETRY_BACKOFF_MAX, SearchPlan, SearchSummary,
+    TrialResult, WorkerFailure, WorkerSignal, WorkerStats, run_search,
 };
 pub use settings::{SearchSettings, SpanRows, TrainingBars};
 pub use trial::{TrialError, TrialSpec, VALIDATION_BLOCK_HOURS, run_trial, validate_member};

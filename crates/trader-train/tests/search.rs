@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use trader_core::Symbol;
 use trader_train::{
     FinishedTrial, LaunchError, Launcher, Resumed, SearchPlan, SearchSettings, TrainingBars,
-    TrialResult, WorkerFailure, missing_trials, run_search, trial_dir_name,
+    TrialResult, WorkerFailure, WorkerSignal, missing_trials, run_search, trial_dir_name,
 };
 
 fn repo() -> PathBuf {
@@ -131,6 +131,14 @@ impl Launcher for Scripted {
         Ok(true)
     }
 
+    fn pid(&self, _: &u32) -> Option<u32> {
+        None
+    }
+
+    fn signal(&mut self, _: &mut u32, signal: WorkerSignal) -> Result<(), LaunchError> {
+        Err(format!("no governor in this search, yet {signal:?}").into())
+    }
+
     fn collect(&mut self, trial: u32) -> Result<TrialResult, WorkerFailure> {
         let score = self.results[&trial].clone()?;
         Ok(TrialResult {
@@ -170,11 +178,19 @@ fn the_search_keeps_its_workers_busy_records_failures_and_stops_when_interrupted
         workers: 2,
         top_n: 3,
         predicted_worker_rss_bytes: 42,
+        retries: 0,
+        write_ensemble: true,
     };
     let mut progress = Vec::new();
-    let summary = run_search(&plan, resumed, &mut launcher, |p| {
-        progress.push((p.done, p.slot, p.result.trial, p.best.unwrap().dir.clone()));
-    })
+    let summary = run_search(
+        &plan,
+        resumed,
+        &mut launcher,
+        |p| {
+            progress.push((p.done, p.slot, p.result.trial, p.best.unwrap().dir.clone()));
+        },
+        None,
+    )
     .unwrap();
     // Two at a time in trial order, each in the lowest free slot; nothing
     // launched after the interrupted trial 5 (6 was already running).
