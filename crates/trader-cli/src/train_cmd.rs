@@ -52,6 +52,11 @@ pub(crate) struct TrainArgs {
     /// the host file's "training-worker" tenant, else 1 GB).
     #[arg(long)]
     pub(crate) worker_rss: Option<trader_core::ByteSize>,
+    /// Govern the workers within a pool of this much RAM, counting only
+    /// their own RSS (default: the whole machine's RAM in use against the
+    /// host file's limit).
+    #[arg(long)]
+    pub(crate) ram_pool: Option<trader_core::ByteSize>,
     /// The command of `--exec`, after `--`.
     #[arg(last = true)]
     pub(crate) command: Vec<String>,
@@ -261,9 +266,21 @@ fn governed_search(
         || limit.allowed_percent + (100.0 - limit.allowed_percent) / 2.0,
         |alerts| alerts.hard_ram_percent(limit.allowed_percent),
     );
+    // With a pool, the hard line is as far above it as the host's is above
+    // its limit.
+    let (limit_bytes, hard_limit) = match a.ram_pool {
+        Some(pool) => (
+            pool.0,
+            (pool.0 as f64 * hard_percent / limit.allowed_percent.max(1e-9)) as u64,
+        ),
+        None => (
+            limit.allowed(),
+            (limit.machine_total as f64 * hard_percent / 100.0) as u64,
+        ),
+    };
     let settings = GovernorSettings {
-        limit: limit.allowed(),
-        hard_limit: (limit.machine_total as f64 * hard_percent / 100.0) as u64,
+        limit: limit_bytes,
+        hard_limit,
         max_workers: plan.workers,
         min_workers: a.min_workers,
         predicted_worker: plan.predicted_worker_rss_bytes,
@@ -286,6 +303,7 @@ fn governed_search(
     );
     let clock = trader_core::SystemClock;
     let mut probe = MachineProbe {
+        pool_only: a.ram_pool.is_some(),
         gpu: matches!(
             trader_budget::probe_gpu(),
             trader_budget::GpuProbe::Found { .. }

@@ -168,10 +168,12 @@ fn join_symbols(symbols: &[trader_core::Symbol]) -> String {
         .join(",")
 }
 
-/// This machine, read for the governor: RAM in use (the probe's total,
-/// cgroup-aware, less what is available), each worker's RSS, VRAM by NVML
-/// when a GPU answers.
+/// This machine, read for the governor: RAM in use (MemTotal less
+/// MemAvailable; with `--ram-pool`, the workers' RSS only), each worker's
+/// RSS, VRAM by NVML when a GPU answers.
 pub(crate) struct MachineProbe {
+    /// `--ram-pool`: only the workers count.
+    pub(crate) pool_only: bool,
     /// NVML found a GPU at start (else VRAM is not read again).
     pub(crate) gpu: bool,
 }
@@ -179,15 +181,19 @@ pub(crate) struct MachineProbe {
 impl MemoryProbe for MachineProbe {
     fn read(&mut self, now_ms: i64, pids: &BTreeMap<WorkerId, u32>) -> Reading {
         let root = std::path::Path::new("/");
-        let used = trader_budget::probe_memory(root)
-            .map_or(0, |p| p.mem_total.0.saturating_sub(p.available.0));
-        let workers = pids
+        let workers: BTreeMap<WorkerId, u64> = pids
             .iter()
             .filter_map(|(slot, pid)| {
                 trader_budget::process_memory(&root.join(format!("proc/{pid}/status")))
                     .map(|m| (*slot, m.rss))
             })
             .collect();
+        let used = if self.pool_only {
+            workers.values().sum()
+        } else {
+            trader_budget::probe_memory(root)
+                .map_or(0, |p| p.mem_total.0.saturating_sub(p.available.0))
+        };
         let vram_percent = if self.gpu {
             match trader_budget::probe_gpu() {
                 trader_budget::GpuProbe::Found { used, total, .. } if total.0 > 0 => {
