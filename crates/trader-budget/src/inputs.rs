@@ -10,7 +10,7 @@ use trader_core::DemandTerm;
 use trader_core::{ComputeDevice, DType};
 use trader_ensemble::{
     ACTIVATION_BATCH_LIVE, EnsembleCatalog, MemberMisfit, MemberSummary, check_members_fit,
-    ensemble_demand,
+    ensemble_demand, swap_load_bytes,
 };
 
 use crate::{
@@ -215,6 +215,29 @@ fn evaluate_demand(
 }
 
 impl BudgetInputs {
+    /// The swap transient of a same-sized ensemble ([`swap_transient`]),
+    /// when the profile follows its directory (`reload = "on-change"`):
+    /// what a swap adds to the peak, and what a trader that swapped may
+    /// keep (its own-RSS alert counts it).
+    #[must_use]
+    pub fn swap_transient_term(&self) -> Option<DemandTerm> {
+        if self.profile.reload.mode != ReloadMode::OnChange {
+            return None;
+        }
+        let n = (self.knobs.top_n as usize).min(self.members.len());
+        let members = &self.members[..n];
+        let weights = ensemble_demand(
+            members,
+            self.knobs.dtype,
+            self.knobs.device,
+            ACTIVATION_BATCH_LIVE,
+        )
+        .iter()
+        .find(|t| t.component == "weights")
+        .map_or(0, |t| t.ram_bytes + t.vram_bytes);
+        Some(swap_transient(weights, members, self.knobs.device))
+    }
+
     /// Evaluates the budget of these inputs and, when refused, its fixes.
     ///
     /// # Errors
@@ -238,18 +261,10 @@ impl BudgetInputs {
             &self.warnings,
             self.knobs,
         )?;
-        if report.verdict == Verdict::Fits && self.profile.reload.mode == ReloadMode::OnChange {
-            let n = (self.knobs.top_n as usize).min(self.members.len());
-            let weights = ensemble_demand(
-                &self.members[..n],
-                self.knobs.dtype,
-                self.knobs.device,
-                ACTIVATION_BATCH_LIVE,
-            )
-            .iter()
-            .find(|t| t.component == "weights")
-            .map_or(0, |t| t.ram_bytes + t.vram_bytes);
-            let transient = [swap_transient(weights, self.knobs.device)];
+        if report.verdict == Verdict::Fits
+            && let Some(term) = self.swap_transient_term()
+        {
+            let transient = [term];
             let swapping = evaluate_demand(
                 &demand(&transient),
                 &self.tenants,
@@ -259,8 +274,8 @@ impl BudgetInputs {
             )?;
             if swapping.verdict == Verdict::Refused {
                 report.warnings.push(format!(
-                    "reload = \"on-change\": a swap to an ensemble of this size would be refused (the ensemble in use, {:.1} MB, stays loaded while the new one loads): {}",
-                    weights as f64 / 1e6,
+                    "reload = \"on-change\": a swap to an ensemble of this size would be refused ({}): {}",
+                    transient[0].basis,
                     swapping.reasons.join("; ")
                 ));
             }
@@ -309,20 +324,33 @@ pub fn swap_report(
     Ok(report)
 }
 
-/// The swap transient: while a new ensemble loads, the one in use (its
-/// `weight_bytes` on `device`) stays resident, so the hour being traded
-/// never waits for a load. Dropped when the new one takes over.
+/// The swap transient: while a new ensemble (`members`) loads, the one in
+/// use (its `weight_bytes` on `device`) stays resident, so the hour being
+/// traded never waits for a load; and the load runs on a blocking thread
+/// whose heap keeps one more load's transient ([`swap_load_bytes`]: the
+/// largest member's file, its tensors as stored and its largest tensor as
+/// f32), in RAM whatever the device. Measured: BENCHMARKS.md, "Live
+/// ensemble swap".
 #[must_use]
-pub fn swap_transient(weight_bytes: u64, device: ComputeDevice) -> DemandTerm {
+pub fn swap_transient(
+    weight_bytes: u64,
+    members: &[MemberSummary],
+    device: ComputeDevice,
+) -> DemandTerm {
+    let load = swap_load_bytes(members);
     let (ram, vram) = match device {
-        ComputeDevice::Cpu => (weight_bytes, 0),
-        ComputeDevice::Cuda => (0, weight_bytes),
+        ComputeDevice::Cpu => (weight_bytes + load, 0),
+        ComputeDevice::Cuda => (load, weight_bytes),
     };
     DemandTerm::new(
         "swap transient",
         ram,
         vram,
-        "the ensemble in use, resident while the new one loads".to_owned(),
+        format!(
+            "the ensemble in use ({:.1} MB), resident while the new one loads, + one load on the loading thread's heap ({:.1} MB)",
+            weight_bytes as f64 / 1e6,
+            load as f64 / 1e6
+        ),
     )
 }
 
@@ -451,17 +479,23 @@ ram = "1GB"
 
     #[test]
     fn a_profile_that_fits_but_could_not_swap_is_warned_and_reload_off_is_not() {
-        let roomy = lean(&WhatIf::default(), "64GB").unwrap().report().unwrap();
+        let inputs = lean(&WhatIf::default(), "64GB").unwrap();
+        let roomy = inputs.report().unwrap();
+        let transient = inputs.swap_transient_term().unwrap();
         let weights = roomy
             .trader_terms
             .iter()
             .find(|t| t.component == "weights")
             .unwrap()
             .ram_bytes;
+        assert!(
+            transient.ram_bytes > weights,
+            "the ensemble in use and one more load"
+        );
         let swap_warning = |r: &Report| r.warnings.iter().any(|w| w.contains("swap"));
         assert!(!swap_warning(&roomy), "{:?}", roomy.warnings);
         // 90 % of the machine: the profile plus half the swap's transient.
-        let machine = ((roomy.ram.total + weights / 2) as f64 / 0.9) as u64;
+        let machine = ((roomy.ram.total + transient.ram_bytes / 2) as f64 / 0.9) as u64;
         let tight = lean(&WhatIf::default(), &format!("{machine}B"))
             .unwrap()
             .report()
@@ -478,6 +512,7 @@ ram = "1GB"
         fs_err::write(&profile, text).unwrap();
         let inputs = resolve(&profile, Some(&host), &WhatIf::default(), dir.path()).unwrap();
         assert_eq!(inputs.profile.reload.mode, ReloadMode::Off);
+        assert_eq!(inputs.swap_transient_term(), None);
         let off = inputs.report().unwrap();
         assert!(!swap_warning(&off), "{:?}", off.warnings);
     }

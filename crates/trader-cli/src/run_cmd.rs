@@ -124,7 +124,10 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
         store_path: &store_path,
         verdict_json: &verdict_json,
         alerts: inputs.alerts,
-        predicted_rss: report.trader_terms.iter().map(|t| t.ram_bytes).sum(),
+        // A trader that swaps may keep the swap's transient (the loading
+        // thread's heap): its own-RSS alert counts it.
+        predicted_rss: report.trader_terms.iter().map(|t| t.ram_bytes).sum::<u64>()
+            + inputs.swap_transient_term().map_or(0, |t| t.ram_bytes),
         host: a.host.as_deref(),
         config_dir,
         reload_trigger: None,

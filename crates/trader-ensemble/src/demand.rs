@@ -93,6 +93,31 @@ fn load_transient(member: &MemberSummary) -> u64 {
     member.header.file_bytes + stored
 }
 
+/// What one more load leaves resident beside the weights when it runs on
+/// another thread than the first (a running trader's swap, on a blocking
+/// thread: glibc gives it its own heap, which keeps what the load freed):
+/// the largest member's file and tensors as stored ([`ensemble_demand`]'s
+/// load transient) plus its largest tensor copied to f32 (the finite-value
+/// check). Measured at the reference size: BENCHMARKS.md, "Live ensemble
+/// swap".
+#[must_use]
+pub fn swap_load_bytes(members: &[MemberSummary]) -> u64 {
+    members
+        .iter()
+        .map(|m| {
+            let largest = m
+                .header
+                .tensors
+                .iter()
+                .map(|t| t.elements() * 4)
+                .max()
+                .unwrap_or(0);
+            load_transient(m) + largest
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// `1234567` -> `1,234,567`.
 fn group_digits(n: u64) -> String {
     let s = n.to_string();

@@ -41,7 +41,7 @@ mod version;
 pub use aggregate::aggregate;
 pub use bench::{BenchTimings, bench_states, time_decisions};
 pub use catalog::{EnsembleCatalog, MemberMisfit, MemberSummary, check_members_fit};
-pub use demand::{ACTIVATION_BATCH_LIVE, ensemble_demand};
+pub use demand::{ACTIVATION_BATCH_LIVE, ensemble_demand, swap_load_bytes};
 pub use ensemble::{Decision, Ensemble, ForwardMode, LoadOptions, candle_device};
 pub use error::EnsembleError;
 pub use forward::{InputSpec, STATE_CLIP};

@@ -32,7 +32,7 @@ impl SwapCheck for BudgetSwapCheck {
             &self.profile,
             members,
             catalog_len,
-            swap_transient(in_use_bytes, self.profile.device),
+            swap_transient(in_use_bytes, members, self.profile.device),
             &host,
         )
         .map_err(|e| format!("the budget could not be computed: {e}"))?;
@@ -41,9 +41,9 @@ impl SwapCheck for BudgetSwapCheck {
         }
         let mb = |b: u64| b as f64 / 1e6;
         Err(format!(
-            "{} new members with the swap transient ({:.1} MB of the ensemble in use) need RAM {:.1} MB (trader {:.1} MB + co-tenants now {:.1} MB) of {} allowed: {}",
+            "{} new members with the swap transient ({:.1} MB: the ensemble in use and one more load) need RAM {:.1} MB (trader {:.1} MB + co-tenants now {:.1} MB) of {} allowed: {}",
             members.len(),
-            mb(in_use_bytes),
+            mb(swap_transient(in_use_bytes, members, self.profile.device).ram_bytes),
             mb(report.ram.total),
             mb(report.ram.trader),
             mb(report.ram.tenants),
