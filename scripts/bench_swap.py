@@ -154,7 +154,10 @@ def report(budget_path, results):
     terms = budget["trader_terms"]
     trader = sum(t["ram_bytes"] for t in terms)
     weights = sum(t["ram_bytes"] for t in terms if t["component"] == "weights")
-    predicted = {"off": trader, "swap": trader + weights, "mmap": trader + weights, "lat": trader + weights}
+    # The budget's swap transient (the ensemble in use + one load kept by the
+    # loading thread's heap); the weights alone before the budget had it.
+    transient = (budget.get("swap_transient") or {}).get("ram_bytes", weights)
+    predicted = {"off": trader, "swap": trader + transient, "mmap": trader + transient, "lat": trader + transient}
     mb = lambda b: b / 1e6
     runs = {"off": [], "swap": [], "mmap": [], "lat": []}
     during = {"swap": [], "mmap": [], "lat": []}
@@ -214,7 +217,7 @@ def report(budget_path, results):
               f"{med / predicted[kind]:.3f} | {n_swaps} | {load} | {rss} MB |")
     print()
     print(f"budget: trader terms {mb(trader):.2f} MB, of which weights {mb(weights):.2f} MB; "
-          f"a swap adds the swap transient (= the weights of the ensemble in use) {mb(weights):.2f} MB")
+          f"a swap adds the swap transient (the ensemble in use + one load on the loading thread's heap) {mb(transient):.2f} MB")
     for kind in ("off", "swap", "mmap", "lat"):
         for r in runs[kind]:
             s = r["s"]

@@ -261,8 +261,9 @@ impl BudgetInputs {
             &self.warnings,
             self.knobs,
         )?;
+        report.swap_transient = self.swap_transient_term();
         if report.verdict == Verdict::Fits
-            && let Some(term) = self.swap_transient_term()
+            && let Some(term) = report.swap_transient.clone()
         {
             let transient = [term];
             let swapping = evaluate_demand(

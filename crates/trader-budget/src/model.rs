@@ -188,6 +188,9 @@ pub struct Report {
     pub reasons: Vec<String>,
     pub warnings: Vec<String>,
     pub fixes: Vec<Fix>,
+    /// What a swap of a same-sized ensemble adds (a profile with `reload =
+    /// "on-change"`; not in the totals above).
+    pub swap_transient: Option<DemandTerm>,
 }
 
 fn runtime_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Vec<DemandTerm> {
@@ -389,6 +392,7 @@ pub fn evaluate(
         reasons,
         warnings,
         fixes: Vec::new(),
+        swap_transient: None,
     })
 }
 
