@@ -50,7 +50,12 @@
 //! - the worker gate of `trader train` (`workers.rs`: [`resolve_worker_room`],
 //!   [`worker_room`]);
 //! - the probes (`probe.rs`, `gpu.rs`), among them the one reader of a
-//!   process's memory ([`process_memory`], [`own_memory`]).
+//!   process's memory ([`process_memory`], [`own_memory`]) and the one scan
+//!   for `trader train` processes ([`probe_train_processes`]);
+//! - the state file of `trader train`'s governor and the running governors
+//!   `trader budget` shows (`governor_state.rs`: [`GovernorState`],
+//!   [`probe_governors`], [`use_measured_workers`]: the training workers
+//!   counted at a running governor's measured demand).
 //!
 //! It reads profile and host files through trader-config and ensemble
 //! headers through trader-ensemble (neither depends on this crate); it
@@ -63,6 +68,7 @@
 //! checks on the shipped `configs/` and demo ensembles).
 
 mod error;
+mod governor_state;
 mod gpu;
 mod host;
 mod inputs;
@@ -72,6 +78,11 @@ mod render;
 mod workers;
 
 pub use error::BudgetError;
+pub use governor_state::{
+    DemandSource, GOVERNOR_STATE_FILE, GovernedWorker, GovernorCounts, GovernorDemand,
+    GovernorSection, GovernorState, RunningGovernor, WorkerRam, probe_governors, render_governors,
+    use_measured_workers,
+};
 pub use gpu::{GpuProbe, probe_gpu};
 pub use host::{
     DEFAULT_RAM_PERCENT, DEFAULT_VRAM_PERCENT, HOST_FILE, HostBudget, IN_USE_NOW_TENANT,
@@ -89,8 +100,8 @@ pub use model::{
     WORKER_TENANT, evaluate, suggest,
 };
 pub use probe::{
-    MemoryProbe, ProcessMemory, RunningWorker, TRAIN_WORKER_ARG, own_memory, probe_memory,
-    probe_train_workers, process_memory,
+    MemoryProbe, ProcessMemory, RunningWorker, TRAIN_WORKER_ARG, TrainProcess, own_memory,
+    probe_memory, probe_train_processes, probe_train_workers, process_memory,
 };
 pub use render::render_text;
 pub use workers::{WorkerRoom, resolve_worker_room, worker_room};

@@ -145,15 +145,26 @@ pub struct RunningWorker {
     pub rss: ByteSize,
 }
 
-/// The `trader train` worker processes running under `root` (`/` on a real
-/// machine): command lines with `train` and [`TRAIN_WORKER_ARG`]. Processes
-/// that vanish while being read are skipped.
+/// A `trader train` process, as `/proc` shows it: a command line with a
+/// `train` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainProcess {
+    pub pid: u32,
+    /// Its command line (lossy UTF-8).
+    pub args: Vec<String>,
+    /// A worker ([`TRAIN_WORKER_ARG`]), not the coordinator.
+    pub worker: bool,
+}
+
+/// The `trader train` processes running under `root` (`/` on a real
+/// machine), workers and coordinators, by pid: the one scan of `/proc` for
+/// them. Processes that vanish while being read are skipped.
 #[must_use]
-pub fn probe_train_workers(root: &Path) -> Vec<RunningWorker> {
+pub fn probe_train_processes(root: &Path) -> Vec<TrainProcess> {
     let Ok(entries) = fs_err::read_dir(root.join("proc")) else {
         return Vec::new();
     };
-    let mut workers = Vec::new();
+    let mut found = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -165,21 +176,37 @@ pub fn probe_train_workers(root: &Path) -> Vec<RunningWorker> {
         let Ok(cmdline) = fs_err::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_worker = args.iter().any(|a| *a == b"train")
-            && args.iter().any(|a| *a == TRAIN_WORKER_ARG.as_bytes());
-        if !is_worker {
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !args.iter().any(|a| a == "train") {
             continue;
         }
-        if let Some(memory) = process_memory(&entry.path().join("status")) {
-            workers.push(RunningWorker {
-                pid,
-                rss: ByteSize(memory.rss),
-            });
-        }
+        let worker = args.iter().any(|a| a == TRAIN_WORKER_ARG);
+        found.push(TrainProcess { pid, args, worker });
     }
-    workers.sort_by_key(|w| w.pid);
-    workers
+    found.sort_by_key(|p| p.pid);
+    found
+}
+
+/// The `trader train` worker processes running under `root` (`/` on a real
+/// machine): command lines with `train` and [`TRAIN_WORKER_ARG`]
+/// ([`probe_train_processes`]), with their RSS.
+#[must_use]
+pub fn probe_train_workers(root: &Path) -> Vec<RunningWorker> {
+    probe_train_processes(root)
+        .into_iter()
+        .filter(|p| p.worker)
+        .filter_map(|p| {
+            let memory = process_memory(&root.join(format!("proc/{}/status", p.pid)))?;
+            Some(RunningWorker {
+                pid: p.pid,
+                rss: ByteSize(memory.rss),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

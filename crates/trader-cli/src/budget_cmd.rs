@@ -1,12 +1,14 @@
 //! `trader budget`: the memory table and verdict of a profile on a host, and
 //! the gate of the commands that load an ensemble. The flags, the printing
 //! and the outcome are here; the envelope, the inputs and the verdict are
-//! trader-budget's (`resolve`, `BudgetInputs::report`, `ensemble_run_report`).
+//! trader-budget's (`resolve`, `BudgetInputs::report`, `ensemble_run_report`;
+//! the running `trader train` governors: `probe_governors`,
+//! `use_measured_workers`, `render_governors`).
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use trader_budget::{Report, Verdict, WhatIf, render_text};
+use trader_budget::{GovernorSection, Report, Verdict, WhatIf, render_governors, render_text};
 use trader_core::{ComputeDevice, DType};
 
 use crate::gate::log_verdict;
@@ -77,7 +79,16 @@ pub(crate) fn budget_report(inputs: &BudgetInputs) -> anyhow::Result<Report> {
 }
 
 pub(crate) fn run(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
-    let inputs = resolve(args, config_dir)?;
+    let mut inputs = resolve(args, config_dir)?;
+    // The `trader train` governors running now; without --measure (which
+    // counts their workers live), the training workers are counted at a
+    // governor's measured demand when one has measured it.
+    let governors = trader_budget::probe_governors(Path::new("/"));
+    let governor = if args.measure {
+        trader_budget::use_measured_workers(&mut [], governors)
+    } else {
+        trader_budget::use_measured_workers(&mut inputs.tenants, governors)
+    };
     let report = budget_report(&inputs)?;
     log_verdict("budget", &inputs.profile.name, &report);
     if args.json {
@@ -87,11 +98,13 @@ pub(crate) fn run(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Outcom
             profile_path: &'a Path,
             #[serde(flatten)]
             report: &'a Report,
+            governor: &'a GovernorSection,
         }
         output::print_json(&Out {
             profile: &inputs.profile.name,
             profile_path: &inputs.profile.path,
             report: &report,
+            governor: &governor,
         })?;
     } else {
         let title = format!(
@@ -104,6 +117,7 @@ pub(crate) fn run(args: &BudgetArgs, config_dir: &Path) -> anyhow::Result<Outcom
             report.knobs.history_hours
         );
         output::print(&render_text(&report, &title));
+        output::print(&render_governors(&governor));
     }
     Ok(match report.verdict {
         Verdict::Fits => Outcome::Ok,

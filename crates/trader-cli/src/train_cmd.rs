@@ -11,14 +11,18 @@
 //! scheduling and the trial are trader-train's; this module has the flags,
 //! the worker gate, the processes and the printing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use trader_budget::{DemandSource, GovernedWorker, GovernorCounts, GovernorDemand, GovernorState};
 use trader_budget::{RUNTIME_BASE_RSS, TRADING_LOOP_RSS};
 use trader_core::Clock as _;
 use trader_core::Symbol;
-use trader_governor::{AlertLines, Governor, GovernorSettings};
+use trader_governor::{AlertLines, Demand, Governor, GovernorSettings, GovernorStats, WorkerId};
+use trader_monitor::{TrainMetrics, TrainSample};
 use trader_train::{
     Governance, GovernorView, Progress, Resumed, SearchPlan, SearchSettings, SearchSummary,
     TrainingBars, TrialSpec, run_search, run_trial, training_demand_bytes, trial_dir_name,
@@ -57,6 +61,10 @@ pub(crate) struct TrainArgs {
     /// host file's limit).
     #[arg(long)]
     pub(crate) ram_pool: Option<trader_core::ByteSize>,
+    /// Serve the governor's metrics on 127.0.0.1:PORT/metrics (0: any free
+    /// port; the URL is logged).
+    #[arg(long)]
+    pub(crate) metrics_port: Option<u16>,
     /// The command of `--exec`, after `--`.
     #[arg(last = true)]
     pub(crate) command: Vec<String>,
@@ -309,15 +317,186 @@ fn governed_search(
             trader_budget::GpuProbe::Found { .. }
         ),
     };
-    let mut on_reading = |_: &GovernorView<'_>| {};
+    let mut watch = Watch::start(a, &settings)?;
+    let mut on_reading = |view: &GovernorView<'_>| watch.reading(view);
     let governance = Governance::new(
         Governor::new(settings, clock.now().timestamp_millis()),
         &mut probe,
         &clock,
         &mut on_reading,
     );
-    run_search(plan, resumed, &mut workers, progress, Some(governance))
-        .map_err(anyhow::Error::from_boxed)
+    let summary = run_search(plan, resumed, &mut workers, progress, Some(governance))
+        .map_err(anyhow::Error::from_boxed)?;
+    watch.finish(&summary);
+    Ok(summary)
+}
+
+/// Who watches the governor: its metrics (`--metrics-port`) and its state
+/// file (`OUT/.governor.json`, read by `trader budget`).
+struct Watch {
+    /// The metrics and the runtime serving them (dropped at the end).
+    metrics: Option<(Arc<Mutex<TrainMetrics>>, tokio::runtime::Runtime)>,
+    state_path: PathBuf,
+    limit: u64,
+    hard_limit: u64,
+    started: std::time::Instant,
+    /// Each worker slot's largest RSS read while it runs.
+    peaks: BTreeMap<WorkerId, u64>,
+    written: Option<std::time::Instant>,
+    last: Option<GovernorState>,
+}
+
+impl Watch {
+    fn start(a: &TrainArgs, settings: &GovernorSettings) -> anyhow::Result<Self> {
+        let metrics = match a.metrics_port {
+            None => None,
+            Some(port) => {
+                // `trader train` is synchronous: the endpoint runs on a
+                // runtime of its own, one thread.
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("train-metrics")
+                    .enable_all()
+                    .build()
+                    .context("starting the metrics runtime")?;
+                let m = Arc::new(Mutex::new(TrainMetrics::new()));
+                let addr = runtime.block_on(trader_monitor::serve(Arc::clone(&m), port))?;
+                tracing::info!(url = %format!("http://{addr}/metrics"), "metrics endpoint");
+                Some((m, runtime))
+            }
+        };
+        Ok(Watch {
+            metrics,
+            state_path: a.out.join(trader_budget::GOVERNOR_STATE_FILE),
+            limit: settings.limit,
+            hard_limit: settings.hard_limit,
+            started: std::time::Instant::now(),
+            peaks: BTreeMap::new(),
+            written: None,
+            last: None,
+        })
+    }
+
+    fn reading(&mut self, view: &GovernorView<'_>) {
+        let hours = self.started.elapsed().as_secs_f64() / 3600.0;
+        let trials_per_hour = if hours > 0.0 {
+            view.stats.trials_finished as f64 / hours
+        } else {
+            0.0
+        };
+        if let Some((m, _)) = &self.metrics
+            && let Ok(mut m) = m.lock()
+        {
+            m.update(&TrainSample {
+                active: view.active,
+                paused: view.paused,
+                queued: view.queued,
+                reading: view.reading,
+                stats: view.stats,
+                demand: view.demand,
+                trials_per_hour,
+            });
+        }
+        let workers = &view.reading.workers;
+        self.peaks.retain(|id, _| workers.contains_key(id));
+        for (id, rss) in workers {
+            let peak = self.peaks.entry(*id).or_insert(0);
+            *peak = (*peak).max(*rss);
+        }
+        self.last = Some(self.state(view));
+        if self.written.is_none_or(|t| t.elapsed().as_millis() >= 1000) {
+            self.write();
+        }
+    }
+
+    fn state(&self, view: &GovernorView<'_>) -> GovernorState {
+        let (source, peak) = match view.demand {
+            Demand::Predicted { .. } => (DemandSource::Predicted, None),
+            Demand::Measured { peak, .. } => (DemandSource::Measured, Some(peak)),
+        };
+        GovernorState {
+            pid: std::process::id(),
+            updated_ms: trader_core::SystemClock.now().timestamp_millis(),
+            finished: false,
+            active: view.active,
+            paused: view.paused,
+            queued: view.queued as u64,
+            workers: view
+                .reading
+                .workers
+                .iter()
+                .map(|(id, rss)| GovernedWorker {
+                    slot: *id,
+                    rss: *rss,
+                    peak: self.peaks.get(id).copied().unwrap_or(*rss),
+                })
+                .collect(),
+            demand: GovernorDemand {
+                source,
+                bytes: view.demand.bytes(),
+                peak,
+            },
+            used: view.reading.used,
+            limit: self.limit,
+            hard_limit: self.hard_limit,
+            counts: counts(view.stats),
+        }
+    }
+
+    /// The state file, whole (a failure is logged: the search goes on).
+    fn write(&mut self) {
+        let Some(state) = &self.last else {
+            return;
+        };
+        self.written = Some(std::time::Instant::now());
+        let written = serde_json::to_vec_pretty(state)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                let mut staged = trader_files::Staged::default();
+                staged.add(&self.state_path, bytes)?;
+                staged.commit()
+            });
+        if let Err(e) = written {
+            tracing::warn!(error = %format!("{e:#}"), "the governor's state file was not written");
+        }
+    }
+
+    /// The last state, marked finished (kept beside the ensemble: the
+    /// search's last counts; `trader budget` only shows the state of a
+    /// coordinator still running), and the metrics endpoint stopped.
+    fn finish(mut self, summary: &SearchSummary) {
+        if let Some(state) = &mut self.last {
+            state.finished = true;
+            state.updated_ms = trader_core::SystemClock.now().timestamp_millis();
+            state.active = 0;
+            state.paused = 0;
+            state.workers.clear();
+            if let Some(stats) = &summary.governor {
+                state.counts = counts(stats);
+            }
+        }
+        self.write();
+        if let Some((_, runtime)) = self.metrics.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn counts(stats: &GovernorStats) -> GovernorCounts {
+    let owned = |m: &BTreeMap<&'static str, u64>| {
+        m.iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect::<BTreeMap<String, u64>>()
+    };
+    GovernorCounts {
+        admitted: stats.admitted,
+        refused: owned(&stats.refused),
+        pauses: stats.pauses,
+        resumes: stats.resumes,
+        terminations: stats.terminations,
+        trials_finished: stats.trials_finished,
+        alerts: owned(&stats.alerts),
+    }
 }
 
 /// Measured peaks count with this margin (a worker's next trial may train

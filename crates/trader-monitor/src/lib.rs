@@ -6,6 +6,9 @@
 //! process's RSS, and this trader's own RSS against the budget's prediction;
 //! and the alarms on the data ([`DataAlarms`]: stale data, clock skew),
 //! which turn `/healthz` to 503 with their reason while they hold.
+//! Also `trader train --metrics-port`'s metrics of the training workers'
+//! governor ([`TrainMetrics`], `train_metrics.rs`), served by the same
+//! [`serve`] (anything [`Exposition`]).
 //!
 //! What it does not do: decide or trade (trader-engine), or predict memory
 //! (trader-budget, whose probes it reads). Tests: `cargo test -p
@@ -17,7 +20,9 @@ mod alerts;
 mod data_alarms;
 mod ensemble_metrics;
 mod metrics;
+mod train_metrics;
 
 pub use alerts::spawn as spawn_alerts;
 pub use data_alarms::{AlarmKind, Crossing, DataAlarms, SKEW_BOUND_MS};
-pub use metrics::{Metrics, MonitorError, serve};
+pub use metrics::{Exposition, Metrics, MonitorError, serve};
+pub use train_metrics::{TrainMetrics, TrainSample};

@@ -250,7 +250,7 @@ impl Metrics {
     }
 
     /// Why `/healthz` is 503, or None when healthy.
-    fn unhealthy(&self) -> Option<String> {
+    fn why_unhealthy(&self) -> Option<String> {
         if !self.holding.is_empty() {
             let reasons: Vec<&str> = self.holding.values().map(String::as_str).collect();
             return Some(reasons.join("\n") + "\n");
@@ -262,16 +262,38 @@ impl Metrics {
     }
 }
 
-type Shared = Arc<Mutex<Metrics>>;
+impl Exposition for Metrics {
+    fn encode(&mut self, out: &mut String) -> std::fmt::Result {
+        self.rss.set(rss_bytes());
+        prometheus_client::encoding::text::encode(out, &self.registry)
+    }
 
-async fn metrics_text(
-    State(m): State<Shared>,
+    fn unhealthy(&self) -> Option<String> {
+        self.why_unhealthy()
+    }
+}
+
+/// What [`serve`] exposes: `/metrics` in the Prometheus text format and
+/// `/healthz` (the trader's [`Metrics`], `trader train`'s
+/// [`crate::TrainMetrics`]).
+pub trait Exposition: Send + 'static {
+    /// The metrics in the Prometheus text format, appended to `out`.
+    ///
+    /// # Errors
+    /// The encoder's.
+    fn encode(&mut self, out: &mut String) -> std::fmt::Result;
+
+    /// Why `/healthz` is 503, or None when healthy.
+    fn unhealthy(&self) -> Option<String> {
+        None
+    }
+}
+
+async fn metrics_text<T: Exposition>(
+    State(m): State<Arc<Mutex<T>>>,
 ) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     let mut out = String::new();
-    let ok = m.lock().map(|m| {
-        m.rss.set(rss_bytes());
-        prometheus_client::encoding::text::encode(&mut out, &m.registry).is_ok()
-    });
+    let ok = m.lock().map(|mut m| m.encode(&mut out).is_ok());
     let status = if matches!(ok, Ok(true)) {
         StatusCode::OK
     } else {
@@ -284,7 +306,7 @@ async fn metrics_text(
     )
 }
 
-async fn healthz(State(m): State<Shared>) -> (StatusCode, String) {
+async fn healthz<T: Exposition>(State(m): State<Arc<Mutex<T>>>) -> (StatusCode, String) {
     match m.lock().map(|m| m.unhealthy()) {
         Ok(None) => (StatusCode::OK, "ok\n".to_owned()),
         Ok(Some(reason)) => (StatusCode::SERVICE_UNAVAILABLE, reason),
@@ -298,7 +320,7 @@ async fn healthz(State(m): State<Shared>) -> (StatusCode, String) {
 /// Why the endpoint cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("binding the metrics endpoint to {addr} ([metrics] port, or --no-metrics)")]
+    #[error("binding the metrics endpoint to {addr} (the metrics port flag or setting)")]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -306,19 +328,22 @@ pub enum MonitorError {
     },
 }
 
-/// Serves `/metrics` and `/healthz` on 127.0.0.1:`port` (0: any free port);
-/// returns the address.
+/// Serves `/metrics` and `/healthz` of `metrics` on 127.0.0.1:`port` (0:
+/// any free port), on the current tokio runtime; returns the address.
 ///
 /// # Errors
 /// The port cannot be bound.
-pub async fn serve(metrics: Shared, port: u16) -> Result<SocketAddr, MonitorError> {
+pub async fn serve<T: Exposition>(
+    metrics: Arc<Mutex<T>>,
+    port: u16,
+) -> Result<SocketAddr, MonitorError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let bind = |source| MonitorError::Bind { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
     let app = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text::<T>))
+        .route("/healthz", get(healthz::<T>))
         .with_state(metrics);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
