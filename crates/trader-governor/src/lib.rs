@@ -209,6 +209,8 @@ struct WorkerState {
     paused_since: Option<i64>,
     peak: u64,
     rss: u64,
+    /// Crossed `process_rss` at some reading (a leak), even if it fell back.
+    leaked: bool,
 }
 
 /// The governor of one search (see the crate doc).
@@ -336,6 +338,7 @@ impl Governor {
                 paused_since: None,
                 peak: 0,
                 rss: 0,
+                leaked: false,
             },
         );
         self.stats.admitted += 1;
@@ -357,7 +360,7 @@ impl Governor {
         let peak = peak.unwrap_or(0).max(w.peak);
         // A worker that crossed `process_rss` (a leak) is not what the next
         // one will need: its peak does not set the demand.
-        let leaked = self.holding.contains(&(AlertKind::WorkerRss, Some(id)));
+        let leaked = w.leaked;
         if trial_done {
             self.stats.trials_finished += 1;
             self.finished_ms.push_back(now_ms);
@@ -492,6 +495,9 @@ impl Governor {
             for (id, rss) in over {
                 let key = (AlertKind::WorkerRss, Some(id));
                 if rss > line {
+                    if let Some(w) = self.workers.get_mut(&id) {
+                        w.leaked = true;
+                    }
                     self.raise(
                         key,
                         format!(

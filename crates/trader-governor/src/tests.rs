@@ -235,6 +235,16 @@ fn a_leaking_worker_does_not_set_the_measured_demand() {
 }
 
 #[test]
+fn a_worker_that_leaked_and_fell_back_does_not_set_the_demand_either() {
+    let mut g = Governor::new(settings(), 0);
+    g.started(0, 0);
+    g.observe(&reading(1_000, 700, &[(0, 600)]));
+    g.observe(&reading(2_000, 300, &[(0, 200)]));
+    g.ended(0, 3_000, Some(600 * MB), true);
+    assert_eq!(g.demand(), Demand::Predicted { bytes: 200 * MB });
+}
+
+#[test]
 fn a_failed_or_terminated_worker_does_not_set_the_measured_demand() {
     let mut g = Governor::new(settings(), 0);
     g.started(0, 0);

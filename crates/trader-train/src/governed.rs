@@ -160,7 +160,7 @@ impl<'a> Governance<'a> {
                     tracing::warn!(
                         worker = id,
                         used_mb,
-                        "still over the hard line with workers paused: the newest paused worker is terminated and its trial queued again"
+                        "workers paused and none can resume: the paused worker holding the most is terminated and its trial queued again"
                     );
                     signals.push((id, WorkerSignal::Terminate));
                 }
