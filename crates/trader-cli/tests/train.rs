@@ -131,7 +131,15 @@ fn an_interrupted_search_resumes_to_the_same_ensemble() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(summary["done_before"], after_kill.len());
+    // A worker may rename its finished member into place after the
+    // coordinator died and before it did (the ensemble file then lists one
+    // fewer): the restart counts what is on disk.
+    let done_before = summary["done_before"].as_u64().unwrap() as usize;
+    assert!(
+        done_before >= after_kill.len() && done_before < trials as usize,
+        "done before the restart: {done_before}, listed after the kill: {}",
+        after_kill.len()
+    );
     assert_eq!(
         members(&b),
         uninterrupted,
