@@ -45,6 +45,9 @@ pub struct GovernedWorker {
     pub rss: u64,
     /// Its largest reading so far.
     pub peak: u64,
+    /// Paused by the governor (SIGSTOP) at the last reading.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// The governor's counts (trader-governor's `GovernorStats`, as plain data).
@@ -244,10 +247,11 @@ pub fn render_governors(section: &GovernorSection) -> String {
         );
         for w in &s.workers {
             text += &format!(
-                "  worker {}: {:.1} MB now, peak {:.1} MB\n",
+                "  worker {}: {:.1} MB now, peak {:.1} MB{}\n",
                 w.slot,
                 mb(w.rss),
-                mb(w.peak)
+                mb(w.peak),
+                if w.paused { " (paused)" } else { "" }
             );
         }
         text += &match s.demand.source {
@@ -297,11 +301,13 @@ mod tests {
                     slot: 0,
                     rss: 300_000_000,
                     peak: 350_000_000,
+                    paused: false,
                 },
                 GovernedWorker {
                     slot: 1,
                     rss: 100_000_000,
                     peak: 120_000_000,
+                    paused: true,
                 },
             ],
             demand: GovernorDemand {
@@ -393,7 +399,8 @@ mod tests {
         for part in [
             "governor: trader train (pid 500)",
             "2 active, 1 paused, 4 trials queued",
-            "worker 0: 300.0 MB now, peak 350.0 MB",
+            "worker 0: 300.0 MB now, peak 350.0 MB\n",
+            "worker 1: 100.0 MB now, peak 120.0 MB (paused)",
             "demand per worker: 385.0 MB (measured",
             "\"training-worker\" counted at 385.0 MB per worker: measured by the governor (pid 500), instead of the host file's 1000.0 MB",
             "no state written yet",

@@ -21,7 +21,7 @@ use trader_budget::{DemandSource, GovernedWorker, GovernorCounts, GovernorDemand
 use trader_budget::{RUNTIME_BASE_RSS, TRADING_LOOP_RSS};
 use trader_core::Clock as _;
 use trader_core::Symbol;
-use trader_governor::{AlertLines, Demand, Governor, GovernorSettings, GovernorStats, WorkerId};
+use trader_governor::{AlertLines, Demand, Governor, GovernorSettings, GovernorStats};
 use trader_monitor::{TrainMetrics, TrainSample};
 use trader_train::{
     Governance, GovernorView, Progress, Resumed, SearchPlan, SearchSettings, SearchSummary,
@@ -340,8 +340,6 @@ struct Watch {
     limit: u64,
     hard_limit: u64,
     started: std::time::Instant,
-    /// Each worker slot's largest RSS read while it runs.
-    peaks: BTreeMap<WorkerId, u64>,
     written: Option<std::time::Instant>,
     last: Option<GovernorState>,
 }
@@ -371,7 +369,6 @@ impl Watch {
             limit: settings.limit,
             hard_limit: settings.hard_limit,
             started: std::time::Instant::now(),
-            peaks: BTreeMap::new(),
             written: None,
             last: None,
         })
@@ -397,12 +394,6 @@ impl Watch {
                 trials_per_hour,
             });
         }
-        let workers = &view.reading.workers;
-        self.peaks.retain(|id, _| workers.contains_key(id));
-        for (id, rss) in workers {
-            let peak = self.peaks.entry(*id).or_insert(0);
-            *peak = (*peak).max(*rss);
-        }
         self.last = Some(self.state(view));
         if self.written.is_none_or(|t| t.elapsed().as_millis() >= 1000) {
             self.write();
@@ -422,13 +413,13 @@ impl Watch {
             paused: view.paused,
             queued: view.queued as u64,
             workers: view
-                .reading
                 .workers
                 .iter()
-                .map(|(id, rss)| GovernedWorker {
-                    slot: *id,
-                    rss: *rss,
-                    peak: self.peaks.get(id).copied().unwrap_or(*rss),
+                .map(|w| GovernedWorker {
+                    slot: w.id,
+                    rss: w.rss,
+                    peak: w.peak,
+                    paused: w.paused,
                 })
                 .collect(),
             demand: GovernorDemand {

@@ -203,6 +203,17 @@ pub struct GovernorStats {
     pub alerts: BTreeMap<&'static str, u64>,
 }
 
+/// One worker as the governor holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorkerView {
+    pub id: WorkerId,
+    /// RSS at the last reading, bytes.
+    pub rss: u64,
+    /// Its largest reading so far.
+    pub peak: u64,
+    pub paused: bool,
+}
+
 #[derive(Debug, Clone)]
 struct WorkerState {
     started_ms: i64,
@@ -263,6 +274,20 @@ impl Governor {
     #[must_use]
     pub fn paused(&self) -> u32 {
         count(self.workers.values().filter(|w| w.paused_since.is_some()))
+    }
+
+    /// Every running or paused worker, by id.
+    #[must_use]
+    pub fn workers(&self) -> Vec<WorkerView> {
+        self.workers
+            .iter()
+            .map(|(id, w)| WorkerView {
+                id: *id,
+                rss: w.rss,
+                peak: w.peak,
+                paused: w.paused_since.is_some(),
+            })
+            .collect()
     }
 
     /// The largest RSS read of a running worker.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use trader_core::Clock;
-use trader_governor::{Action, Demand, Governor, GovernorStats, Reading, WorkerId};
+use trader_governor::{Action, Demand, Governor, GovernorStats, Reading, WorkerId, WorkerView};
 
 use crate::WorkerSignal;
 
@@ -26,6 +26,8 @@ pub struct GovernorView<'a> {
     /// Trials waiting for a worker.
     pub queued: usize,
     pub reading: &'a Reading,
+    /// Every running or paused worker: its RSS, peak and whether paused.
+    pub workers: &'a [WorkerView],
     pub stats: &'a GovernorStats,
     pub demand: Demand,
 }
@@ -177,11 +179,13 @@ impl<'a> Governance<'a> {
     }
 
     fn report(&mut self, reading: &Reading, queued: usize) {
+        let workers = self.governor.workers();
         (self.on_reading)(&GovernorView {
             active: self.governor.active(),
             paused: self.governor.paused(),
             queued,
             reading,
+            workers: &workers,
             stats: self.governor.stats(),
             demand: self.governor.demand(),
         });
