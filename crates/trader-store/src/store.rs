@@ -68,6 +68,11 @@ impl Store {
                 source: sqlx::Error::Io(e),
             })?;
         }
+        // Two processes opening a new store at once would race to create
+        // the file, switch it to WAL and create its tables (the switch can
+        // answer "database is locked" without waiting): connecting and
+        // migrating run under an OS lock on STORE.open.lock.
+        let guard = crate::lock::open_lock(path).await?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -83,9 +88,6 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
-        // Two processes opening a new store at once would both create its
-        // tables: the migrations run under an OS lock on STORE.open.lock.
-        let guard = crate::lock::open_lock(path).await?;
         let migrated = sqlx::migrate!("../../migrations").run(&pool).await;
         drop(guard);
         migrated.map_err(|source| StoreError::Migrate {
