@@ -212,7 +212,8 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
         args: a,
         settings: &settings,
     };
-    finish(a, &governed_search(a, config_dir, &plan, resumed, workers)?)
+    let host = trader_budget::resolve_host(a.host.as_deref(), config_dir, false)?;
+    finish(a, &governed_search(a, &host, &plan, resumed, workers)?)
 }
 
 /// `--exec -- CMD ARGS...`: trials 0..N, each one run of the command.
@@ -251,7 +252,7 @@ fn run_exec(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let workers = Workers::Exec {
         command: &a.command,
     };
-    finish(a, &governed_search(a, config_dir, &plan, resumed, workers)?)
+    finish(a, &governed_search(a, &host, &plan, resumed, workers)?)
 }
 
 /// An `--exec` worker's demand without `--worker-rss` or a host tenant.
@@ -263,16 +264,15 @@ const EXEC_RETRIES: u32 = 5;
 /// machine read every poll.
 fn governed_search(
     a: &TrainArgs,
-    config_dir: &Path,
+    host: &trader_budget::HostBudget,
     plan: &SearchPlan,
     resumed: Resumed,
     mut workers: Workers<'_>,
 ) -> anyhow::Result<SearchSummary> {
-    let host = trader_budget::resolve_host(a.host.as_deref(), config_dir, false)?;
     let limit = &host.envelope.ram;
-    let hard_percent = host.alerts.map_or_else(
-        || limit.allowed_percent + (100.0 - limit.allowed_percent) / 2.0,
-        |alerts| alerts.hard_ram_percent(limit.allowed_percent),
+    let hard_percent = trader_config::hard_ram_percent(
+        host.alerts.and_then(|alerts| alerts.ram_percent),
+        limit.allowed_percent,
     );
     // With a pool, the hard line is as far above it as the host's is above
     // its limit.
@@ -312,6 +312,7 @@ fn governed_search(
     let clock = trader_core::SystemClock;
     let mut probe = MachineProbe {
         pool_only: a.ram_pool.is_some(),
+        vram: None,
         gpu: matches!(
             trader_budget::probe_gpu(),
             trader_budget::GpuProbe::Found { .. }

@@ -176,7 +176,13 @@ pub(crate) struct MachineProbe {
     pub(crate) pool_only: bool,
     /// NVML found a GPU at start (else VRAM is not read again).
     pub(crate) gpu: bool,
+    /// The last VRAM reading and when it was taken: NVML is asked at most
+    /// every [`VRAM_EVERY`], not at every 50 ms reading.
+    pub(crate) vram: Option<(std::time::Instant, Option<f64>)>,
 }
+
+/// Real time between two VRAM readings (the VRAM alert's resolution).
+const VRAM_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl MemoryProbe for MachineProbe {
     fn read(&mut self, now_ms: i64, pids: &BTreeMap<WorkerId, u32>) -> Reading {
@@ -194,15 +200,19 @@ impl MemoryProbe for MachineProbe {
             trader_budget::probe_memory(root)
                 .map_or(0, |p| p.mem_total.0.saturating_sub(p.available.0))
         };
-        let vram_percent = if self.gpu {
-            match trader_budget::probe_gpu() {
-                trader_budget::GpuProbe::Found { used, total, .. } if total.0 > 0 => {
-                    Some(used.0 as f64 * 100.0 / total.0 as f64)
-                }
-                _ => None,
+        let vram_percent = match self.vram {
+            _ if !self.gpu => None,
+            Some((at, percent)) if at.elapsed() < VRAM_EVERY => percent,
+            _ => {
+                let percent = match trader_budget::probe_gpu() {
+                    trader_budget::GpuProbe::Found { used, total, .. } if total.0 > 0 => {
+                        Some(used.0 as f64 * 100.0 / total.0 as f64)
+                    }
+                    _ => None,
+                };
+                self.vram = Some((std::time::Instant::now(), percent));
+                percent
             }
-        } else {
-            None
         };
         Reading {
             now_ms,

@@ -153,6 +153,25 @@ pub fn use_momentum_policy(tmp: &Path) {
 }
 
 /// `query` on the SQLite file `db` through the `sqlite3` CLI, trimmed.
+/// The members listed in `dir/ensemble_params.json`, as written: (directory,
+/// score).
+pub fn members(dir: &Path) -> Vec<(String, f64)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(dir.join("ensemble_params.json")).unwrap())
+            .unwrap();
+    v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["dir"].as_str().unwrap().to_owned(),
+                m["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 pub fn sql(db: &Path, query: &str) -> String {
     let o = Command::new("sqlite3").arg(db).arg(query).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -134,20 +134,7 @@ fn search(tmp: &Path, trials: u32, children: &mut Children) {
 
 /// The best `n` members listed in `dir/ensemble_params.json`.
 fn selection(dir: &Path, n: usize) -> Vec<String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&fs_err::read_to_string(dir.join("ensemble_params.json")).unwrap())
-            .unwrap();
-    let mut members: Vec<(String, f64)> = v["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["dir"].as_str().unwrap().to_owned(),
-                m["score"].as_f64().unwrap(),
-            )
-        })
-        .collect();
+    let mut members = common::members(dir);
     members.sort_by(|a, b| b.1.total_cmp(&a.1));
     members.into_iter().take(n).map(|m| m.0).collect()
 }

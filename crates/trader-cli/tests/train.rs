@@ -53,23 +53,6 @@ fn spans_cmd(
     cmd
 }
 
-fn members(out: &Path) -> Vec<(String, f64)> {
-    let v: serde_json::Value =
-        serde_json::from_str(&fs_err::read_to_string(out.join("ensemble_params.json")).unwrap())
-            .unwrap();
-    v["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["dir"].as_str().unwrap().to_owned(),
-                m["score"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn an_interrupted_search_resumes_to_the_same_ensemble() {
     let tmp = tempfile::tempdir().unwrap();

@@ -101,13 +101,20 @@ pub struct AlertSettings {
 }
 
 impl AlertSettings {
-    /// The hard line of RAM in percent: `ram_percent`, else halfway from
-    /// `limit_percent` (the allowed share) to 100.
+    /// The hard line of RAM in percent ([`hard_ram_percent`] of this
+    /// `ram_percent`).
     #[must_use]
     pub fn hard_ram_percent(&self, limit_percent: f64) -> f64 {
-        self.ram_percent
-            .unwrap_or_else(|| limit_percent + (100.0 - limit_percent) / 2.0)
+        hard_ram_percent(self.ram_percent, limit_percent)
     }
+}
+
+/// The hard line of RAM in percent: `[alerts] ram_percent` when written,
+/// else halfway from `limit_percent` (the allowed share) to 100 (also
+/// without a host file).
+#[must_use]
+pub fn hard_ram_percent(ram_percent: Option<f64>, limit_percent: f64) -> f64 {
+    ram_percent.unwrap_or_else(|| limit_percent + (100.0 - limit_percent) / 2.0)
 }
 
 /// `configs/host.toml`.

@@ -21,7 +21,7 @@ pub use endpoints::{AlpacaEndpoints, DATA_URL, LIVE_TRADING_URL, PAPER_TRADING_U
 pub use error::ConfigError;
 pub use host::{
     AlertSettings, CHECK_INTERVAL_SECS, HostConfig, LimitSettings, MemorySpec, TENANT_COUNT,
-    TenantConfig,
+    TenantConfig, hard_ram_percent,
 };
 pub use profile::{
     BAR_DELAY_SECS, EnsembleSettings, HISTORY_HOURS, MIN_HOURS_BETWEEN_SWAPS, MetricsSettings,

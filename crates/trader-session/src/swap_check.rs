@@ -28,14 +28,10 @@ impl SwapCheck for BudgetSwapCheck {
     ) -> Result<(), String> {
         let host = resolve_host_besides(self.host.as_deref(), &self.config_dir, own_memory().rss)
             .map_err(|e| format!("the host could not be measured: {e}"))?;
-        let report = swap_report(
-            &self.profile,
-            members,
-            catalog_len,
-            swap_transient(in_use_bytes, members, self.profile.device),
-            &host,
-        )
-        .map_err(|e| format!("the budget could not be computed: {e}"))?;
+        let transient = swap_transient(in_use_bytes, members, self.profile.device);
+        let transient_ram = transient.ram_bytes;
+        let report = swap_report(&self.profile, members, catalog_len, transient, &host)
+            .map_err(|e| format!("the budget could not be computed: {e}"))?;
         if report.verdict == Verdict::Fits {
             return Ok(());
         }
@@ -43,7 +39,7 @@ impl SwapCheck for BudgetSwapCheck {
         Err(format!(
             "{} new members with the swap transient ({:.1} MB: the ensemble in use and one more load) need RAM {:.1} MB (trader {:.1} MB + co-tenants now {:.1} MB) of {} allowed: {}",
             members.len(),
-            mb(swap_transient(in_use_bytes, members, self.profile.device).ram_bytes),
+            mb(transient_ram),
             mb(report.ram.total),
             mb(report.ram.trader),
             mb(report.ram.tenants),

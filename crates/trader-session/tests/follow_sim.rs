@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use trader_alpaca::{AlpacaClient, ClientSettings};
 use trader_config::{AlpacaEndpoints, AlpacaKeys, Profile, Secret};
 use trader_core::{Clock, SystemClock};
-use trader_session::RunSetup;
 use trader_store::Store;
 
 #[test]
@@ -75,16 +74,7 @@ async fn follow_one(
     let run = {
         let (profile, db) = (profile.clone(), db.clone());
         tokio::spawn(async move {
-            let setup = RunSetup {
-                profile: &profile,
-                store_path: &db,
-                verdict_json: "{}",
-                alerts: None,
-                predicted_rss: 0,
-                host: None,
-                config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-                reload_trigger: None,
-            };
+            let setup = common::setup(&profile, &db);
             trader_session::run::trade(&request, setup, stop).await
         })
     };

@@ -6,16 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::repo;
+use std::path::Path;
 use std::time::Duration;
 
 use trader_config::Profile;
-use trader_session::{BacktestRequest, RunRequest, RunSetup};
+use trader_session::{BacktestRequest, RunRequest};
 use trader_store::{Recorder, Store};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn lean() -> Profile {
     Profile::load("lean", &repo().join("configs")).unwrap()
@@ -124,16 +123,7 @@ async fn a_one_day_replay_session_sums_up_what_the_store_recorded() {
         alert_interval: None,
         timeout: Duration::from_secs(10),
     };
-    let setup = RunSetup {
-        profile: &profile,
-        store_path: &db,
-        verdict_json: "{}",
-        alerts: None,
-        predicted_rss: 0,
-        host: None,
-        config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-        reload_trigger: None,
-    };
+    let setup = common::setup(&profile, &db);
     let (_handle, stop) = trader_engine::stop_pair();
     let summary = trader_session::run::trade(&request, setup, stop)
         .await

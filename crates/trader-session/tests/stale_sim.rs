@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use trader_config::Profile;
 use trader_core::{Clock, HOUR_SECS, SystemClock};
-use trader_session::RunSetup;
 
 fn healthz(port: u16) -> Option<(u16, String)> {
     use std::io::{Read, Write};
@@ -54,16 +53,7 @@ async fn stale_data_turns_healthz_to_503_and_back_when_bars_resume() {
     let request = common::live_request(Some(port));
     let (handle, stop) = trader_engine::stop_pair();
     let run = tokio::spawn(async move {
-        let setup = RunSetup {
-            profile: &profile,
-            store_path: &db,
-            verdict_json: "{}",
-            alerts: None,
-            predicted_rss: 0,
-            host: None,
-            config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-            reload_trigger: None,
-        };
+        let setup = common::setup(&profile, &db);
         trader_session::run::trade(&request, setup, stop).await
     });
     // 503 with the reason, then 200: in 100 ms steps, 30 s at most.

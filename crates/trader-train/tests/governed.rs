@@ -39,7 +39,7 @@ struct Machine {
     base: u64,
     workers: BTreeMap<u32, Sim>,
     next_pid: u32,
-    /// The trial that grows past the rest (a leak), and to what.
+    /// The trial whose first run grows past the rest (a leak), and to what.
     leak: Option<(u32, u64)>,
     /// Most workers alive at once, and most memory in use seen.
     max_alive: usize,
@@ -62,8 +62,12 @@ impl Launcher for Scripted {
         let mut m = self.0.borrow_mut();
         m.next_pid += 1;
         let pid = m.next_pid;
+        // The leak strikes only its trial's first run.
         let (peak, polls) = match m.leak {
-            Some((t, peak)) if t == trial => (peak, 40),
+            Some((t, peak)) if t == trial => {
+                m.leak = None;
+                (peak, 40)
+            }
             _ => (200 * MB, 6),
         };
         m.workers.insert(
@@ -261,7 +265,7 @@ fn a_leaking_worker_is_reported_paused_then_terminated_and_its_trial_runs_again(
         leak: Some((1, 1_500 * MB)),
         ..Machine::default()
     };
-    let (summary, machine) = search_with_forgetful_leak(4, 2, machine);
+    let (summary, machine) = search(4, 2, machine);
     let m = machine.borrow();
     let mut done = m.finished.clone();
     done.sort_unstable();
@@ -272,72 +276,4 @@ fn a_leaking_worker_is_reported_paused_then_terminated_and_its_trial_runs_again(
     assert_eq!(g.alerts.get("worker_rss"), Some(&1), "{g:?}");
     assert_eq!(summary.requeued, 1);
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
-}
-
-/// [`search`], where the leak strikes only the first run of its trial.
-fn search_with_forgetful_leak(
-    trials: u32,
-    max_workers: u32,
-    machine: Machine,
-) -> (trader_train::SearchSummary, Rc<RefCell<Machine>>) {
-    struct Forgetful(Scripted);
-    impl Launcher for Forgetful {
-        type Worker = u32;
-        fn launch(&mut self, trial: u32, slot: u32) -> Result<u32, LaunchError> {
-            let pid = self.0.launch(trial, slot)?;
-            let mut m = self.0.0.borrow_mut();
-            if m.leak.is_some_and(|(t, _)| t == trial) {
-                m.leak = None;
-            }
-            Ok(pid)
-        }
-        fn has_ended(&mut self, w: &mut u32) -> Result<bool, LaunchError> {
-            self.0.has_ended(w)
-        }
-        fn collect(&mut self, w: u32) -> Result<TrialResult, WorkerFailure> {
-            self.0.collect(w)
-        }
-        fn pid(&self, w: &u32) -> Option<u32> {
-            self.0.pid(w)
-        }
-        fn signal(&mut self, w: &mut u32, s: WorkerSignal) -> Result<(), LaunchError> {
-            self.0.signal(w, s)
-        }
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let machine = Rc::new(RefCell::new(machine));
-    let clock = Arc::new(ManualClock::new(DateTime::from_timestamp(0, 0).unwrap()));
-    let mut probe = Probe {
-        machine: Rc::clone(&machine),
-        clock: Arc::clone(&clock),
-    };
-    let mut on_reading = |_: &GovernorView<'_>| {};
-    let governance = Governance::new(
-        Governor::new(settings(max_workers), 0),
-        &mut probe,
-        clock.as_ref(),
-        &mut on_reading,
-    );
-    let plan = SearchPlan {
-        out: tmp.path().to_path_buf(),
-        trials,
-        workers: max_workers,
-        top_n: 3,
-        predicted_worker_rss_bytes: 250 * MB,
-        retries: 0,
-        write_ensemble: false,
-    };
-    let resumed = Resumed {
-        finished: Vec::new(),
-        todo: (0..trials).collect(),
-    };
-    let summary = run_search(
-        &plan,
-        resumed,
-        &mut Forgetful(Scripted(Rc::clone(&machine))),
-        |_| {},
-        Some(governance),
-    )
-    .unwrap();
-    (summary, machine)
 }

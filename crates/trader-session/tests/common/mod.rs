@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::DateTime;
+use trader_config::Profile;
 use trader_core::{Bar, Symbol};
-use trader_session::RunRequest;
+use trader_session::{RunRequest, RunSetup};
 use trader_sim::{FaultConfig, ReplayClock, SimConfig, SimHandle, SimKeys};
 
 pub fn repo() -> PathBuf {
@@ -76,5 +77,20 @@ pub fn live_request(metrics_port: Option<u16>) -> RunRequest {
         metrics_port,
         alert_interval: None,
         timeout: Duration::from_secs(10),
+    }
+}
+
+/// The setup of a run of `profile` on the store `db`: no budget verdict,
+/// alerts or host file (the gate is the CLI's), no SIGHUP trigger.
+pub fn setup<'a>(profile: &'a Profile, db: &'a Path) -> RunSetup<'a> {
+    RunSetup {
+        profile,
+        store_path: db,
+        verdict_json: "{}",
+        alerts: None,
+        predicted_rss: 0,
+        host: None,
+        config_dir: Path::new(env!("CARGO_MANIFEST_DIR")),
+        reload_trigger: None,
     }
 }
