@@ -17,8 +17,6 @@
 //!   two bf16 implementations may round intermediate sums differently.
 //!   Measured worst: 1.2e-2.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 
 use trader_core::{Aggregate, ComputeDevice, DType};
@@ -47,14 +45,14 @@ fn states() -> Vec<Vec<f32>> {
     serde_json::from_str(&fs_err::read_to_string(fixture().join("states.json")).unwrap()).unwrap()
 }
 
-fn load(dtype: DType, mode: ForwardMode) -> Ensemble {
+fn load(dtype: DType, mode: ForwardMode, device: ComputeDevice) -> Ensemble {
     let catalog = EnsembleCatalog::open(&fixture().join("ensemble")).unwrap();
     Ensemble::load(
         &catalog,
         LoadOptions {
             top_n: 3,
             dtype,
-            device: ComputeDevice::Cpu,
+            device,
             aggregate: Aggregate::Mean,
             mode,
         },
@@ -80,10 +78,9 @@ fn compare(e: &Ensemble, reference: &Expected) -> (f32, f32) {
     worst
 }
 
-#[test]
-fn f32_matches_pytorch_and_numpy_within_1e5_relative() {
+fn f32_matches_pytorch_and_numpy_within_1e5_relative(device: ComputeDevice) {
     for mode in [ForwardMode::Sequential, ForwardMode::Stacked] {
-        let e = load(DType::F32, mode);
+        let e = load(DType::F32, mode, device);
         for file in ["expected_torch.json", "expected_numpy.json"] {
             let (abs, rel) = compare(&e, &expected(file));
             eprintln!("{mode:?} vs {file}: rel {rel:e} abs {abs:e}");
@@ -92,20 +89,18 @@ fn f32_matches_pytorch_and_numpy_within_1e5_relative() {
     }
 }
 
-#[test]
-fn f16_stays_within_tolerance_of_the_f32_reference() {
+fn f16_stays_within_tolerance_of_the_f32_reference(device: ComputeDevice) {
     let (abs, _) = compare(
-        &load(DType::F16, ForwardMode::Sequential),
+        &load(DType::F16, ForwardMode::Sequential, device),
         &expected("expected_torch.json"),
     );
     eprintln!("f16 vs f32 reference: abs {abs:e}");
     assert!(abs <= 1e-2, "f16 abs {abs:e}");
 }
 
-#[test]
-fn bf16_matches_pytorch_bf16_within_tolerance() {
+fn bf16_matches_pytorch_bf16_within_tolerance(device: ComputeDevice) {
     let (abs, _) = compare(
-        &load(DType::Bf16, ForwardMode::Sequential),
+        &load(DType::Bf16, ForwardMode::Sequential, device),
         &expected("expected_torch_bf16.json"),
     );
     eprintln!("bf16 vs torch bf16: abs {abs:e}");
@@ -119,3 +114,9 @@ fn fixture_exercises_normalisation_and_the_clip() {
     assert!(members.iter().any(|m| m.params.normalize.is_some()));
     assert!(states().iter().flatten().any(|v| v.abs() > 10.0));
 }
+
+per_device!(
+    f32_matches_pytorch_and_numpy_within_1e5_relative,
+    f16_stays_within_tolerance_of_the_f32_reference,
+    bf16_matches_pytorch_bf16_within_tolerance,
+);

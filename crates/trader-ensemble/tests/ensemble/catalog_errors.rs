@@ -1,8 +1,6 @@
 //! What an ensemble directory that is not laid out as expected is called:
 //! each message says what is wrong with the path, not something it is not.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 
 use trader_ensemble::{EnsembleCatalog, SafetensorsHeader};

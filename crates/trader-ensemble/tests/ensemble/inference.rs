@@ -1,8 +1,6 @@
 //! The ensemble API on the committed fixture: determinism, stacked vs
 //! sequential, dtypes, aggregation and per-member actions.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::Path;
 
 use trader_core::{Aggregate, ComputeDevice, DType};
@@ -13,11 +11,11 @@ fn catalog() -> EnsembleCatalog {
         .unwrap()
 }
 
-fn options(top_n: usize, dtype: DType, mode: ForwardMode) -> LoadOptions {
+fn options(top_n: usize, dtype: DType, mode: ForwardMode, device: ComputeDevice) -> LoadOptions {
     LoadOptions {
         top_n,
         dtype,
-        device: ComputeDevice::Cpu,
+        device,
         aggregate: Aggregate::Mean,
         mode,
     }
@@ -29,9 +27,12 @@ fn state(seed: u32) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn same_input_gives_the_same_output_bit_for_bit() {
-    let e = Ensemble::load(&catalog(), options(10, DType::F32, ForwardMode::Sequential)).unwrap();
+fn same_input_gives_the_same_output_bit_for_bit(device: ComputeDevice) {
+    let e = Ensemble::load(
+        &catalog(),
+        options(10, DType::F32, ForwardMode::Sequential, device),
+    )
+    .unwrap();
     let a = e.infer(&[state(1)]).unwrap();
     let b = e.infer(&[state(1)]).unwrap();
     let bits = |d: &trader_ensemble::Decision| -> Vec<u32> {
@@ -44,16 +45,27 @@ fn same_input_gives_the_same_output_bit_for_bit() {
     };
     assert_eq!(bits(&a), bits(&b));
     // A second load gives the same bits too.
-    let e2 = Ensemble::load(&catalog(), options(10, DType::F32, ForwardMode::Sequential)).unwrap();
+    let e2 = Ensemble::load(
+        &catalog(),
+        options(10, DType::F32, ForwardMode::Sequential, device),
+    )
+    .unwrap();
     assert_eq!(bits(&a), bits(&e2.infer(&[state(1)]).unwrap()));
     // Different states give different actions (the model is not constant).
     assert_ne!(bits(&a), bits(&e.infer(&[state(2)]).unwrap()));
 }
 
-#[test]
-fn stacked_matches_sequential() {
-    let seq = Ensemble::load(&catalog(), options(10, DType::F32, ForwardMode::Sequential)).unwrap();
-    let stk = Ensemble::load(&catalog(), options(10, DType::F32, ForwardMode::Stacked)).unwrap();
+fn stacked_matches_sequential(device: ComputeDevice) {
+    let seq = Ensemble::load(
+        &catalog(),
+        options(10, DType::F32, ForwardMode::Sequential, device),
+    )
+    .unwrap();
+    let stk = Ensemble::load(
+        &catalog(),
+        options(10, DType::F32, ForwardMode::Stacked, device),
+    )
+    .unwrap();
     for seed in 0..5 {
         let a = seq.infer(&[state(seed)]).unwrap();
         let b = stk.infer(&[state(seed)]).unwrap();
@@ -65,11 +77,18 @@ fn stacked_matches_sequential() {
     }
 }
 
-#[test]
-fn half_precisions_stay_close_to_f32() {
-    let f32e = Ensemble::load(&catalog(), options(5, DType::F32, ForwardMode::Sequential)).unwrap();
+fn half_precisions_stay_close_to_f32(device: ComputeDevice) {
+    let f32e = Ensemble::load(
+        &catalog(),
+        options(5, DType::F32, ForwardMode::Sequential, device),
+    )
+    .unwrap();
     for (dtype, tol) in [(DType::F16, 2e-3), (DType::Bf16, 2e-2)] {
-        let e = Ensemble::load(&catalog(), options(5, dtype, ForwardMode::Sequential)).unwrap();
+        let e = Ensemble::load(
+            &catalog(),
+            options(5, dtype, ForwardMode::Sequential, device),
+        )
+        .unwrap();
         let a = f32e.infer(&[state(3)]).unwrap();
         let b = e.infer(&[state(3)]).unwrap();
         let worst = a
@@ -83,9 +102,8 @@ fn half_precisions_stay_close_to_f32() {
     }
 }
 
-#[test]
-fn members_follow_the_rank_and_the_aggregate_is_computed_from_them() {
-    let mut o = options(4, DType::F32, ForwardMode::Sequential);
+fn members_follow_the_rank_and_the_aggregate_is_computed_from_them(device: ComputeDevice) {
+    let mut o = options(4, DType::F32, ForwardMode::Sequential, device);
     o.aggregate = Aggregate::Vote;
     let e = Ensemble::load(&catalog(), o).unwrap();
     let names: Vec<&str> = e.members().iter().map(|m| m.name.as_str()).collect();
@@ -98,9 +116,12 @@ fn members_follow_the_rank_and_the_aggregate_is_computed_from_them() {
     assert_eq!(d.members.len(), 4);
 }
 
-#[test]
-fn clip_bounds_extreme_inputs() {
-    let e = Ensemble::load(&catalog(), options(1, DType::F32, ForwardMode::Sequential)).unwrap();
+fn clip_bounds_extreme_inputs(device: ComputeDevice) {
+    let e = Ensemble::load(
+        &catalog(),
+        options(1, DType::F32, ForwardMode::Sequential, device),
+    )
+    .unwrap();
     let mut big = state(5);
     let mut clipped = big.clone();
     for (i, v) in big.iter_mut().enumerate().skip(4) {
@@ -111,3 +132,11 @@ fn clip_bounds_extreme_inputs() {
     }
     assert_eq!(e.infer(&[big]).unwrap(), e.infer(&[clipped]).unwrap());
 }
+
+per_device!(
+    same_input_gives_the_same_output_bit_for_bit,
+    stacked_matches_sequential,
+    half_precisions_stay_close_to_f32,
+    members_follow_the_rank_and_the_aggregate_is_computed_from_them,
+    clip_bounds_extreme_inputs,
+);

@@ -6,8 +6,6 @@
 //! Tolerance: 1e-5 absolute on tanh outputs. Splitting `W x` into
 //! `W_p x_p + W_m x_m` only changes the order of an f32 sum.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 
 use trader_core::{Aggregate, ComputeDevice, DType};
@@ -17,13 +15,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
-fn load(dir: &Path, top_n: usize, mode: ForwardMode) -> Ensemble {
+fn load(dir: &Path, top_n: usize, mode: ForwardMode, device: ComputeDevice) -> Ensemble {
     Ensemble::load(
         &EnsembleCatalog::open(dir).unwrap(),
         LoadOptions {
             top_n,
             dtype: DType::F32,
-            device: ComputeDevice::Cpu,
+            device,
             aggregate: Aggregate::Mean,
             mode,
         },
@@ -61,21 +59,24 @@ fn worst_difference(e: &Ensemble, states: &[Vec<f32>]) -> f32 {
     worst
 }
 
-#[test]
-fn batched_first_layer_matches_the_plain_pass_with_normalisation_and_clip() {
+fn batched_first_layer_matches_the_plain_pass_with_normalisation_and_clip(device: ComputeDevice) {
     let states: Vec<Vec<f32>> = serde_json::from_str(
         &fs_err::read_to_string(root().join("tests/fixtures/parity/states.json")).unwrap(),
     )
     .unwrap();
     for mode in [ForwardMode::Stacked, ForwardMode::Sequential] {
-        let e = load(&root().join("tests/fixtures/parity/ensemble"), 3, mode);
+        let e = load(
+            &root().join("tests/fixtures/parity/ensemble"),
+            3,
+            mode,
+            device,
+        );
         let worst = worst_difference(&e, &states);
         assert!(worst <= 1e-5, "{mode:?}: worst difference {worst}");
     }
 }
 
-#[test]
-fn batched_first_layer_matches_the_plain_pass_on_the_fixture_ensemble() {
+fn batched_first_layer_matches_the_plain_pass_on_the_fixture_ensemble(device: ComputeDevice) {
     let states: Vec<Vec<f32>> = (0..50u32)
         .map(|seed| {
             (0..364u32)
@@ -84,7 +85,7 @@ fn batched_first_layer_matches_the_plain_pass_on_the_fixture_ensemble() {
         })
         .collect();
     for mode in [ForwardMode::Stacked, ForwardMode::Sequential] {
-        let e = load(&root().join("../../models/fixture-small"), 10, mode);
+        let e = load(&root().join("../../models/fixture-small"), 10, mode, device);
         let worst = worst_difference(&e, &states);
         assert!(worst <= 1e-5, "{mode:?}: worst difference {worst}");
         // Not trivially equal: the members disagree, so a mix-up would show.
@@ -93,12 +94,12 @@ fn batched_first_layer_matches_the_plain_pass_on_the_fixture_ensemble() {
     }
 }
 
-#[test]
-fn bad_projection_inputs_are_named() {
+fn bad_projection_inputs_are_named(device: ComputeDevice) {
     let e = load(
         &root().join("../../models/fixture-small"),
         10,
         ForwardMode::Stacked,
+        device,
     );
     let err = e
         .project_market(&[vec![0.0; 10]], 2)
@@ -126,3 +127,9 @@ fn bad_projection_inputs_are_named() {
         .to_string();
     assert!(err.contains("portfolio parts do not match"), "{err}");
 }
+
+per_device!(
+    batched_first_layer_matches_the_plain_pass_with_normalisation_and_clip,
+    batched_first_layer_matches_the_plain_pass_on_the_fixture_ensemble,
+    bad_projection_inputs_are_named,
+);
