@@ -19,18 +19,26 @@
 # into a temp folder (one per shape, the row's N taken with top_n).
 #
 # Constants (each measured by subtracting what the model predicts for every
-# other term from a peak, so a row of the grid is never its own calibration):
+# other term from a peak, on one member of the smallest shape: row 1's shape,
+# so row 1 shows the calibration's noise and the store cache's headroom only):
 #   - RUNTIME_BASE_RSS: `trader ensemble infer` on one 25,539-parameter member
 #     of models/fixture-small, minus weights, load transient, activations and
 #     threads (what scripts/measure_runtime_base.sh did by hand);
-#   - TRADING_LOOP_RSS: `trader run` of one [64] member, f32, 72 h, minus every
-#     other term of the prediction;
-#   - THREAD_RSS: `ensemble infer --threads 2` minus `--threads 1` on the
-#     reference member (one more inference thread);
-#   - BACKTEST_LOOP_RSS: `trader backtest` of one [64] member minus every other
-#     term of its prediction.
-# Drift is flagged when the measurement differs from the constant by more
-# than DRIFT_PERCENT of the constant (default 10).
+#   - RUN_HISTORY_BYTES_PER_SYMBOL_HOUR: `trader run` of one [64] member, f32,
+#     at 720 h minus at 72 h of history, per symbol-hour;
+#   - TRADING_LOOP_RSS: the same run at 72 h minus every other term (the store
+#     cache counted as the store's size at the end: SQLite caches no more);
+#   - BACKTEST_RECORD_BYTES_PER_HOUR: `trader backtest` of that member over
+#     2,880 decided hours minus over BT_FROM .. BT_TO (720), per hour;
+#   - BACKTEST_LOOP_RSS: the 720-hour backtest minus every other term of the
+#     report's backtest section;
+#   - THREAD_RSS is printed, not suggested: `ensemble infer --threads 2` minus
+#     `--threads 1` on the reference member (one more candle thread on a live
+#     matvec); every row runs 1 inference thread.
+# A suggested value is the measurement rounded up, plus the margin model.rs
+# documents for it (MARGINS below). Drift is flagged when the measurement
+# (plus its margin) differs from the constant by more than DRIFT_PERCENT of
+# the constant (default 10).
 #
 #   scripts/bench_budget.sh              # about 10 minutes on 2 vCPU
 #   REPS=1 ROWS=1,5 scripts/bench_budget.sh   # rows 1 and 5 only, one run each
@@ -188,17 +196,44 @@ thread1_peak=$(infer_runs "$tmp/ens/ref" "$tmp/state724.json" 1)
 thread2_peak=$(infer_runs "$tmp/ens/ref" "$tmp/state724.json" 2)
 profile tiny h64 1 f32 72
 budget tiny >"$tmp/tiny.budget.json"
+# The history slope is a difference of two noisy peaks: two more runs each.
+reps_grid=$reps
+reps=$((reps + 2))
 read -r loop_run_peak loop_run_runs <<<"$(measure run tiny)"
+# The store's size at the end of the last run: SQLite's page cache holds at most that.
+store_bytes=$(cat "$tmp/tiny.sqlite"* | wc -c)
 read -r loop_bt_peak loop_bt_runs <<<"$(measure backtest tiny)"
+# History: the same replay keeping 720 h instead of 72.
+profile tiny720 h64 1 f32 720
+read -r hist_peak hist_runs <<<"$(measure run tiny720)"
+reps=$reps_grid
+# Records: the same backtest over 2,880 decided hours instead of 720.
+long_from=$(python3 -c "
+from datetime import datetime, timedelta
+t = datetime.strptime('$bt_to', '%Y-%m-%dT%H:%M:%SZ') - timedelta(hours=2879)
+print(t.strftime('%Y-%m-%dT%H:%M:%SZ'))")
+bt_from_short=$bt_from
+bt_from=$long_from
+read -r rec_peak rec_runs <<<"$(measure backtest tiny)"
+bt_from=$bt_from_short
+hours() { python3 -c "
+from datetime import datetime
+f = lambda s: datetime.strptime(s, '%Y-%m-%dT%H:%M:%SZ')
+print(int((f('$2') - f('$1')).total_seconds() // 3600) + 1)"; }
+short_hours=$(hours "$bt_from" "$bt_to")
+long_hours=$(hours "$long_from" "$bt_to")
 
 python3 - "$tmp/rows.txt" "$model_rs" "$drift_percent" "$base_peak" "$tmp/fixture.budget.json" \
-  "$thread1_peak" "$thread2_peak" "$loop_run_peak" "$loop_bt_peak" "$tmp/tiny.budget.json" <<'PY'
+  "$thread1_peak" "$thread2_peak" "$loop_run_peak" "$loop_bt_peak" "$tmp/tiny.budget.json" \
+  "$store_bytes" "$hist_peak" "$rec_peak" "$short_hours" "$long_hours" <<'PY'
 import json, re, sys
 
 rows_path, model_rs, drift = sys.argv[1], sys.argv[2], float(sys.argv[3])
 base_peak, fixture_json = int(sys.argv[4]), sys.argv[5]
 thread1, thread2 = int(sys.argv[6]), int(sys.argv[7])
 loop_run, loop_bt, tiny_json = int(sys.argv[8]), int(sys.argv[9]), sys.argv[10]
+store_bytes, hist_peak, rec_peak = int(sys.argv[11]), int(sys.argv[12]), int(sys.argv[13])
+short_hours, long_hours = int(sys.argv[14]), int(sys.argv[15])
 MB = 1e6
 
 
@@ -250,39 +285,63 @@ def constant(name):
     return int(m.group(1).replace("_", "")) if m else None
 
 
-def suggest(name, measured, how):
+# What model.rs adds to a measurement, and why (see the constant's comment).
+MARGINS = {
+    # The largest projections of the grid peaked 0.3-1.3 MB above their
+    # terms, and their runs spread by 0.4 MB.
+    "BACKTEST_LOOP_RSS": 2_000_000,
+}
+
+
+def suggest(name, measured, how, step=100_000):
     now = constant(name)
-    # Rounded up to 0.1 MB: the budget errs on the side of refusing.
-    proposed = -(-measured // 100_000) * 100_000
+    # Rounded up: the budget errs on the side of refusing.
+    proposed = -(-measured // step) * step + MARGINS.get(name, 0)
+    if name in MARGINS:
+        how += f" (+ margin {MARGINS[name] / MB:.1f} MB)"
     if now is None:
-        print(f"| {name} | (not in model.rs) | {measured / MB:.2f} | {proposed:_} | {how} |")
+        print(f"| {name} | (not in model.rs) | {measured:,} | {proposed:_} | {how} |")
         return
-    off = (measured - now) / now * 100 if now else float("inf")
+    off = (measured + MARGINS.get(name, 0) - now) / now * 100 if now else float("inf")
     flag = f" **drift {off:+.0f} %**" if abs(off) > drift else f" {off:+.0f} %"
-    print(f"| {name} | {now / MB:.2f} | {measured / MB:.2f}{flag} | {proposed:_} | {how} |")
+    print(f"| {name} | {now:,} | {measured:,}{flag} | {proposed:_} | {how} |")
 
 
 fixture = load(fixture_json)
 tiny = load(tiny_json)
-print("| constant | in model.rs (MB) | measured now (MB) | suggested value | how |")
+print("| constant | in model.rs (B) | measured now (B) | suggested value | how |")
 print("|---|---|---|---|---|")
 if fixture:
     model_terms = sum(t["ram_bytes"] for t in fixture["trader_terms"]
                       if t["component"] in ("weights", "load transient", "activations", "threads"))
     suggest("RUNTIME_BASE_RSS", base_peak - model_terms,
             f"infer, 1 fixture member: peak {base_peak / MB:.2f} MB - model terms {model_terms / MB:.2f} MB")
-threads_now = constant("THREAD_RSS")
-suggest("THREAD_RSS", max(thread2 - thread1, 0),
-        f"infer, reference member: --threads 2 {thread2 / MB:.2f} MB - --threads 1 {thread1 / MB:.2f} MB")
+print(f"| (THREAD_RSS, not changed by this script) | {constant('THREAD_RSS'):,} | {thread2 - thread1:,} | - | "
+      f"infer, reference member: --threads 2 {thread2 / MB:.2f} MB - --threads 1 {thread1 / MB:.2f} MB: "
+      f"one more candle thread on a live matvec |")
 if tiny:
-    others = total(tiny, "run", skip=("trading loop",))
-    suggest("TRADING_LOOP_RSS", loop_run - others,
-            f"run, 1 [64] member, 72 h: peak {loop_run / MB:.2f} MB - other terms {others / MB:.2f} MB")
+    per_symbol_hour = (hist_peak - loop_run) // ((720 - 72) * 3)
+    suggest("RUN_HISTORY_BYTES_PER_SYMBOL_HOUR", per_symbol_hour,
+            f"run, 1 [64] member: peak at 720 h {hist_peak / MB:.2f} MB - at 72 h {loop_run / MB:.2f} MB, / (648 h x 3 symbols)",
+            step=100)
+    cache = min(store_bytes, constant("STORE_CACHE_BYTES") or store_bytes)
+    others = total(tiny, "run", skip=("trading loop", "store cache"))
+    # The loop's term is less what it reuses of the load's memory (at most the
+    # load transient): added back, the measurement is the whole loop.
+    loop_term = next(t["ram_bytes"] for t in tiny["trader_terms"] if t["component"] == "trading loop")
+    reused = (constant("TRADING_LOOP_RSS") or loop_term) - loop_term
+    suggest("TRADING_LOOP_RSS", loop_run - others - cache + reused,
+            f"run, 1 [64] member, 72 h: peak {loop_run / MB:.2f} MB - other terms {others / MB:.2f} MB "
+            f"- the store's size {cache / MB:.2f} MB (its page cache at most) + the loop's reuse of the load {reused / MB:.2f} MB")
     if tiny.get("backtest"):
+        per_hour = (rec_peak - loop_bt) // (long_hours - short_hours)
+        suggest("BACKTEST_RECORD_BYTES_PER_HOUR", per_hour,
+                f"backtest, 1 [64] member: peak over {long_hours} h {rec_peak / MB:.2f} MB - over {short_hours} h "
+                f"{loop_bt / MB:.2f} MB, / {long_hours - short_hours} h", step=100)
         others = total(tiny, "backtest", skip=("backtest loop",))
         suggest("BACKTEST_LOOP_RSS", loop_bt - others,
-                f"backtest, 1 [64] member, 72 h: peak {loop_bt / MB:.2f} MB - other terms {others / MB:.2f} MB")
+                f"backtest, 1 [64] member, 72 h, {short_hours} h: peak {loop_bt / MB:.2f} MB - other terms {others / MB:.2f} MB")
     else:
         others = total(tiny, "run", skip=("trading loop",))
-        print(f"| (backtest loop) | - | {(loop_bt - others) / MB:.2f} | - | backtest, 1 [64] member: peak {loop_bt / MB:.2f} MB - other run terms {others / MB:.2f} MB |")
+        print(f"| (backtest loop) | - | {loop_bt - others:,} | - | backtest, 1 [64] member: peak {loop_bt / MB:.2f} MB - other run terms {others / MB:.2f} MB |")
 PY

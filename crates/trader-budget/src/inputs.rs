@@ -15,7 +15,7 @@ use trader_ensemble::{
 
 use crate::{
     BudgetError, Envelope, HostBudget, Knobs, Report, Tenant, TraderPlan, Verdict, WORKER_TENANT,
-    evaluate, resolve_host, suggest,
+    backtest_budget, evaluate, resolve_host, suggest,
 };
 
 /// What-if overrides of a profile's knobs and of how co-tenants are counted
@@ -175,6 +175,36 @@ struct Demand<'a> {
     threads: u32,
     /// Terms added to the ensemble's own (a swap's transient).
     extra: &'a [DemandTerm],
+    /// Add the profile's backtest budget to the report.
+    backtest: bool,
+}
+
+/// What a backtest's batched first layer holds at its peak for `members` at
+/// `dtype` over `rows` hours (`Ensemble::project_market`): each member's
+/// first-layer market columns copied out (out x market inputs), their output
+/// (rows x out), both at `dtype`, and per distinct member input the block's
+/// market parts (rows x market inputs: the f32 vector grown by doubling, its
+/// prepared f32 copy and the tensor at `dtype`). An upper bound where
+/// several groups run one after the other (each group's copy is freed
+/// before the next).
+fn projection_bytes(members: &[MemberSummary], dtype: DType, rows: u64) -> u64 {
+    let b = dtype.size_in_bytes();
+    let market_dim = |m: &MemberSummary| {
+        (m.params.state_dim() as u64).saturating_sub(1 + m.params.symbols.len() as u64)
+    };
+    let mut bytes = 0_u64;
+    let mut inputs = Vec::new();
+    for m in members {
+        let out = m.params.layers.first().map_or(0, |l| l.outputs as u64);
+        let dm = market_dim(m);
+        bytes = bytes.saturating_add(out * dm * b + rows * out * b);
+        let spec = (&m.params.symbols, m.params.lookback, &m.params.features);
+        if !inputs.contains(&spec) {
+            inputs.push(spec);
+            bytes = bytes.saturating_add(rows * dm * (4 * 2 + 4 + b));
+        }
+    }
+    bytes
 }
 
 /// Evaluates a budget (the `warnings` first among the report's) and, when
@@ -199,14 +229,21 @@ fn evaluate_demand(
         terms.extend(demand.extra.iter().cloned());
         Ok(terms)
     };
+    let projection = |top_n: u32, dtype: DType, rows: u64| {
+        projection_bytes(&members[..(top_n as usize).min(members.len())], dtype, rows)
+    };
     let plan = TraderPlan {
         symbols: demand.symbols,
         threads: demand.threads,
         min_history_hours: members_history_hours(members),
         max_top_n: demand.catalog_len.min(count(members.len())),
         ensemble: &ensemble,
+        projection: Some(&projection),
     };
     let mut report = evaluate(&plan, tenants, envelope, knobs)?;
+    if demand.backtest {
+        report.backtest = Some(backtest_budget(&plan, &knobs)?);
+    }
     report.warnings.splice(0..0, warnings.iter().cloned());
     if report.verdict == Verdict::Refused {
         report.fixes = suggest(&plan, tenants, envelope, knobs)?;
@@ -253,6 +290,7 @@ impl BudgetInputs {
             symbols: count(self.profile.symbols.len()),
             threads: self.profile.threads,
             extra,
+            backtest: extra.is_empty(),
         };
         let mut report = evaluate_demand(
             &demand(&[]),
@@ -315,6 +353,7 @@ pub fn swap_report(
             symbols: count(profile.symbols.len()),
             threads: profile.threads,
             extra: &extra,
+            backtest: false,
         },
         &host.tenants,
         &host.envelope,
@@ -391,6 +430,7 @@ pub fn ensemble_run_report(
             symbols: count(symbols.len()),
             threads,
             extra: &[],
+            backtest: false,
         },
         &host.tenants,
         &host.envelope,
@@ -410,6 +450,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::{BACKTEST_BLOCK_HOURS, BACKTEST_RECORD_BYTES_PER_HOUR, BACKTEST_REPORT_HOURS};
 
     fn repo() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -476,6 +517,50 @@ ram = "1GB"
         let report = inputs.report().unwrap();
         assert_eq!(report.verdict, Verdict::Fits);
         assert!(report.fixes.is_empty());
+    }
+
+    #[test]
+    fn the_report_budgets_the_profiles_backtest_with_its_projection_and_records() {
+        let inputs = lean(&WhatIf::default(), "64GB").unwrap();
+        let report = inputs.report().unwrap();
+        let backtest = report.backtest.unwrap();
+        assert_eq!(
+            (backtest.decided_hours, backtest.block_hours),
+            (BACKTEST_REPORT_HOURS, BACKTEST_BLOCK_HOURS)
+        );
+        assert_eq!(
+            backtest.ram,
+            backtest.terms.iter().map(|t| t.ram_bytes).sum::<u64>()
+        );
+        let term = |name: &str| {
+            backtest
+                .terms
+                .iter()
+                .find(|t| t.component == name)
+                .unwrap_or_else(|| panic!("{name}: {:?}", backtest.terms))
+                .ram_bytes
+        };
+        // Five fixture members, one input spec (12 x 3 x 10 = 360 market
+        // inputs, first layer 64 wide), 256 hours per block, f32: the
+        // market columns (64 x 360 x 4 B each), their output (256 x 64 x
+        // 4 B each) and the block's inputs once (256 x 360 x (8 + 4 + 4) B),
+        // beyond the load transient.
+        let projection = 5 * (64 * 360 * 4 + 256 * 64 * 4) + 256 * 360 * 16;
+        assert_eq!(projection, 2_263_040);
+        assert_eq!(
+            term("projection"),
+            projection - term("load transient"),
+            "{:?}",
+            backtest.terms
+        );
+        assert_eq!(
+            term("records"),
+            u64::from(BACKTEST_REPORT_HOURS) * BACKTEST_RECORD_BYTES_PER_HOUR
+        );
+        assert!(backtest.terms.iter().all(|t| t.component != "trading loop"));
+        // Not in the run's verdict, and no swap's check computes it.
+        let run: u64 = report.trader_terms.iter().map(|t| t.ram_bytes).sum();
+        assert_eq!(report.ram.trader, run);
     }
 
     #[test]

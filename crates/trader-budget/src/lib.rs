@@ -6,21 +6,32 @@
 //! Demand of one trader process, each term a row of `trader budget`:
 //! - **runtime base** ([`RUNTIME_BASE_RSS`]): peak RSS of the `trader` binary
 //!   with everything initialised but no model loaded; measured by
-//!   `scripts/measure_runtime_base.sh` (numbers in BENCHMARKS.md).
+//!   `scripts/bench_budget.sh` (which prints every constant below next to
+//!   what it measures now).
 //! - **trading loop** ([`TRADING_LOOP_RSS`]): what `trader run` adds to that
-//!   (tokio workers, HTTP client, SQLite, the embedded simulator); measured by
-//!   `scripts/bench_run.sh`.
+//!   (tokio workers, HTTP client, SQLite, the embedded simulator), less the
+//!   part allocated after the load in memory the load freed
+//!   ([`LOOP_REUSES_LOAD_RSS`], at most the load transient).
 //! - **weights**, **load transient**, **activations**: reported by
 //!   trader-ensemble from the safetensors headers (parameters x bytes of the
 //!   profile's dtype; the largest member file while members load one at a time;
 //!   one row per layer per member).
-//! - **history** ([`trader_core::HISTORY_BYTES_PER_SYMBOL_HOUR`] x symbols x
-//!   `history_hours`): the in-memory window.
+//! - **history** ([`RUN_HISTORY_BYTES_PER_SYMBOL_HOUR`] x symbols x
+//!   `history_hours`): what `trader run` holds per hour of history, measured
+//!   (the bars alone are [`trader_core::HISTORY_BYTES_PER_SYMBOL_HOUR`]).
 //! - **store cache** ([`STORE_CACHE_BYTES`]): SQLite's page cache (its default
 //!   `cache_size = -2000`, i.e. 2,048,000 bytes, one connection).
 //! - **threads** ([`THREAD_RSS`] each): stacks and per-thread allocator arenas,
 //!   ~1 MB per thread as measured for candle 0.11 here; the main thread plus the
 //!   profile's inference threads.
+//! - **backtest** ([`Report::backtest`], [`backtest_terms`]): `trader
+//!   backtest` of the same profile has no trading loop or store cache but
+//!   [`BACKTEST_LOOP_RSS`], its in-memory records
+//!   ([`BACKTEST_RECORD_BYTES_PER_HOUR`] per decided hour) and the batched
+//!   first layer's projection of a block (the market columns of every
+//!   member's first layer copied, their output for the block's hours, the
+//!   block's inputs), counted beyond the load transient (the load is over
+//!   before the first block). Not in the verdict of `trader budget`.
 //! - on CUDA: **CUDA context** ([`CUDA_CONTEXT_VRAM`], 300-500 MB per process
 //!   as measured for candle 0.11; the upper end is used) and **allocator slack**
 //!   ([`ALLOCATOR_SLACK_PERCENT`] of weights + activations, at least 2 MiB).
@@ -94,10 +105,12 @@ pub use inputs::{
     members_history_hours, resolve, swap_report, swap_transient,
 };
 pub use model::{
-    ALLOCATOR_SLACK_PERCENT, CUDA_CONTEXT_VRAM, EnsembleDemandFn, Envelope, Fix, Knobs, Limit,
-    MAX_HISTORY_HOURS, MAX_TOP_N, MAX_WORKERS, RUNTIME_BASE_RSS, Report, ResourceLine,
-    STORE_CACHE_BYTES, THREAD_RSS, TRADING_LOOP_RSS, Tenant, TenantLine, TraderPlan, Verdict,
-    WORKER_TENANT, evaluate, suggest,
+    ALLOCATOR_SLACK_PERCENT, BACKTEST_BLOCK_HOURS, BACKTEST_LOOP_RSS,
+    BACKTEST_RECORD_BYTES_PER_HOUR, BACKTEST_REPORT_HOURS, BacktestBudget, CUDA_CONTEXT_VRAM,
+    EnsembleDemandFn, Envelope, Fix, Knobs, LOOP_REUSES_LOAD_RSS, Limit, MAX_HISTORY_HOURS,
+    MAX_TOP_N, MAX_WORKERS, ProjectionFn, RUN_HISTORY_BYTES_PER_SYMBOL_HOUR, RUNTIME_BASE_RSS,
+    Report, ResourceLine, STORE_CACHE_BYTES, THREAD_RSS, TRADING_LOOP_RSS, Tenant, TenantLine,
+    TraderPlan, Verdict, WORKER_TENANT, backtest_budget, backtest_terms, evaluate, suggest,
 };
 pub use probe::{
     MemoryProbe, ProcessMemory, RunningWorker, TRAIN_WORKER_ARG, TrainProcess, own_memory,
