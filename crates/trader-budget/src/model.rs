@@ -434,7 +434,7 @@ fn trader_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Result<Vec<DemandTerm>,
     // in memory the load freed: counted once, in the larger of the two.
     let reused = load.min(LOOP_REUSES_LOAD_RSS);
     if let Some(t) = terms.iter_mut().find(|t| t.component == "trading loop") {
-        t.ram_bytes = TRADING_LOOP_RSS - reused;
+        t.ram_bytes = TRADING_LOOP_RSS.saturating_sub(reused);
         t.basis = format!(
             "tokio workers, HTTP client, SQLite, embedded simulator ({:.1} MB measured, less {:.1} MB allocated after the load in memory it freed)",
             TRADING_LOOP_RSS as f64 / 1e6,
