@@ -115,7 +115,10 @@ fn lean_json_parses_with_a_top_level_verdict() {
         .iter()
         .find(|t| t["component"] == "history")
         .unwrap();
-    assert_eq!(history["ram_bytes"], 72 * 3 * 48);
+    assert_eq!(
+        history["ram_bytes"],
+        72 * 3 * trader_budget::RUN_HISTORY_BYTES_PER_SYMBOL_HOUR
+    );
 }
 
 #[test]
