@@ -26,7 +26,8 @@
 #      (not libcuda.so.1, which is the driver's, nor glibc's own libraries),
 #      and DIR/cuda_context_probe (scripts/gpu_check.sh's "context alone" row).
 #   5. With --test: the ensemble's per-device tests with the feature on
-#      (cargo test --release -p trader-ensemble --features cuda --test ensemble):
+#      (cargo test --release -p trader-cli -p trader-ensemble --features
+#      trader-cli/cuda --test ensemble):
 #      `NAME::cuda` runs on GPU 0, or says "skipped" where no device opens; on
 #      a machine without a driver the stub stands in for libcuda.so.1 so that
 #      the test binary starts at all.
@@ -141,10 +142,14 @@ run_env() {
   echo "$dirs"
 }
 
+# With trader-cli selected too, the features resolve as for the build above,
+# so candle-kernels' nvcc output is reused (-p trader-ensemble alone resolves
+# its host dependencies differently and compiles every kernel again, ~24 min).
+# Runs trader-cli's `ensemble` tests (CPU, through the binary) as well.
 per_device_tests() {
-  step "cargo test --release --locked -p trader-ensemble --features cuda --test ensemble"
-  LD_LIBRARY_PATH=$(run_env) cargo test --release --locked -p trader-ensemble --features cuda \
-    -j "$JOBS" --test ensemble
+  step "cargo test --release --locked -p trader-cli -p trader-ensemble --features trader-cli/cuda --test ensemble"
+  LD_LIBRARY_PATH=$(run_env) cargo test --release --locked -p trader-cli -p trader-ensemble \
+    --features trader-cli/cuda -j "$JOBS" --test ensemble
 }
 
 # Every library the binary needs that a driver-only machine may lack.

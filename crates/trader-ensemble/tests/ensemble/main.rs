@@ -7,10 +7,10 @@
 //! Inference tests are written once and run per device (candle's
 //! `test_device!` pattern): [`per_device!`] turns `fn NAME(device)` into
 //! `NAME::cpu` and, with the `cuda` feature, `NAME::cuda`, which says
-//! "skipped" on stderr and passes when no CUDA device can be opened. On a GPU
-//! machine: `cargo test --release -p trader-ensemble --features cuda --test
-//! ensemble -- ::cuda` (a cuda build links libcuda.so.1: see
-//! `scripts/build_cuda.sh`).
+//! "skipped" on stderr and passes when no CUDA device can be opened. With the
+//! feature: `scripts/build_cuda.sh --test` (the toolkit from PyPI; a cuda test
+//! binary links libcuda.so.1, so without a driver the script puts its stub
+//! in the driver's place and every `::cuda` test says "skipped").
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
