@@ -41,8 +41,9 @@ pub(crate) struct BacktestArgs {
     out: Option<PathBuf>,
     /// How the first layer runs: `batched` computes its market part for a
     /// block of hours in one matmul per member group; `plain` runs every
-    /// hour's whole state through the ensemble as `trader run` does. The two
-    /// differ by float rounding only.
+    /// hour as `trader run` does (each hour's first layer prepared from the
+    /// hour before, the first hour whole). The two differ by float rounding
+    /// only.
     #[arg(long, value_enum, default_value_t = Forward::Batched)]
     forward: Forward,
     /// Hours per batched block (memory: hours x members x first-layer width

@@ -193,6 +193,17 @@ fn render(s: &Summary) -> String {
         "  decision     p50 {} us, p99 {} us\n",
         s.decision_latency_us_p50, s.decision_latency_us_p99
     );
+    let split = &s.decision_split;
+    out += &format!(
+        "  split (p50)  features {} us, state {} us, inference {} us, orders {} us; {} of {} prepared ahead (preparing: {} us, after the orders)\n",
+        split.features_us,
+        split.state_us,
+        split.inference_us,
+        split.orders_us,
+        split.prepared,
+        split.decisions,
+        split.prepare_next_us
+    );
     out += &format!(
         "  bar->order   p50 {} us, p99 {} us (from the poll that brought the bar)\n",
         s.bar_to_order_us_p50, s.bar_to_order_us_p99

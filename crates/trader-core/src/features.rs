@@ -159,6 +159,29 @@ pub fn market_state(
     Ok(out)
 }
 
+/// The newest lag of [`market_state`] alone: its last `S*F` values (the
+/// features of each window's newest bar), after the same checks on the
+/// windows, so it is available exactly when [`market_state`] is. The live
+/// engine keeps the older lags from earlier hours (each bar's features are
+/// computed once, when the bar is the newest) and asks only for these.
+///
+/// # Errors
+/// As [`market_state`].
+pub fn newest_lag(
+    windows: &[&[Bar]],
+    lookback: usize,
+    features: &[FeatureName],
+) -> Result<Vec<f32>, Unavailable> {
+    check_windows(windows, lookback, features)?;
+    let mut out = Vec::with_capacity(windows.len() * features.len());
+    for w in windows {
+        for f in features {
+            out.push(feature_value(w, *f)? as f32);
+        }
+    }
+    Ok(out)
+}
+
 /// The windows end at the same hour and each holds the `lookback + longest
 /// feature - 1` contiguous hours the state needs.
 fn check_windows(

@@ -41,6 +41,7 @@ pub use device::{Aggregate, ComputeDevice, DType, ParseChoiceError};
 pub use feature::{FeatureName, UnknownFeature, required_history_hours};
 pub use features::{
     SeriesFeatures, Unavailable, feature_value, feature_values, market_state, market_state_memo,
+    newest_lag,
 };
 pub use size::{ByteSize, SizeError};
 pub use stats::nearest_rank;

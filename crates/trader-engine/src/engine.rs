@@ -34,8 +34,13 @@ pub struct EngineStats {
     pub orders_adopted: u64,
     pub orders_failed: u64,
     pub fills: u64,
-    /// Decision latency (state + inference), microseconds, in order.
+    /// Decision latency (features, state and inference), microseconds, in order.
     pub latencies_us: Vec<u64>,
+    /// Where each decision's time went, in order.
+    pub splits: Vec<crate::DecisionSplit>,
+    /// Live: preparing the next hour after each decision (off the decision
+    /// path), microseconds, in order.
+    pub prepare_us: Vec<u64>,
     /// From the hour's bars handed over to the last of its orders answered
     /// (store, settle, broker reads, decision, orders), microseconds, for
     /// hours that sent orders.
@@ -127,6 +132,10 @@ pub struct Engine<B, R = Store> {
     pub(crate) history_hours: u32,
     /// Backtests: the first layer's market part of hours to come.
     pub(crate) projected: Option<Projected>,
+    /// Live: the next hour, prepared ahead ([`crate::decide`]).
+    pub(crate) next: Option<crate::decide::PreparedNext>,
+    /// Whether live hours are prepared ahead (on unless turned off).
+    pub(crate) prepare_ahead: bool,
     /// The last hour handed to [`Engine::on_hour`].
     pub(crate) last_hour: Option<i64>,
     /// Following the ensemble directory (`[ensemble] reload = "on-change"`).
@@ -181,9 +190,20 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             stats,
             history_hours,
             projected: None,
+            next: None,
+            prepare_ahead: true,
             last_hour: None,
             reloader: None,
         })
+    }
+
+    /// Turns preparing the next hour ahead ([`crate::decide`]) on or off;
+    /// off, every hour not projected is decided whole (for comparisons).
+    pub fn set_prepare_ahead(&mut self, on: bool) {
+        self.prepare_ahead = on;
+        if !on {
+            self.next = None;
+        }
     }
 
     #[must_use]

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use chrono::DateTime;
 use trader_core::{Bar, Broker, OrderAmount, OrderRequest, Position, Symbol};
-use trader_store::{DecisionRecord, PlannedOrder, Recorder, StoreError};
+use trader_store::{DecisionRecord, PlannedOrder, PushOutcome, Recorder, StoreError};
 
+use crate::decide::Decided;
 use crate::plan::{PlannedTrade, client_order_id, plan_orders, target_weights};
 use crate::{Engine, EngineError, HourOutcome};
 
@@ -30,7 +31,11 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 .await
             {
                 Ok(_) => {
-                    self.window.push(symbol, *bar);
+                    let pushed = self.window.push(symbol, *bar);
+                    if matches!(pushed, PushOutcome::Inserted | PushOutcome::Replaced) {
+                        // An earlier bar changed: the cached features may not hold.
+                        self.forget_prepared();
+                    }
                     self.stats.bars += 1;
                 }
                 Err(StoreError::BadBar { .. }) => {
@@ -71,7 +76,6 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             Ok(view) => view,
             Err(reason) => return self.skip(t, reason, now).await,
         };
-        let started = Instant::now();
         let held: BTreeMap<Symbol, f64> = positions
             .iter()
             .map(|p: &Position| (p.symbol.clone(), p.qty))
@@ -87,25 +91,16 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 .skip(t, format!("equity {equity} is not positive"), now)
                 .await;
         }
-        let projected = self
-            .projected
-            .as_ref()
-            .and_then(|p| Some((&p.projection, *p.rows.get(&t)?)));
-        let decision = match projected {
-            Some((projection, row)) => {
-                let portfolios = self.portfolios(account.cash, equity, &held, &prices);
-                self.ensemble.infer_projected(projection, row, &portfolios)
-            }
-            None => match self.states(account.cash, equity, &held, &prices) {
-                Ok(states) => self.ensemble.infer(&states),
-                Err(reason) => return self.skip(t, reason, now).await,
-            },
+        let Decided {
+            decision,
+            mut split,
+            next_older,
+        } = match self.decide(t, account.cash, equity, &held, &prices) {
+            Ok(decided) => decided,
+            Err(reason) => return self.skip(t, reason, now).await,
         };
-        let decision = match decision {
-            Ok(d) => d,
-            Err(e) => return self.skip(t, format!("inference failed: {e}"), now).await,
-        };
-        let latency_us = started.elapsed().as_micros() as u64;
+        let latency_us = split.features_us + split.state_us + split.inference_us;
+        let started = Instant::now();
         let targets = target_weights(&decision.aggregate, &self.trading);
         let trades = plan_orders(
             &self.symbols,
@@ -139,6 +134,8 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         self.stats.decisions += 1;
         self.stats.latencies_us.push(latency_us);
         self.send_planned(&trades, &planned, now).await?;
+        split.orders_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.splits.push(split);
         if !planned.is_empty() {
             self.stats
                 .bar_to_order_us
@@ -151,6 +148,9 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             equity,
             "decided"
         );
+        if let Some(older) = next_older.filter(|_| self.prepare_ahead) {
+            self.prepare_next(t, older);
+        }
         Ok(HourOutcome::Decided {
             orders: planned.len(),
             latency_us,

@@ -34,6 +34,7 @@
 
 mod agreement;
 mod backtest;
+mod decide;
 mod engine;
 mod error;
 mod hour;
@@ -52,6 +53,7 @@ mod stop;
 
 pub use agreement::{Agreement, Decisions, decision_agreement};
 pub use backtest::{BacktestCurve, BacktestSpan, at_hours, common_hours, run_backtest};
+pub use decide::DecisionSplit;
 pub use engine::{Engine, EngineSetup, EngineStats, HourOutcome, load_ensemble, load_options};
 pub use error::EngineError;
 pub use live::{LiveOutcome, PollReport, STOP_GRACE, run_live};

@@ -475,6 +475,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         let rss_before = rss();
         let from = self.ensemble.version().id.clone();
         drop(std::mem::replace(&mut self.ensemble, loaded.ensemble));
+        self.forget_prepared();
         let rss_after = rss();
         self.symbols = self.ensemble.symbols().to_vec();
         self.projected = None;

@@ -1,10 +1,10 @@
-//! The state vectors of an hour: per distinct member input, the cash and
-//! position weights, then the window's market features (the layout is in
-//! ARCHITECTURE.md, "State vector").
+//! The portfolio part of an hour's state vectors: per distinct member input,
+//! the cash and position weights (the layout is in ARCHITECTURE.md, "State
+//! vector"; the market part is `decide.rs`'s).
 
 use std::collections::BTreeMap;
 
-use trader_core::{Bar, Broker, Symbol, market_state};
+use trader_core::{Broker, Symbol};
 use trader_store::Recorder;
 
 use crate::Engine;
@@ -33,31 +33,5 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 part
             })
             .collect()
-    }
-
-    /// The state vector of every distinct member input: cash and position
-    /// weights, then the window's market features.
-    pub(crate) fn states(
-        &self,
-        cash: f64,
-        equity: f64,
-        held: &BTreeMap<Symbol, f64>,
-        prices: &BTreeMap<Symbol, f64>,
-    ) -> Result<Vec<Vec<f32>>, String> {
-        let mut states = Vec::with_capacity(self.ensemble.specs().len());
-        for (spec, mut state) in self
-            .ensemble
-            .specs()
-            .iter()
-            .zip(self.portfolios(cash, equity, held, prices))
-        {
-            state.reserve(spec.state_dim() - state.len());
-            let windows: Vec<&[Bar]> = spec.symbols.iter().map(|s| self.window.bars(s)).collect();
-            let market = market_state(&windows, spec.lookback as usize, &spec.features)
-                .map_err(|e| format!("state unavailable: {e}"))?;
-            state.extend(market);
-            states.push(state);
-        }
-        Ok(states)
     }
 }

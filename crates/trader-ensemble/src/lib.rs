@@ -34,6 +34,7 @@ mod header;
 mod inspect;
 mod manifest;
 mod model;
+mod prepared;
 mod projection;
 mod state;
 mod version;
@@ -49,6 +50,7 @@ pub use header::{SafetensorsHeader, TensorEntry};
 pub use inspect::{InspectRow, Inspection, inspect, inspect_row, layer_sizes};
 pub use manifest::{Activation, EnsembleParams, LayerSpec, MemberParams, MemberRef, Normalize};
 pub use model::LoadedMember;
+pub use prepared::{PreparedHour, lag_width};
 pub use projection::MarketProjection;
 pub use state::{check_single_input, parse_state};
 pub use version::{

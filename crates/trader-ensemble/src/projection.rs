@@ -11,11 +11,12 @@
 //! The sum is split in two, so actions differ from [`Ensemble::infer`] by
 //! float rounding (about 1e-7 relative in f32), not more.
 
-use candle_core::{DType as CandleDType, Tensor};
+use candle_core::Tensor;
 
 use crate::ensemble::{Decision, Ensemble};
 use crate::forward::{prepare_market, prepare_portfolio, run_err};
-use crate::model::{activate, candle_dtype};
+use crate::model::candle_dtype;
+use crate::prepared::run_from_first_layer;
 use crate::{EnsembleError, aggregate};
 
 /// One group's share of a projection.
@@ -129,17 +130,7 @@ impl Ensemble {
                 projection.rows
             )));
         }
-        if portfolios.len() != self.specs().len()
-            || portfolios
-                .iter()
-                .zip(self.specs())
-                .any(|(p, s)| p.len() != s.portfolio_dim() || p.iter().any(|v| !v.is_finite()))
-        {
-            return Err(EnsembleError::State(
-                "portfolio parts do not match the members' inputs (1 + S finite values each)"
-                    .to_owned(),
-            ));
-        }
+        self.check_portfolios(portfolios)?;
         let dtype = candle_dtype(self.options().dtype);
         let mut rows = vec![Vec::new(); self.members().len()];
         for (unit, projected) in self.units()?.iter().zip(&projection.groups) {
@@ -153,19 +144,8 @@ impl Ensemble {
                     .broadcast_as((n, pdim, 1))?
                     .contiguous()?;
                 let market = projected.market.narrow(0, row, 1)?.reshape((n, h, 1))?;
-                let (_, b, act) = &unit.layers[0];
-                let mut x = activate(
-                    &projected
-                        .portfolio_weights
-                        .matmul(&xp)?
-                        .add(&market)?
-                        .broadcast_add(b)?,
-                    *act,
-                )?;
-                for (w, b, act) in &unit.layers[1..] {
-                    x = activate(&w.matmul(&x)?.broadcast_add(b)?, *act)?;
-                }
-                x.to_dtype(CandleDType::F32)?.squeeze(2)?.to_vec2::<f32>()
+                let product = projected.portfolio_weights.matmul(&xp)?.add(&market)?;
+                run_from_first_layer(unit, &product)
             })()
             .map_err(|e| run_err(&e))?;
             for (idx, row) in unit.member_idx.iter().zip(out) {

@@ -30,4 +30,4 @@ mod swap_check;
 pub use backtest::{BacktestRequest, Output, Plan, load_bars};
 pub use run::{RunRequest, RunSetup};
 pub use status::{LiveView, StatusView};
-pub use summary::Summary;
+pub use summary::{SplitMedians, Summary};

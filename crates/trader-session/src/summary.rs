@@ -43,6 +43,8 @@ pub struct Summary {
     pub return_pct: f64,
     pub decision_latency_us_p50: u64,
     pub decision_latency_us_p99: u64,
+    /// Where decisions' time went (medians) and how many were prepared ahead.
+    pub decision_split: SplitMedians,
     /// Bars handed over to the hour's last order answered (hours with orders).
     pub bar_to_order_us_p50: u64,
     pub bar_to_order_us_p99: u64,
@@ -68,6 +70,45 @@ pub struct Summary {
     pub ensemble_swaps: Vec<SwapRecord>,
     /// New selections refused, by reason.
     pub ensemble_swaps_refused: BTreeMap<String, u64>,
+}
+
+/// The median of each part of a decision, microseconds
+/// ([`trader_engine::DecisionSplit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SplitMedians {
+    pub features_us: u64,
+    pub state_us: u64,
+    pub inference_us: u64,
+    /// Targets, planned orders, the records, and sending.
+    pub orders_us: u64,
+    /// Decisions this process made, and those whose hour was prepared ahead.
+    pub decisions: u64,
+    pub prepared: u64,
+    /// Preparing the next hour after a decision, off the decision path.
+    pub prepare_next_us: u64,
+}
+
+impl SplitMedians {
+    /// The medians of `splits`, and of `prepare_us`.
+    #[must_use]
+    pub fn of(splits: &[trader_engine::DecisionSplit], prepare_us: &[u64]) -> Self {
+        let median = |pick: fn(&trader_engine::DecisionSplit) -> u64| {
+            let mut v: Vec<u64> = splits.iter().map(pick).collect();
+            v.sort_unstable();
+            nearest_rank(&v, 0.5).unwrap_or(0)
+        };
+        let mut prepare = prepare_us.to_vec();
+        prepare.sort_unstable();
+        SplitMedians {
+            features_us: median(|s| s.features_us),
+            state_us: median(|s| s.state_us),
+            inference_us: median(|s| s.inference_us),
+            orders_us: median(|s| s.orders_us),
+            decisions: splits.len() as u64,
+            prepared: splits.iter().filter(|s| s.prepared).count() as u64,
+            prepare_next_us: nearest_rank(&prepare, 0.5).unwrap_or(0),
+        }
+    }
 }
 
 /// What [`summarize`] needs of the run besides its engine.
@@ -171,6 +212,7 @@ pub(crate) async fn summarize(
         },
         decision_latency_us_p50: nearest_rank(&latencies, 0.5).unwrap_or(0),
         decision_latency_us_p99: nearest_rank(&latencies, 0.99).unwrap_or(0),
+        decision_split: SplitMedians::of(&stats.splits, &stats.prepare_us),
         bar_to_order_us_p50: nearest_rank(&to_order, 0.5).unwrap_or(0),
         bar_to_order_us_p99: nearest_rank(&to_order, 0.99).unwrap_or(0),
         peak_rss_bytes: trader_budget::own_memory().peak,

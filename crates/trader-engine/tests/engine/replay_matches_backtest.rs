@@ -117,11 +117,14 @@ async fn positions(broker: &impl Broker) -> Vec<(String, f64)> {
 }
 
 /// `trader backtest --from 2018-09-01T00:00Z --to 2018-09-07T23:00Z`:
-/// `block_hours` None is `--forward plain`, Some(256) the default.
+/// `block_hours` None is `--forward plain`, Some(256) the default;
+/// `whole` turns off preparing each hour from the one before (every hour
+/// through the whole forward pass).
 async fn backtest(
     profile: &Profile,
     bars: &BTreeMap<Symbol, Vec<Bar>>,
     block_hours: Option<usize>,
+    whole: bool,
 ) -> Ran {
     let hours = common_hours(bars);
     let decided: Vec<i64> = hours
@@ -140,6 +143,7 @@ async fn backtest(
     )
     .await
     .unwrap();
+    engine.set_prepare_ahead(!whole);
     run_backtest(
         &mut engine,
         &clock,
@@ -154,6 +158,14 @@ async fn backtest(
     )
     .await
     .unwrap();
+    let splits = &engine.stats().splits;
+    let prepared = splits.iter().filter(|s| s.prepared).count();
+    match (block_hours, whole) {
+        // Plain, prepared: every hour but the first was prepared ahead.
+        (None, false) => assert_eq!(prepared, splits.len() - 1, "{splits:?}"),
+        // Whole, or batched (the projection decides every hour).
+        _ => assert_eq!(prepared, 0, "{splits:?}"),
+    }
     Ran {
         decisions: engine.store().decisions_of_run(1).await.unwrap(),
         orders: orders(engine.broker(), profile, RunMode::Backtest, 1).await,
@@ -280,8 +292,8 @@ async fn backtest_decides_exactly_what_a_replay_decides() {
     let profile = lean();
     let bars = bars(&profile);
     let (plain, batched, replayed) = tokio::join!(
-        backtest(&profile, &bars, None),
-        backtest(&profile, &bars, Some(256)),
+        backtest(&profile, &bars, None, false),
+        backtest(&profile, &bars, Some(256), false),
         replay(&profile, &bars),
     );
 
@@ -339,4 +351,38 @@ async fn backtest_decides_exactly_what_a_replay_decides() {
     for (p, r) in plain.positions.iter().zip(&replayed.positions) {
         assert!((p.1 - r.1).abs() <= 1e-6, "{p:?} vs {r:?}");
     }
+}
+
+/// Each hour prepared from the one before (the feature cache and the first
+/// layer's older lags computed after the previous hour) decides the same
+/// bits as every hour computed whole: what makes a restarted run (whose
+/// first hour is whole) decide exactly as an uninterrupted one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_prepared_ahead_decides_the_same_bits_as_a_whole_one() {
+    let profile = lean();
+    let bars = bars(&profile);
+    let (prepared, whole) = tokio::join!(
+        backtest(&profile, &bars, None, false),
+        backtest(&profile, &bars, None, true),
+    );
+    assert_eq!(prepared.decisions.len(), whole.decisions.len());
+    assert!(
+        prepared
+            .decisions
+            .iter()
+            .any(|d| d.skipped_reason.is_none()),
+        "no decided hour: the comparison is empty"
+    );
+    for (p, w) in prepared.decisions.iter().zip(&whole.decisions) {
+        assert_eq!(
+            (p.bar_t, &p.aggregate, &p.target_weights, &p.skipped_reason),
+            (w.bar_t, &w.aggregate, &w.target_weights, &w.skipped_reason)
+        );
+    }
+    let ids = |r: &Ran| r.orders.iter().map(|o| o.0.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&prepared), ids(&whole), "the same orders");
+    assert!(
+        !whole.orders.is_empty(),
+        "no order: the comparison is empty"
+    );
 }
