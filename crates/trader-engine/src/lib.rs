@@ -25,12 +25,12 @@
 //! and its CSV files, for backtests and live comparisons).
 //!
 //! Tests: `cargo test -p trader-engine` (unit tests of the pure parts;
-//! `tests/live.rs` runs the live loop in process over the simulator's paper
-//! broker, real model files and the in-memory recorder or a SQLite store;
-//! `tests/faults.rs` runs it through the real Alpaca client against two
-//! simulators on loopback, one injecting every fault. Both on a clock where
-//! every wait between polls passes at once: no wall-clock sleep decides
-//! anything).
+//! `tests/engine/live.rs` runs the live loop in process over the simulator's
+//! paper broker, real model files and the in-memory recorder or a SQLite
+//! store; `tests/engine/faults.rs` runs it through the real Alpaca client
+//! against two simulators on loopback, one injecting every fault. Both on a
+//! clock where every wait between polls passes at once: no wall-clock sleep
+//! decides anything).
 
 mod agreement;
 mod backtest;

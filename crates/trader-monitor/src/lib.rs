@@ -14,7 +14,7 @@
 //! (trader-budget, whose probes it reads). Tests: `cargo test -p
 //! trader-monitor` (the rules of the alerts and the exposition;
 //! `tests/healthz.rs`: a data alarm against the real endpoint), and
-//! `trader-cli/tests/run.rs` over HTTP against a running trader.
+//! `trader-cli/tests/cli/run.rs` over HTTP against a running trader.
 
 mod alerts;
 mod data_alarms;

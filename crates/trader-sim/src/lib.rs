@@ -35,7 +35,7 @@
 //! [`PaperBroker`] is the same accounts and fill model in process, as a
 //! `trader_core::Broker`, for backtests.
 //!
-//! Tests: `tests/{sim,orders,inputs}.rs` (reqwest over loopback, a manual
+//! Tests: `tests/sim/{sim,orders,inputs}.rs` (reqwest over loopback, a manual
 //! clock); `scripts/sdk_conformance.sh` drives it with Alpaca's alpaca-py.
 
 mod activities;
