@@ -276,6 +276,34 @@ pub struct BacktestBudget {
     pub ram: u64,
 }
 
+impl Report {
+    /// Why the same profile's `trader backtest` does not fit, when its own
+    /// demand ([`Report::backtest`]: no trading loop or store, but the
+    /// batched projection and the in-memory records) plus the co-tenants
+    /// is over the RAM envelope, though the run may fit. None when it fits,
+    /// or when the report has no backtest section or no RAM limit.
+    #[must_use]
+    pub fn backtest_refusal(&self) -> Option<String> {
+        let backtest = self.backtest.as_ref()?;
+        let allowed = self.ram.allowed?;
+        let total = backtest.ram.saturating_add(self.ram.tenants);
+        (total > allowed).then(|| {
+            format!(
+                "RAM: trader backtest needs {} (its own terms: {} decided hours in memory, {}-hour batched blocks) + co-tenants {} = {}, but {:.0} % of {} allows {} (short by {})",
+                ByteSize(backtest.ram),
+                backtest.decided_hours,
+                backtest.block_hours,
+                ByteSize(self.ram.tenants),
+                ByteSize(total),
+                self.envelope.ram.allowed_percent,
+                ByteSize(self.envelope.ram.machine_total),
+                ByteSize(allowed),
+                ByteSize(total - allowed)
+            )
+        })
+    }
+}
+
 fn runtime_terms(plan: &TraderPlan<'_>, knobs: &Knobs) -> Vec<DemandTerm> {
     let history = u64::from(knobs.history_hours)
         .saturating_mul(u64::from(plan.symbols))
@@ -801,6 +829,36 @@ mod tests {
             dtype: DType::F32,
             device,
         }
+    }
+
+    #[test]
+    fn a_backtest_over_the_envelope_is_refused_though_the_run_fits() {
+        let (tenants, envelope) = users_box();
+        let mut r = evaluate(&plan(), &tenants, &envelope, knobs(ComputeDevice::Cpu)).unwrap();
+        assert_eq!(r.verdict, Verdict::Fits, "{:?}", r.reasons);
+        let allowed = r.ram.allowed.unwrap();
+        assert_eq!(
+            r.backtest_refusal(),
+            None,
+            "no backtest section, no refusal"
+        );
+        let backtest = |ram| BacktestBudget {
+            decided_hours: 720,
+            block_hours: 256,
+            terms: Vec::new(),
+            ram,
+        };
+        // Exactly at the line fits; one byte over does not.
+        r.backtest = Some(backtest(allowed - r.ram.tenants));
+        assert_eq!(r.backtest_refusal(), None);
+        r.backtest = Some(backtest(allowed - r.ram.tenants + 1));
+        let why = r.backtest_refusal().unwrap();
+        assert!(why.starts_with("RAM: trader backtest needs "), "{why}");
+        assert!(
+            why.contains("720 decided hours in memory, 256-hour batched blocks"),
+            "{why}"
+        );
+        assert!(why.ends_with("(short by 1 B)"), "{why}");
     }
 
     #[test]

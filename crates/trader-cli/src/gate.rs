@@ -64,7 +64,15 @@ pub(crate) fn gate(
 
 /// [`gate`] of inputs already resolved (e.g. with an extra co-tenant).
 pub(crate) fn admit(command: &str, inputs: BudgetInputs) -> anyhow::Result<Gate> {
-    let report = inputs.report()?;
+    let mut report = inputs.report()?;
+    // A backtest (and each profile of a comparison) runs the backtest's own
+    // terms, not the run's: a batched projection can need far more.
+    if matches!(command, "backtest" | "compare")
+        && let Some(reason) = report.backtest_refusal()
+    {
+        report.reasons.push(reason);
+        report.verdict = Verdict::Refused;
+    }
     log_verdict(command, &inputs.profile.name, &report);
     if report.verdict == Verdict::Refused {
         let title = format!(
