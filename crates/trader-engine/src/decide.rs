@@ -133,23 +133,8 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("state unavailable: {e}"))?;
         let features_us = elapsed_us(started);
-        let started = Instant::now();
-        let decision = self
-            .ensemble
-            .infer_prepared(&next.prepared, &newest, portfolios)
-            .map_err(|e| format!("inference failed: {e}"))?;
-        let inference_us = elapsed_us(started);
-        Ok(Decided {
-            decision,
-            split: DecisionSplit {
-                features_us,
-                state_us,
-                inference_us,
-                orders_us: 0,
-                prepared: true,
-            },
-            next_older: Some(shift(next.older, newest, self.ensemble.specs())),
-        })
+        let times = (features_us, state_us);
+        self.finish(Some(next.prepared), next.older, newest, portfolios, times)
     }
 
     /// An hour not prepared: every lag's features, then the same three-part
@@ -167,21 +152,36 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             older.push(market);
         }
         let features_us = elapsed_us(started);
+        self.finish(None, older, newest, portfolios, (features_us, state_us))
+    }
+
+    /// The rest of a decision from its older and newest lags: the older
+    /// lags' product (`prepared`, or computed now), then the newest lag, the
+    /// portfolio and the remaining layers. `times`: features and state, us.
+    fn finish(
+        &self,
+        prepared: Option<PreparedHour>,
+        older: Vec<Vec<f32>>,
+        newest: Vec<Vec<f32>>,
+        portfolios: &[Vec<f32>],
+        (features_us, state_us): (u64, u64),
+    ) -> Result<Decided, String> {
         let started = Instant::now();
-        let decision = self
-            .ensemble
-            .prepare_hour(&older)
-            .and_then(|prepared| self.ensemble.infer_prepared(&prepared, &newest, portfolios))
-            .map_err(|e| format!("inference failed: {e}"))?;
-        let inference_us = elapsed_us(started);
+        let was_prepared = prepared.is_some();
+        let decision = match prepared {
+            Some(prepared) => Ok(prepared),
+            None => self.ensemble.prepare_hour(&older),
+        }
+        .and_then(|prepared| self.ensemble.infer_prepared(&prepared, &newest, portfolios))
+        .map_err(|e| format!("inference failed: {e}"))?;
         Ok(Decided {
             decision,
             split: DecisionSplit {
                 features_us,
                 state_us,
-                inference_us,
+                inference_us: elapsed_us(started),
                 orders_us: 0,
-                prepared: false,
+                prepared: was_prepared,
             },
             next_older: Some(shift(older, newest, self.ensemble.specs())),
         })
