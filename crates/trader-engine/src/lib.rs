@@ -17,7 +17,9 @@
 //!
 //! Modules: `plan` (pure: target weights, order planning, order ids),
 //! `engine` (setup, counts, what the engine holds), `hour` (one closed
-//! hour), `orders` (send, settle, reconcile), `projection` (the batched
+//! hour), `decide` (the hour's decision: projected, prepared an hour ahead,
+//! or whole; its split), `state` (the portfolio part of the state),
+//! `orders` (send, settle, reconcile), `projection` (the batched
 //! first layer of backtests), `poll` (closed hours from market data, each
 //! once), `resume` (which hours a run decides), `live` (the poll loop, on an
 //! injected clock, stopped by a [`Stop`]), `backtest` (the hour-by-hour loop
