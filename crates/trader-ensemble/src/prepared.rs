@@ -41,26 +41,27 @@ pub fn lag_width(spec: &InputSpec) -> usize {
     spec.symbols.len() * spec.features.len()
 }
 
-/// Checks `blocks` against the specs: one block per spec, `per_spec(spec)`
-/// finite values each; the message says what is wrong.
-fn check_blocks(
+/// Checks `blocks` against the specs: one block per spec (`given` names them
+/// in the count's message), each of `expected(spec)` values (the count, and
+/// how the message states it) all finite; the message says what is wrong.
+pub(crate) fn check_blocks(
     blocks: &[Vec<f32>],
     specs: &[InputSpec],
-    what: &str,
-    per_spec: impl Fn(&InputSpec) -> usize,
+    (given, what): (&str, &str),
+    expected: impl Fn(&InputSpec) -> (usize, String),
 ) -> Result<(), String> {
     if blocks.len() != specs.len() {
         return Err(format!(
-            "{} {what} given for {} distinct member inputs",
+            "{} {given} given for {} distinct member inputs",
             blocks.len(),
             specs.len()
         ));
     }
     for (block, spec) in blocks.iter().zip(specs) {
-        let expected = per_spec(spec);
-        if block.len() != expected {
+        let (len, stated) = expected(spec);
+        if block.len() != len {
             return Err(format!(
-                "{what} has {} values, expected {expected}",
+                "{what} has {} values, expected {stated}",
                 block.len()
             ));
         }
@@ -74,6 +75,11 @@ fn check_blocks(
     Ok(())
 }
 
+/// `n` values, stated as the number.
+fn exactly(n: usize) -> (usize, String) {
+    (n, n.to_string())
+}
+
 impl Ensemble {
     /// Checks the portfolio parts (`portfolios[i]` for `specs()[i]`: cash
     /// weight, then the position weights).
@@ -81,8 +87,8 @@ impl Ensemble {
         check_blocks(
             portfolios,
             self.specs(),
-            "portfolio part",
-            InputSpec::portfolio_dim,
+            ("portfolio part", "portfolio part"),
+            |s| exactly(s.portfolio_dim()),
         )
         .map_err(|e| {
             EnsembleError::State(format!(
@@ -99,11 +105,10 @@ impl Ensemble {
     /// # Errors
     /// A wrong number or length of inputs, a non-finite value, or a device error.
     pub fn prepare_hour(&self, older: &[Vec<f32>]) -> Result<PreparedHour, EnsembleError> {
-        check_blocks(older, self.specs(), "older lags", |s| {
-            (s.lookback as usize).saturating_sub(1) * lag_width(s)
+        check_blocks(older, self.specs(), ("older lags", "older lags"), |s| {
+            exactly((s.lookback as usize).saturating_sub(1) * lag_width(s))
         })
         .map_err(EnsembleError::State)?;
-        let dtype = candle_dtype(self.options().dtype);
         let mut groups = Vec::new();
         for unit in self.units()? {
             let spec = &self.specs()[unit.spec_id];
@@ -117,11 +122,7 @@ impl Ensemble {
                     // A lookback of one hour: nothing is known ahead.
                     return Tensor::zeros((n, h, 1), first.dtype(), self.device());
                 }
-                let x = Tensor::from_vec(x, (1, older_dim, 1), self.device())?
-                    .to_dtype(dtype)?
-                    .broadcast_as((n, older_dim, 1))?
-                    .contiguous()?;
-                first.narrow(2, p, older_dim)?.matmul(&x)
+                first.narrow(2, p, older_dim)?.matmul(&self.column(x, n)?)
             })()
             .map_err(|e| run_err(&e))?;
             groups.push(group);
@@ -142,8 +143,10 @@ impl Ensemble {
         newest: &[Vec<f32>],
         portfolios: &[Vec<f32>],
     ) -> Result<Decision, EnsembleError> {
-        check_blocks(newest, self.specs(), "newest lag", lag_width)
-            .map_err(EnsembleError::State)?;
+        check_blocks(newest, self.specs(), ("newest lag", "newest lag"), |s| {
+            exactly(lag_width(s))
+        })
+        .map_err(EnsembleError::State)?;
         self.check_portfolios(portfolios)?;
         let units = self.units()?;
         if units.len() != prepared.groups.len() {
@@ -153,43 +156,24 @@ impl Ensemble {
                 units.len()
             )));
         }
-        let dtype = candle_dtype(self.options().dtype);
-        let mut rows = vec![Vec::new(); self.members().len()];
-        for (unit, older) in units.iter().zip(&prepared.groups) {
+        self.decide_by_unit(&units, |i, unit| {
             let spec = &self.specs()[unit.spec_id];
             let (p, width) = (spec.portfolio_dim(), lag_width(spec));
             let newest_at = spec.state_dim() - width;
             let xp = prepare_portfolio(&portfolios[unit.spec_id]);
             let xn = prepare_market(&newest[unit.spec_id], spec, unit.normalize);
-            let out = (|| {
-                let (first, _, _) = &unit.layers[0];
-                let n = first.dim(0)?;
-                let column = |values: Vec<f32>, len: usize| {
-                    Tensor::from_vec(values, (1, len, 1), self.device())?
-                        .to_dtype(dtype)?
-                        .broadcast_as((n, len, 1))?
-                        .contiguous()
-                };
-                let pre = first
-                    .narrow(2, 0, p)?
-                    .matmul(&column(xp, p)?)?
-                    .add(
-                        &first
-                            .narrow(2, newest_at, width)?
-                            .matmul(&column(xn, width)?)?,
-                    )?
-                    .add(older)?;
-                run_from_first_layer(unit, &pre)
-            })()
-            .map_err(|e| run_err(&e))?;
-            for (idx, row) in unit.member_idx.iter().zip(out) {
-                rows[*idx] = row;
-            }
-        }
-        let aggregate = aggregate(&rows, self.options().aggregate);
-        Ok(Decision {
-            members: rows,
-            aggregate,
+            let (first, _, _) = &unit.layers[0];
+            let n = first.dim(0)?;
+            let pre = first
+                .narrow(2, 0, p)?
+                .matmul(&self.column(xp, n)?)?
+                .add(
+                    &first
+                        .narrow(2, newest_at, width)?
+                        .matmul(&self.column(xn, n)?)?,
+                )?
+                .add(&prepared.groups[i])?;
+            run_from_first_layer(unit, &pre)
         })
     }
 }
@@ -207,6 +191,40 @@ pub(crate) fn run_from_first_layer(
         x = activate(&w.matmul(&x)?.broadcast_add(b)?, *act)?;
     }
     x.to_dtype(CandleDType::F32)?.squeeze(2)?.to_vec2::<f32>()
+}
+
+impl Ensemble {
+    /// `values` as the input column of `n` stacked members (`[n, len, 1]`,
+    /// in the weights' dtype): one copy per member, as candle's batched
+    /// matmul reads it.
+    pub(crate) fn column(&self, values: Vec<f32>, n: usize) -> candle_core::Result<Tensor> {
+        let len = values.len();
+        Tensor::from_vec(values, (1, len, 1), self.device())?
+            .to_dtype(candle_dtype(self.options().dtype))?
+            .broadcast_as((n, len, 1))?
+            .contiguous()
+    }
+
+    /// A decision from each unit's actions (`unit_rows(i, unit)` for the
+    /// i-th of `units`): every member's row in rank order, aggregated.
+    pub(crate) fn decide_by_unit(
+        &self,
+        units: &[Unit<'_>],
+        mut unit_rows: impl FnMut(usize, &Unit<'_>) -> candle_core::Result<Vec<Vec<f32>>>,
+    ) -> Result<Decision, EnsembleError> {
+        let mut rows = vec![Vec::new(); self.members().len()];
+        for (i, unit) in units.iter().enumerate() {
+            let out = unit_rows(i, unit).map_err(|e| run_err(&e))?;
+            for (idx, row) in unit.member_idx.iter().zip(out) {
+                rows[*idx] = row;
+            }
+        }
+        let aggregate = aggregate(&rows, self.options().aggregate);
+        Ok(Decision {
+            members: rows,
+            aggregate,
+        })
+    }
 }
 
 #[cfg(test)]

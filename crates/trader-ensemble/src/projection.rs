@@ -13,11 +13,11 @@
 
 use candle_core::Tensor;
 
+use crate::EnsembleError;
 use crate::ensemble::{Decision, Ensemble};
 use crate::forward::{prepare_market, prepare_portfolio, run_err};
 use crate::model::candle_dtype;
-use crate::prepared::run_from_first_layer;
-use crate::{EnsembleError, aggregate};
+use crate::prepared::{check_blocks, run_from_first_layer};
 
 /// One group's share of a projection.
 struct ProjectedGroup {
@@ -63,28 +63,16 @@ impl Ensemble {
         markets: &[Vec<f32>],
         rows: usize,
     ) -> Result<MarketProjection, EnsembleError> {
-        if markets.len() != self.specs().len() {
-            return Err(EnsembleError::State(format!(
-                "{} market blocks given for {} distinct member inputs",
-                markets.len(),
-                self.specs().len()
-            )));
-        }
-        for (block, spec) in markets.iter().zip(self.specs()) {
-            let dim = spec.state_dim() - spec.portfolio_dim();
-            if block.len() != rows * dim {
-                return Err(EnsembleError::State(format!(
-                    "market block has {} values, expected {rows} hours x {dim}",
-                    block.len()
-                )));
-            }
-            if let Some(pos) = block.iter().position(|v| !v.is_finite()) {
-                return Err(EnsembleError::State(format!(
-                    "market block has a non-finite value ({}) at index {pos}",
-                    block[pos]
-                )));
-            }
-        }
+        check_blocks(
+            markets,
+            self.specs(),
+            ("market blocks", "market block"),
+            |spec| {
+                let dim = spec.state_dim() - spec.portfolio_dim();
+                (rows * dim, format!("{rows} hours x {dim}"))
+            },
+        )
+        .map_err(EnsembleError::State)?;
         let dtype = candle_dtype(self.options().dtype);
         let mut groups = Vec::new();
         for unit in self.units()? {
@@ -131,31 +119,18 @@ impl Ensemble {
             )));
         }
         self.check_portfolios(portfolios)?;
-        let dtype = candle_dtype(self.options().dtype);
-        let mut rows = vec![Vec::new(); self.members().len()];
-        for (unit, projected) in self.units()?.iter().zip(&projection.groups) {
-            let spec = &self.specs()[unit.spec_id];
-            let pdim = spec.portfolio_dim();
+        self.decide_by_unit(&self.units()?, |i, unit| {
+            let projected = projection.groups.get(i).ok_or_else(|| {
+                candle_core::Error::Msg("a projection of another ensemble".to_owned())
+            })?;
             let portfolio = prepare_portfolio(&portfolios[unit.spec_id]);
-            let out = (|| {
-                let (n, h, _) = projected.portfolio_weights.dims3()?;
-                let xp = Tensor::from_vec(portfolio, (1, pdim, 1), self.device())?
-                    .to_dtype(dtype)?
-                    .broadcast_as((n, pdim, 1))?
-                    .contiguous()?;
-                let market = projected.market.narrow(0, row, 1)?.reshape((n, h, 1))?;
-                let product = projected.portfolio_weights.matmul(&xp)?.add(&market)?;
-                run_from_first_layer(unit, &product)
-            })()
-            .map_err(|e| run_err(&e))?;
-            for (idx, row) in unit.member_idx.iter().zip(out) {
-                rows[*idx] = row;
-            }
-        }
-        let aggregate = aggregate(&rows, self.options().aggregate);
-        Ok(Decision {
-            members: rows,
-            aggregate,
+            let (n, h, _) = projected.portfolio_weights.dims3()?;
+            let market = projected.market.narrow(0, row, 1)?.reshape((n, h, 1))?;
+            let product = projected
+                .portfolio_weights
+                .matmul(&self.column(portfolio, n)?)?
+                .add(&market)?;
+            run_from_first_layer(unit, &product)
         })
     }
 }
