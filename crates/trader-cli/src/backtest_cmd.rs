@@ -50,11 +50,11 @@ pub(crate) struct BacktestArgs {
     /// x 4 bytes).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     block_hours: u32,
-    /// Record the run (bars, decisions, orders, fills, equity) in this SQLite
-    /// store, as `trader run` does. Default: in memory (faster; nothing kept
-    /// beyond the files of --out).
-    #[arg(long)]
-    store: Option<PathBuf>,
+    /// Record the run (bars, decisions, orders, fills, equity) in this store
+    /// (a SQLite file or a postgres:// URL), as `trader run` does. Default:
+    /// in memory (faster; nothing kept beyond the files of --out).
+    #[arg(long, value_parser = trader_config::parse_store_arg)]
+    store: Option<trader_core::StoreLocation>,
 }
 
 /// How a backtest runs the first layer.

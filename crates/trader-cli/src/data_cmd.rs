@@ -1,13 +1,13 @@
 //! `trader data import | features`: recorded CSVs into the store, and the
 //! feature values the trader would see at a bar.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use trader_core::{Bar, Clock, FeatureName, Symbol, SystemClock, format_time};
+use trader_core::{Bar, Clock, FeatureName, StoreLocation, Symbol, SystemClock, format_time};
 use trader_recorded::{read_recorded_csv, recorded_files};
 use trader_store::Store;
 
@@ -25,9 +25,9 @@ pub(crate) enum DataCommand {
 pub(crate) struct ImportArgs {
     /// Directory of CSVs with header timestamp,open,high,low,close,volume.
     dir: PathBuf,
-    /// SQLite file (created if missing).
-    #[arg(long)]
-    store: PathBuf,
+    /// SQLite file (created if missing) or postgres:// URL.
+    #[arg(long, value_parser = trader_config::parse_store_arg)]
+    store: StoreLocation,
     /// Keep only this many hours per symbol (the newest); default: keep all.
     #[arg(long)]
     history_hours: Option<u32>,
@@ -37,8 +37,9 @@ pub(crate) struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct FeaturesArgs {
-    #[arg(long)]
-    store: PathBuf,
+    /// SQLite file or postgres:// URL.
+    #[arg(long, value_parser = trader_config::parse_store_arg)]
+    store: StoreLocation,
     #[arg(long)]
     symbol: Symbol,
     /// Bar start time, RFC 3339 (2018-08-10T12:00:00Z).
@@ -105,7 +106,7 @@ async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
         output::eprint(&format!(
             "trader data import: stopped by a signal at a batch boundary; {} rows written to {} in whole batches, the rest not; the same import again completes it\n",
             report.written(),
-            a.store.display()
+            a.store
         ));
         return Ok(Outcome::Interrupted);
     }
@@ -123,18 +124,18 @@ async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
             held: r.held,
         })
         .collect();
-    tracing::info!(store = %a.store.display(), bars = total, seconds, "import done");
+    tracing::info!(store = %a.store, bars = total, seconds, "import done");
     if a.json {
         #[derive(Serialize)]
         struct Out<'a> {
-            store: &'a Path,
+            store: String,
             history_hours: Option<u32>,
             seconds: f64,
             bars_per_second: f64,
             symbols: &'a [ImportRow],
         }
         output::print_json(&Out {
-            store: &a.store,
+            store: a.store.to_string(),
             history_hours: a.history_hours,
             seconds,
             bars_per_second: total as f64 / seconds,
@@ -152,7 +153,7 @@ async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
     text.push_str(&format!(
         "{total} bars in {seconds:.2} s ({:.0} bars/s) into {}",
         total as f64 / seconds,
-        a.store.display()
+        a.store
     ));
     output::print(&text);
     Ok(Outcome::Ok)
@@ -160,8 +161,10 @@ async fn import(a: &ImportArgs) -> anyhow::Result<Outcome> {
 
 async fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
     let at = crate::args::parse_time("--at", &a.at)?;
-    if !a.store.is_file() {
-        bail!("store {} does not exist", a.store.display());
+    if let Some(path) = a.store.sqlite_path()
+        && !path.is_file()
+    {
+        bail!("store {} does not exist", path.display());
     }
     let store = Store::open(&a.store, None).await?;
     let found = store.features_at(&a.symbol, at).await?;
@@ -169,7 +172,7 @@ async fn features(a: &FeaturesArgs) -> anyhow::Result<()> {
     let Some(found) = found else {
         bail!(
             "store {} has no {} bar at {}",
-            a.store.display(),
+            a.store,
             a.symbol,
             format_time(at)
         );

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use trader_core::{Clock, SystemClock};
+use trader_core::{Clock, StoreLocation, SystemClock};
 use trader_session::{RunRequest, RunSetup, Summary};
 use trader_store::ProfileLock;
 
@@ -32,9 +32,10 @@ pub(crate) struct RunArgs {
     /// Host file for the budget check; default CONFIG_DIR/host.toml.
     #[arg(long)]
     host: Option<PathBuf>,
-    /// SQLite store; default: the profile's `[store] path`.
-    #[arg(long)]
-    store: Option<PathBuf>,
+    /// SQLite file or postgres:// URL; default: TRADER_STORE_URL, else the
+    /// profile's `[store]`.
+    #[arg(long, value_parser = trader_config::parse_store_arg)]
+    store: Option<StoreLocation>,
     /// Without Alpaca keys: the recorded set the embedded simulator replays.
     #[arg(long, default_value = "data/coinbase_2017_2018")]
     data: PathBuf,
@@ -80,23 +81,20 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
     let Admitted { inputs, report } = *admitted;
     let profile = inputs.profile.clone();
     let verdict_json = serde_json::to_string(&report).unwrap_or_default();
-    let store_path = a
-        .store
-        .clone()
-        .unwrap_or_else(|| profile.store_path.clone());
-    // One trader per store and profile, before the broker or the store is touched.
-    let lock = ProfileLock::acquire(
-        &store_path,
-        &profile.name,
-        "trader run",
-        SystemClock.now().timestamp(),
-    )?;
-    tracing::debug!(lock = %lock.path().display(), "store locked for this profile");
+    let store = trader_config::resolve_store(a.store.as_ref(), &profile.store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // One trader per store and profile, before the broker or the store is touched.
+    let lock = runtime.block_on(ProfileLock::acquire(
+        &store,
+        &profile.name,
+        "trader run",
+        SystemClock.now().timestamp(),
+    ))?;
+    tracing::debug!(lock = %lock.shown(), "store locked for this profile");
     let request = RunRequest {
         data: a.data.clone(),
         speed: a.speed,
@@ -121,7 +119,7 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
     };
     let setup = RunSetup {
         profile: &profile,
-        store_path: &store_path,
+        store: &store,
         verdict_json: &verdict_json,
         alerts: inputs.alerts,
         // A trader that swaps may keep the swap's transient (the loading
@@ -139,11 +137,12 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
             reload_trigger: Some(&reload),
             ..setup
         };
-        trader_session::run::trade(&request, setup, stop).await
+        let traded = trader_session::run::trade(&request, setup, stop).await;
+        lock.release().await;
+        traded
     });
     // Blocking helpers (resource samples) get half a second, not a wait.
     runtime.shutdown_timeout(Duration::from_millis(500));
-    drop(lock);
     let Some(summary) = traded? else {
         output::eprint("trader run: stopped by a signal before the first hour\n");
         return Ok(Outcome::Ok);
@@ -163,7 +162,7 @@ fn render(s: &Summary) -> String {
         s.mode,
         s.run_id,
         if s.resumed { " (resumed)" } else { "" },
-        s.store.display()
+        s.store
     );
     out += &format!("  hours        {} .. {}\n", s.from, s.until);
     out += &format!(

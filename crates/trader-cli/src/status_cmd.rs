@@ -8,11 +8,9 @@
 //! The view itself is `trader_session::status`; this module parses the
 //! flags, builds the runtime and prints.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use trader_config::Profile;
-use trader_core::format_time;
+use trader_core::{StoreLocation, format_time};
 use trader_session::StatusView;
 use trader_store::CurrentEnsemble;
 
@@ -23,9 +21,10 @@ pub(crate) struct StatusArgs {
     /// Profile name (configs/NAME.toml) or path to a TOML file.
     #[arg(long)]
     profile: String,
-    /// SQLite store; default: the profile's `[store] path`.
-    #[arg(long)]
-    store: Option<PathBuf>,
+    /// SQLite file or postgres:// URL; default: TRADER_STORE_URL, else the
+    /// profile's `[store]`.
+    #[arg(long, value_parser = trader_config::parse_store_arg)]
+    store: Option<StoreLocation>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -33,14 +32,11 @@ pub(crate) struct StatusArgs {
 
 pub(crate) fn run(a: &StatusArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
     let profile = Profile::load(&a.profile, config_dir)?;
-    let path = a
-        .store
-        .clone()
-        .unwrap_or_else(|| profile.store_path.clone());
+    let store = trader_config::resolve_store(a.store.as_ref(), &profile.store)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let view = runtime.block_on(trader_session::status::gather(&profile, &path))?;
+    let view = runtime.block_on(trader_session::status::gather(&profile, &store))?;
     if a.json {
         output::print_json(&view)?;
     } else {
@@ -50,11 +46,7 @@ pub(crate) fn run(a: &StatusArgs, config_dir: &std::path::Path) -> anyhow::Resul
 }
 
 fn render(v: &StatusView) -> String {
-    let mut out = format!(
-        "trader status: profile {}, store {}\n",
-        v.profile,
-        v.store.display()
-    );
+    let mut out = format!("trader status: profile {}, store {}\n", v.profile, v.store);
     for (s, t) in &v.newest_bars {
         out += &format!("  newest bar   {s:<9} {}\n", t.as_deref().unwrap_or("none"));
     }

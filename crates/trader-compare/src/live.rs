@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use trader_config::Profile;
-use trader_core::{Bar, Clock, HOUR_SECS, Symbol, SystemClock, format_time};
+use trader_core::{Bar, Clock, HOUR_SECS, StoreLocation, Symbol, SystemClock, format_time};
 use trader_engine::{Hourly, buy_and_hold, report_files};
 use trader_files::{self as files, Staged};
 use trader_store::Store;
@@ -183,7 +183,7 @@ async fn write_files(
     duration_secs: u64,
     resources: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&dir.join("store.sqlite"), None).await?;
+    let store = Store::open(&StoreLocation::Sqlite(dir.join("store.sqlite")), None).await?;
     let snapshots = store.equity_curve(run_id).await?;
     if snapshots.is_empty() {
         bail!(

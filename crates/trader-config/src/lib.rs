@@ -1,6 +1,7 @@
 //! Loads and validates `trader`'s configuration: profiles (`configs/<name>.toml`),
 //! the host file (`configs/host.toml`: machine envelope, co-tenants, alert
-//! thresholds), and the Alpaca keys and endpoints from the environment.
+//! thresholds), the Alpaca keys and endpoints from the environment, and which
+//! store a command uses (`--store`, `TRADER_STORE_URL`, the profile's `[store]`).
 //!
 //! Every struct denies unknown keys; every error names the file, the key and
 //! the bad value. Relative paths inside a profile are resolved against the
@@ -16,6 +17,7 @@ mod error;
 mod host;
 mod profile;
 mod secrets;
+mod store;
 
 pub use endpoints::{AlpacaEndpoints, DATA_URL, LIVE_TRADING_URL, PAPER_TRADING_URL};
 pub use error::ConfigError;
@@ -29,6 +31,9 @@ pub use profile::{
     STALE_AFTER_HOURS, StoreSettings, THREADS, TOP_N, TradingSettings, resolve_profile_path,
 };
 pub use secrets::{AlpacaKeys, Secret};
+pub use store::{
+    STORE_URL_ENV, TEST_PG_URL_ENV, parse_store_arg, resolve_store, store_url_from_env, test_pg_url,
+};
 
 use std::ops::RangeInclusive;
 use std::path::Path;

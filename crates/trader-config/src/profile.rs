@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use trader_core::{Aggregate, ComputeDevice, DType, Symbol};
+use trader_core::{Aggregate, ComputeDevice, DType, StoreLocation, Symbol};
 
 use crate::{ConfigError, check_range, read_toml};
 
@@ -120,12 +120,38 @@ fn default_threads() -> NonZeroU32 {
     NonZeroU32::MIN
 }
 
-/// The `[store]` table of a profile.
+/// The `[store]` table of a profile: one of `path` or `url`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// SQLite file, relative to the profile file.
-    pub path: PathBuf,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// A shared store, `postgres://user@host:port/db` (a password here is
+    /// read but never printed; prefer `TRADER_STORE_URL`).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl StoreSettings {
+    /// The store these settings name, paths relative to `base` (the
+    /// profile's folder); the error names the profile file `path`.
+    fn location(&self, path: &Path, base: &Path) -> Result<StoreLocation, ConfigError> {
+        let invalid = |key: &str, value: String, reason: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_owned(),
+            value,
+            reason: reason.to_owned(),
+        };
+        let one_of = "give one: path (a SQLite file) or url (postgres://)";
+        match (&self.path, &self.url) {
+            (Some(p), None) => Ok(StoreLocation::Sqlite(base.join(p))),
+            (None, Some(url)) => StoreLocation::parse(url, base)
+                .map_err(|e| invalid("store.url", e.shown.clone(), e.reason)),
+            (Some(_), Some(_)) => Err(invalid("store", "path and url".to_owned(), one_of)),
+            (None, None) => Err(invalid("store", "neither path nor url".to_owned(), one_of)),
+        }
+    }
 }
 
 /// The `[trading]` table: how actions become orders (DESIGN.md, Action).
@@ -219,7 +245,9 @@ pub struct Profile {
     pub threads: u32,
     /// `[ensemble] reload`, `min_hours_between_swaps`, `min_score_gain`.
     pub reload: ReloadSettings,
-    pub store_path: PathBuf,
+    /// `[store] path` or `url` (`--store` and `TRADER_STORE_URL` override
+    /// it: [`crate::resolve_store`]).
+    pub store: StoreLocation,
     pub trading: TradingSettings,
     /// Port of `/metrics` and `/healthz`; `None`: no endpoint.
     pub metrics_port: Option<u16>,
@@ -319,6 +347,7 @@ impl Profile {
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
+        let store = file.store.location(path, base)?;
         let name = path.file_stem().map_or_else(
             || "profile".to_owned(),
             |s| s.to_string_lossy().into_owned(),
@@ -343,7 +372,7 @@ impl Profile {
                 min_hours_between_swaps: file.ensemble.min_hours_between_swaps,
                 min_score_gain: file.ensemble.min_score_gain,
             },
-            store_path: base.join(&file.store.path),
+            store,
             trading: file.trading,
             metrics_port: file.metrics.map(|m| m.port),
         })

@@ -6,7 +6,8 @@
 //! pure functions over a window of bars), the compact in-memory bar and its
 //! validation ([`Bar`]), the injected [`Clock`], the market traits the engine
 //! trades through ([`MarketData`], [`Broker`]) with their order and position
-//! types, and the resource-demand terms
+//! types, where a store lives ([`StoreLocation`]: a SQLite file or a
+//! PostgreSQL URL whose password never prints), and the resource-demand terms
 //! that each crate reports to the budgeter ([`DemandTerm`]).
 //!
 //! What does not: I/O of any kind, configuration files, candle, SQL. This crate
@@ -23,6 +24,7 @@ mod feature;
 mod features;
 mod size;
 mod stats;
+mod store_location;
 mod symbol;
 
 pub use bar::{
@@ -45,4 +47,5 @@ pub use features::{
 };
 pub use size::{ByteSize, SizeError};
 pub use stats::nearest_rank;
+pub use store_location::{DatabaseUrl, StoreLocation, StoreLocationError};
 pub use symbol::{Symbol, SymbolError};

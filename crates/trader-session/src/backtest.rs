@@ -12,7 +12,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::DateTime;
 use trader_config::Profile;
-use trader_core::{Bar, HOUR_SECS, ManualClock, PAPER_STARTING_CASH, Symbol, format_time};
+use trader_core::{
+    Bar, HOUR_SECS, ManualClock, PAPER_STARTING_CASH, StoreLocation, Symbol, format_time,
+};
 use trader_engine::{
     BacktestSpan, Engine, EngineSetup, Hourly, Metrics, buy_and_hold, common_hours, report_files,
     run_backtest,
@@ -33,7 +35,7 @@ pub struct BacktestRequest {
     /// None: every hour's whole state through the ensemble.
     pub block_hours: Option<usize>,
     /// `Some(path)`: records in this SQLite store; else in memory.
-    pub store: Option<PathBuf>,
+    pub store: Option<StoreLocation>,
     /// Write metrics.json, equity.csv, decisions.csv and resources.json here.
     pub out: Option<PathBuf>,
     /// Show a progress bar on stderr.
@@ -52,7 +54,7 @@ pub struct Plan<'a> {
     pub block_hours: Option<usize>,
     pub progress: bool,
     /// `Some(path)`: records in this SQLite store; else in memory.
-    pub store: Option<&'a Path>,
+    pub store: Option<&'a StoreLocation>,
 }
 
 /// What one backtest produced.
@@ -111,7 +113,7 @@ pub async fn session(profile: &Profile, request: &BacktestRequest) -> anyhow::Re
         decided: &decided,
         block_hours: request.block_hours,
         progress: request.progress,
-        store: request.store.as_deref(),
+        store: request.store.as_ref(),
     })
     .await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -139,9 +141,9 @@ pub async fn backtest(plan: Plan<'_>) -> anyhow::Result<Output> {
     // A backtest's clock: its run ends at the close of its last hour.
     let ended_at = plan.decided.last().map_or(first, |t| t + HOUR_SECS);
     match plan.store {
-        Some(path) => {
+        Some(location) => {
             // The run's records only: the store's bar history is left alone.
-            let store = Store::open(path, Some(plan.profile.history_hours)).await?;
+            let store = Store::open(location, Some(plan.profile.history_hours)).await?;
             let run = store
                 .start_run(
                     &plan.profile.name,

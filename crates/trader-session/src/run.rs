@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use trader_config::{AlertSettings, Profile};
+use trader_core::StoreLocation;
 use trader_engine::Stop;
 use trader_store::{RunMode, Store};
 
@@ -44,7 +45,7 @@ pub struct RunRequest {
 #[derive(Debug, Clone, Copy)]
 pub struct RunSetup<'a> {
     pub profile: &'a Profile,
-    pub store_path: &'a Path,
+    pub store: &'a StoreLocation,
     /// The budget verdict as JSON, recorded with the run (its hash names
     /// the configuration).
     pub verdict_json: &'a str,
@@ -94,7 +95,7 @@ pub async fn trade(
 ) -> anyhow::Result<Option<Summary>> {
     let RunSetup {
         profile,
-        store_path,
+        store: store_location,
         verdict_json,
         alerts,
         predicted_rss,
@@ -115,7 +116,11 @@ pub async fn trade(
     };
     let market = market?;
     let client = client_for(&market, request.timeout.max(Duration::from_millis(1)))?;
-    let store = Store::open(store_path, Some(profile.history_hours)).await?;
+    let store = Store::open(store_location, Some(profile.history_hours)).await?;
+    // Bars are shared by the store's profiles: none prunes below this one's history.
+    store
+        .keep_history_for(&profile.name, profile.history_hours)
+        .await?;
     let loading = Instant::now();
     let (ensemble, stamp) = trader_engine::load_ensemble(profile)?;
     let load_ms = u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -141,14 +146,14 @@ pub async fn trade(
     tracing::info!(
         run_id = run.run_id,
         resumed = run.resumed,
-        store = %store_path.display(),
+        store = %store_location,
         "run started"
     );
     let ran = run_started(
         RunContext {
             request,
             profile,
-            store_path,
+            store_location,
             market: &market,
             client: &client,
             run,

@@ -6,14 +6,13 @@
 //! the summary ([`crate::summary`]). A replay's bars stay out of the store's
 //! bar history.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::DateTime;
 use trader_alpaca::AlpacaClient;
 use trader_config::Profile;
-use trader_core::Broker;
+use trader_core::{Broker, StoreLocation};
 use trader_engine::{
     Engine, EngineSetup, LiveOutcome, PollReport, PollSchedule, Poller, Reloader, ResumePoint,
     Stop, hours_to_trade,
@@ -31,7 +30,7 @@ use crate::swap_check::BudgetSwapCheck;
 pub(crate) struct RunContext<'a> {
     pub(crate) request: &'a RunRequest,
     pub(crate) profile: &'a Profile,
-    pub(crate) store_path: &'a Path,
+    pub(crate) store_location: &'a StoreLocation,
     pub(crate) market: &'a Market,
     pub(crate) client: &'a AlpacaClient,
     pub(crate) run: RunStart,
@@ -51,7 +50,7 @@ pub(crate) async fn run_started(
     let RunContext {
         request,
         profile,
-        store_path,
+        store_location,
         market,
         client,
         run,
@@ -136,7 +135,7 @@ pub(crate) async fn run_started(
         market,
         SummaryInputs {
             profile: &profile.name,
-            store_path,
+            store_location,
             run,
             window,
             start_account,

@@ -5,20 +5,20 @@
 //! newest bar's age, active alerts). Reads the store only; a missing store
 //! file is an error, never created.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::bail;
 use serde::Serialize;
 use trader_config::Profile;
-use trader_core::format_time;
+use trader_core::{StoreLocation, format_time};
 use trader_store::{ProfileStatus, Store};
 
 /// What `trader status` shows (its JSON with `--json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusView {
     pub profile: String,
-    pub store: PathBuf,
+    /// The SQLite file, or the PostgreSQL URL without its password.
+    pub store: String,
     /// Per symbol of the profile, its newest stored bar (None: none).
     pub newest_bars: Vec<(String, Option<String>)>,
     #[serde(flatten)]
@@ -69,18 +69,20 @@ pub async fn live_view(port: u16) -> Option<LiveView> {
     })
 }
 
-/// The view of `profile` in the store at `path` (an error when there is
-/// no file there: the trader has not run yet), and of its trader's
+/// The view of `profile` in `store` (an error when it is a SQLite file
+/// that does not exist: the trader has not run yet), and of its trader's
 /// `/metrics` when the profile has a fixed port.
-pub async fn gather(profile: &Profile, path: &Path) -> anyhow::Result<StatusView> {
-    if !path.exists() {
+pub async fn gather(profile: &Profile, location: &StoreLocation) -> anyhow::Result<StatusView> {
+    if let Some(path) = location.sqlite_path()
+        && !path.exists()
+    {
         bail!(
             "no store at {} (profile {}): the trader has not run yet",
             path.display(),
             profile.name
         );
     }
-    let store = Store::open(path, None).await?;
+    let store = Store::open(location, None).await?;
     let mut newest_bars = Vec::new();
     for s in &profile.symbols {
         let last = store.latest_bars(s, 1, None).await?;
@@ -97,7 +99,7 @@ pub async fn gather(profile: &Profile, path: &Path) -> anyhow::Result<StatusView
     };
     Ok(StatusView {
         profile: profile.name.clone(),
-        store: path.to_path_buf(),
+        store: location.to_string(),
         newest_bars,
         status,
         live,

@@ -3,13 +3,12 @@
 //! from the store's counts and the engine's measurements.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 use trader_alpaca::AlpacaClient;
 use trader_config::PollScheduleKind;
-use trader_core::{AccountState, Broker, format_time, nearest_rank};
+use trader_core::{AccountState, Broker, StoreLocation, format_time, nearest_rank};
 use trader_engine::{Engine, LiveOutcome, SwapRecord, TradeWindow};
 use trader_store::{Recorder, RunMode, RunStart};
 
@@ -22,7 +21,8 @@ pub struct Summary {
     pub profile: String,
     /// `live` or `replay`.
     pub mode: &'static str,
-    pub store: PathBuf,
+    /// The SQLite file, or the PostgreSQL URL without its password.
+    pub store: String,
     pub run_id: i64,
     pub resumed: bool,
     pub from: String,
@@ -114,7 +114,7 @@ impl SplitMedians {
 /// What [`summarize`] needs of the run besides its engine.
 pub(crate) struct SummaryInputs<'a> {
     pub(crate) profile: &'a str,
-    pub(crate) store_path: &'a Path,
+    pub(crate) store_location: &'a StoreLocation,
     pub(crate) run: RunStart,
     pub(crate) window: TradeWindow,
     pub(crate) start_account: Option<AccountState>,
@@ -189,7 +189,7 @@ pub(crate) async fn summarize(
     Ok(Summary {
         profile: inputs.profile.to_owned(),
         mode: market.mode.as_str(),
-        store: inputs.store_path.to_path_buf(),
+        store: inputs.store_location.to_string(),
         run_id: inputs.run.run_id,
         resumed: inputs.run.resumed,
         from: format_time(inputs.window.decide_from),

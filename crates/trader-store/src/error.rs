@@ -5,21 +5,23 @@ use trader_core::{BarError, Symbol};
 /// Errors of the history store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("opening store {path}")]
+    #[error("opening store {store}")]
     Open {
-        path: PathBuf,
+        store: String,
         #[source]
         source: sqlx::Error,
     },
-    #[error("migrating store {path}")]
+    /// A migration failed, or the database was migrated by a newer
+    /// `trader` (a version this one does not know).
+    #[error("migrating store {store}")]
     Migrate {
-        path: PathBuf,
+        store: String,
         #[source]
         source: sqlx::migrate::MigrateError,
     },
-    #[error("store {path}: {what}")]
+    #[error("store {store}: {what}")]
     Query {
-        path: PathBuf,
+        store: String,
         what: &'static str,
         #[source]
         source: sqlx::Error,
@@ -37,13 +39,13 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
-    #[error("store {path}: symbol {value:?} in the bars table is not a valid symbol")]
-    BadSymbol { path: PathBuf, value: String },
+    #[error("store {store}: symbol {value:?} in the bars table is not a valid symbol")]
+    BadSymbol { store: String, value: String },
     #[error(
         "store {store} is in use by {holder}: one trader per store and profile {profile}; stop it first, or give this one another --store"
     )]
     Locked {
-        store: PathBuf,
+        store: String,
         profile: String,
         holder: String,
     },

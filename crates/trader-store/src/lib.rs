@@ -1,8 +1,12 @@
 //! The trader's memory of the market and the record of its runs: a real SQLite
-//! file through sqlx (WAL, foreign keys on, the migrations of the top-level
-//! `migrations/` embedded), bars pruned to `history_hours` per symbol on every
-//! insert batch, and the capped in-memory [`HistoryWindow`] loaded from it at
-//! start (a restarted trader does not re-fetch what it has).
+//! file (WAL, foreign keys on) or a PostgreSQL database shared by several
+//! traders and hosts, both through sqlx's `Any` driver with the same SQL
+//! (numbered placeholders, `ON CONFLICT` upserts) and each backend's own
+//! migrations embedded (`migrations/sqlite`, `migrations/postgres`), bars
+//! pruned to `history_hours` per symbol on every insert batch (the longest
+//! history any profile of the store keeps: `bar_retention`), and the capped
+//! in-memory [`HistoryWindow`] loaded from it at start (a restarted trader
+//! does not re-fetch what it has).
 //!
 //! Bars in are validated ([`trader_core::Bar::validate`]) before anything is
 //! written: a batch with one bad bar is refused whole, naming the symbol, the
@@ -18,11 +22,14 @@
 //! `ensemble_adoptions` (`versions.rs`) say which version a run adopted
 //! when, at its start and at each swap between hours.
 //!
-//! One trader per store and profile: [`ProfileLock`] (an OS file lock,
-//! released by the kernel when its holder dies). A replay or a backtest
+//! One trader per store and profile: [`ProfileLock`] (an OS file lock beside
+//! a SQLite file, an advisory lock on PostgreSQL; both released when the
+//! holder dies). A replay or a backtest
 //! writes its run records through [`Store::records_only`], which never
 //! touches the bar history. Every write transaction takes the write lock at
-//! once and waits up to 30 s for another writer.
+//! once and waits for another writer: SQLite's `BEGIN IMMEDIATE` (up to 30 s),
+//! PostgreSQL's transaction-scoped advisory lock, so a batch's reads and
+//! writes are one step for every host.
 //!
 //! `data import` lives here without its command line
 //! ([`Store::import_recorded`]: parsed bars in batches of [`IMPORT_BATCH`],
@@ -32,7 +39,8 @@
 //! What it does not do: compute features (trader-core: `features_at` only
 //! reads the window and asks it) or fetch bars (trader-alpaca), or read
 //! recorded files (trader-recorded). Tests: `cargo test -p trader-store` (real SQLite files in
-//! temp dirs, through the real migrations).
+//! temp dirs, through the real migrations; with `TRADER_TEST_PG_URL` set, the
+//! same tests on a database each of that PostgreSQL server: [`scratch_location`]).
 
 mod error;
 mod features;
@@ -40,8 +48,9 @@ mod import;
 mod lock;
 mod recorder;
 mod records;
-mod sqlite_records;
+mod scratch;
 mod store;
+mod store_records;
 mod versions;
 mod window;
 
@@ -54,6 +63,7 @@ pub use records::{
     DecisionRecord, DecisionRow, FillRow, LastDecision, LastEquity, NewestRun, OrderState,
     PlannedOrder, ProfileStatus, RunCounts, RunMode, RunStart, StoredOrder,
 };
+pub use scratch::{scratch_database_url, scratch_location};
 pub use store::{InsertReport, Store};
 pub use versions::{CurrentEnsemble, EnsembleAdoption, VersionMember};
 pub use window::{HistoryWindow, PushOutcome};

@@ -1,5 +1,8 @@
-//! One trader per store and profile: an exclusive OS lock on the file
-//! `STORE.PROFILE.lock` beside the store, held for the life of the run.
+//! One trader per store and profile, held for the life of the run: beside a
+//! SQLite store an exclusive OS lock on the file `STORE.PROFILE.lock`; on a
+//! PostgreSQL store a session advisory lock on the profile's name, held by a
+//! connection of its own (the server releases it when that connection ends,
+//! however the holder ends; the table `profile_locks` says who holds it).
 //!
 //! The kernel releases the lock when its holder exits, however it exits, so a
 //! lock left by a trader killed with SIGKILL is recognised (the file is no
@@ -15,16 +18,39 @@ use fs_err::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use sqlx::Connection;
+use trader_core::StoreLocation;
+
 use crate::StoreError;
 
 /// An exclusive lock on (store, profile); released on drop.
 #[derive(Debug)]
 pub struct ProfileLock {
-    file: File,
-    path: PathBuf,
+    held: Held,
     /// Who held it before, when that holder died without releasing it.
     taken_over: Option<String>,
 }
+
+#[derive(Debug)]
+enum Held {
+    File(HeldFile),
+    Advisory {
+        conn: sqlx::PgConnection,
+        profile: String,
+        shown: String,
+    },
+}
+
+/// A locked file, emptied and unlocked on drop.
+#[derive(Debug)]
+struct HeldFile {
+    file: File,
+    path: PathBuf,
+}
+
+/// The advisory lock of a profile: a 64-bit hash of its name, computed by
+/// the server (`hashtextextended`), apart from the store's write lock.
+const ADVISORY_KEY_SQL: &str = "hashtextextended('trader profile ' || $1, 0)";
 
 /// The lock file of `profile` beside `store`.
 #[must_use]
@@ -92,12 +118,120 @@ fn open_lock_file(path: &Path) -> Result<File, StoreError> {
 
 impl ProfileLock {
     /// Takes the lock of `profile` on `store` for `command` (e.g. `trader
-    /// run`), at clock time `now` (epoch seconds).
+    /// run`), at clock time `now` (epoch seconds): the file lock beside a
+    /// SQLite store, the advisory lock on PostgreSQL.
     ///
     /// # Errors
     /// [`StoreError::Locked`] naming the holder when another live process
-    /// holds it; [`StoreError::LockFile`] when the file cannot be opened.
-    pub fn acquire(
+    /// holds it; [`StoreError::LockFile`] when the file cannot be opened;
+    /// [`StoreError::Open`] or [`StoreError::Query`] when the database
+    /// refuses.
+    pub async fn acquire(
+        store: &StoreLocation,
+        profile: &str,
+        command: &str,
+        now: i64,
+    ) -> Result<Self, StoreError> {
+        match store {
+            StoreLocation::Sqlite(path) => Self::acquire_file(path, profile, command, now),
+            StoreLocation::Postgres(_) => {
+                Self::acquire_advisory(store, profile, command, now).await
+            }
+        }
+    }
+
+    async fn acquire_advisory(
+        store: &StoreLocation,
+        profile: &str,
+        command: &str,
+        now: i64,
+    ) -> Result<Self, StoreError> {
+        let StoreLocation::Postgres(url) = store else {
+            return Err(StoreError::Open {
+                store: store.to_string(),
+                source: sqlx::Error::Configuration("not a PostgreSQL store".into()),
+            });
+        };
+        let query_err = |what| {
+            move |source| StoreError::Query {
+                store: store.to_string(),
+                what,
+                source,
+            }
+        };
+        // The store's tables (profile_locks) exist before the lock is asked.
+        crate::Store::open(store, None).await?.close().await;
+        let mut conn = sqlx::PgConnection::connect(url.expose())
+            .await
+            .map_err(|source| StoreError::Open {
+                store: store.to_string(),
+                source,
+            })?;
+        let got: bool =
+            sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({ADVISORY_KEY_SQL})"))
+                .bind(profile)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(query_err("taking the profile's advisory lock"))?;
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT holder FROM profile_locks WHERE profile = $1")
+                .bind(profile)
+                .fetch_optional(&mut conn)
+                .await
+                .map_err(query_err("reading the profile's lock holder"))?;
+        if !got {
+            return Err(StoreError::Locked {
+                store: store.to_string(),
+                profile: profile.to_owned(),
+                holder: holder.unwrap_or_else(|| "another process (starting)".to_owned()),
+            });
+        }
+        if let Some(dead) = &holder {
+            tracing::warn!(store = %store, profile, holder = %dead, "taking over a lock whose holder is gone (killed?)");
+        }
+        sqlx::query(
+            "INSERT INTO profile_locks (profile, holder) VALUES ($1, $2) \
+             ON CONFLICT (profile) DO UPDATE SET holder = excluded.holder",
+        )
+        .bind(profile)
+        .bind(holder_text(command, now))
+        .execute(&mut conn)
+        .await
+        .map_err(query_err("recording the profile's lock holder"))?;
+        Ok(ProfileLock {
+            held: Held::Advisory {
+                conn,
+                profile: profile.to_owned(),
+                shown: format!("advisory lock of profile {profile} on {store}"),
+            },
+            taken_over: holder,
+        })
+    }
+
+    /// Releases the lock now: on PostgreSQL also clears the holder's row,
+    /// so that the next trader does not take it for a dead one's.
+    pub async fn release(self) {
+        if let Held::Advisory {
+            mut conn, profile, ..
+        } = self.held
+        {
+            let _ = sqlx::query("DELETE FROM profile_locks WHERE profile = $1")
+                .bind(&profile)
+                .execute(&mut conn)
+                .await;
+            let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({ADVISORY_KEY_SQL})"))
+                .bind(&profile)
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+
+    /// The SQLite store's file lock (see [`ProfileLock::acquire`]).
+    ///
+    /// # Errors
+    /// As [`ProfileLock::acquire`].
+    pub fn acquire_file(
         store: &Path,
         profile: &str,
         command: &str,
@@ -119,7 +253,7 @@ impl ProfileLock {
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
                 return Err(StoreError::Locked {
-                    store: store.to_path_buf(),
+                    store: store.display().to_string(),
                     profile: profile.to_owned(),
                     holder: if holder.is_empty() {
                         "another process (starting)".to_owned()
@@ -137,28 +271,24 @@ impl ProfileLock {
         if let Some(dead) = &taken_over {
             tracing::warn!(lock = %path.display(), holder = %dead, "taking over a lock whose holder is gone (killed?)");
         }
-        let since = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
-        let me = format!(
-            "{command} (pid {} on {}, since {})",
-            std::process::id(),
-            host_name(),
-            since.to_rfc3339()
-        );
+        let me = holder_text(command, now);
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(me.as_bytes()).map_err(io)?;
         file.sync_data().map_err(io)?;
         Ok(ProfileLock {
-            file,
-            path,
+            held: Held::File(HeldFile { file, path }),
             taken_over,
         })
     }
 
-    /// The lock file.
+    /// The lock, as a log line names it: its file, or the advisory lock.
     #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn shown(&self) -> String {
+        match &self.held {
+            Held::File(held) => held.path.display().to_string(),
+            Held::Advisory { shown, .. } => shown.clone(),
+        }
     }
 
     /// The holder that died without releasing the lock, if any.
@@ -168,9 +298,21 @@ impl ProfileLock {
     }
 }
 
-impl Drop for ProfileLock {
+/// What a lock says of its holder: command, pid, host, since when.
+fn holder_text(command: &str, now: i64) -> String {
+    let since = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+    format!(
+        "{command} (pid {} on {}, since {})",
+        std::process::id(),
+        host_name(),
+        since.to_rfc3339()
+    )
+}
+
+impl Drop for HeldFile {
     fn drop(&mut self) {
         // Empty: released cleanly. The kernel drops the lock with the file.
+        // (An advisory lock ends with its connection.)
         let _ = self.file.set_len(0);
         let _ = self.file.unlock();
     }

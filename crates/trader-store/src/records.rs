@@ -287,7 +287,7 @@ impl Store {
     ) -> Result<RunStart, StoreError> {
         if mode == RunMode::Live {
             let row = sqlx::query(
-                "SELECT id FROM runs WHERE profile = ? AND mode = 'live' AND ended_at IS NULL \
+                "SELECT id FROM runs WHERE profile = $1 AND mode = 'live' AND ended_at IS NULL \
                  ORDER BY id DESC LIMIT 1",
             )
             .bind(profile)
@@ -298,7 +298,7 @@ impl Store {
                 let run_id = row.get::<i64, _>(0);
                 // Resumed: the error that stopped it last time is history
                 // (it was logged then), not the state of the run.
-                sqlx::query("UPDATE runs SET error = NULL WHERE id = ?")
+                sqlx::query("UPDATE runs SET error = NULL WHERE id = $1")
                     .bind(run_id)
                     .execute(&self.pool)
                     .await
@@ -311,7 +311,7 @@ impl Store {
         }
         let id = sqlx::query(
             "INSERT INTO runs (profile, config_hash, budget_verdict, mode, started_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(profile)
         .bind(config_hash)
@@ -330,7 +330,7 @@ impl Store {
 
     /// Marks a run finished.
     pub async fn finish_run(&self, run_id: i64, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET ended_at = ?, outcome = 'finished' WHERE id = ?")
+        sqlx::query("UPDATE runs SET ended_at = $1, outcome = 'finished' WHERE id = $2")
             .bind(now)
             .bind(run_id)
             .execute(&self.pool)
@@ -350,14 +350,16 @@ impl Store {
         resumable: bool,
     ) -> Result<(), StoreError> {
         let query = if resumable {
-            sqlx::query("UPDATE runs SET error = ? WHERE id = ?")
+            sqlx::query("UPDATE runs SET error = $1 WHERE id = $2")
                 .bind(error)
                 .bind(run_id)
         } else {
-            sqlx::query("UPDATE runs SET error = ?, ended_at = ?, outcome = 'failed' WHERE id = ?")
-                .bind(error)
-                .bind(now)
-                .bind(run_id)
+            sqlx::query(
+                "UPDATE runs SET error = $1, ended_at = $2, outcome = 'failed' WHERE id = $3",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(run_id)
         };
         query
             .execute(&self.pool)
@@ -377,8 +379,8 @@ impl Store {
         now: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(
-            "UPDATE runs SET ended_at = ?, outcome = 'abandoned' \
-             WHERE profile = ? AND mode = ? AND ended_at IS NULL RETURNING id",
+            "UPDATE runs SET ended_at = $1, outcome = 'abandoned' \
+             WHERE profile = $2 AND mode = $3 AND ended_at IS NULL RETURNING id",
         )
         .bind(now)
         .bind(profile)
@@ -393,7 +395,7 @@ impl Store {
 
     /// The newest decided hour of the run.
     pub async fn last_decided_hour(&self, run_id: i64) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MAX(bar_t) FROM decisions WHERE run_id = ?")
+        let row = sqlx::query("SELECT MAX(bar_t) FROM decisions WHERE run_id = $1")
             .bind(run_id)
             .fetch_one(&self.pool)
             .await
@@ -409,7 +411,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(
             "SELECT MAX(d.bar_t) FROM decisions d JOIN runs r ON r.id = d.run_id \
-             WHERE r.profile = ? AND r.mode = ?",
+             WHERE r.profile = $1 AND r.mode = $2",
         )
         .bind(profile)
         .bind(mode.as_str())
@@ -421,7 +423,7 @@ impl Store {
 
     /// The run's equity snapshots, oldest first: (hour, cash, equity).
     pub async fn equity_curve(&self, run_id: i64) -> Result<Vec<(i64, f64, f64)>, StoreError> {
-        let rows = sqlx::query("SELECT t, cash, equity FROM equity WHERE run_id = ? ORDER BY t")
+        let rows = sqlx::query("SELECT t, cash, equity FROM equity WHERE run_id = $1 ORDER BY t")
             .bind(run_id)
             .fetch_all(&self.pool)
             .await
@@ -436,7 +438,7 @@ impl Store {
     /// `profile`.
     pub async fn profile_status(&self, profile: &str) -> Result<ProfileStatus, StoreError> {
         let row = sqlx::query(
-            "SELECT id, mode, started_at, ended_at, outcome, error FROM runs WHERE profile = ? \
+            "SELECT id, mode, started_at, ended_at, outcome, error FROM runs WHERE profile = $1 \
              ORDER BY id DESC LIMIT 1",
         )
         .bind(profile)
@@ -463,7 +465,7 @@ impl Store {
         };
         let last_decision = sqlx::query(
             "SELECT bar_t, target_weights, skipped_reason, ensemble_version FROM decisions \
-             WHERE run_id = ? ORDER BY bar_t DESC LIMIT 1",
+             WHERE run_id = $1 ORDER BY bar_t DESC LIMIT 1",
         )
         .bind(run_id)
         .fetch_optional(&self.pool)
@@ -476,7 +478,7 @@ impl Store {
             ensemble_version: r.get(3),
         });
         let last_equity = sqlx::query(
-            "SELECT t, cash, equity, positions FROM equity WHERE run_id = ? ORDER BY t DESC LIMIT 1",
+            "SELECT t, cash, equity, positions FROM equity WHERE run_id = $1 ORDER BY t DESC LIMIT 1",
         )
         .bind(run_id)
         .fetch_optional(&self.pool)
@@ -507,7 +509,7 @@ impl Store {
              (SELECT COUNT(*) FROM ensemble_adoptions n WHERE n.run_id = a.run_id) \
              FROM ensemble_adoptions a JOIN runs r ON r.id = a.run_id \
              JOIN ensemble_versions v ON v.version = a.version \
-             WHERE r.profile = ? ORDER BY a.run_id DESC, a.id DESC LIMIT 1",
+             WHERE r.profile = $1 ORDER BY a.run_id DESC, a.id DESC LIMIT 1",
         )
         .bind(profile)
         .fetch_optional(&self.pool)
@@ -537,8 +539,8 @@ impl Store {
         run_id: i64,
     ) -> Result<Option<((i64, f64), (i64, f64))>, StoreError> {
         let rows = sqlx::query(
-            "SELECT t, equity FROM equity WHERE run_id = ? AND t IN \
-             ((SELECT MIN(t) FROM equity WHERE run_id = ?), (SELECT MAX(t) FROM equity WHERE run_id = ?)) \
+            "SELECT t, equity FROM equity WHERE run_id = $1 AND t IN \
+             ((SELECT MIN(t) FROM equity WHERE run_id = $2), (SELECT MAX(t) FROM equity WHERE run_id = $3)) \
              ORDER BY t",
         )
         .bind(run_id)

@@ -1,18 +1,18 @@
-//! The SQLite file.
+//! The store's connection: a SQLite file or a PostgreSQL database, one
+//! pool of sqlx's `Any` driver, the migrations of the backend applied on open.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite};
-use trader_core::{Bar, Symbol};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Row};
+use trader_core::{Bar, StoreLocation, Symbol};
 
 use crate::StoreError;
 
-/// Rows per multi-row INSERT (7 parameters each; SQLite allows 32,766).
+/// Rows per multi-row INSERT (7 parameters each; SQLite allows 32,766,
+/// PostgreSQL 65,535).
 pub(crate) const INSERT_ROWS_PER_STATEMENT: usize = 500;
 
 /// What one insert batch did.
@@ -31,19 +31,27 @@ pub struct InsertReport {
 /// (a `data import` beside a trader) before it fails.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The history store: one SQLite file, one connection (the budget counts one
-/// page cache).
+/// How long connecting to PostgreSQL may take before the open fails.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The key of the transaction-scoped advisory lock every PostgreSQL write
+/// takes: writes to one database are serialised, as SQLite's are (the
+/// checks-then-writes of a batch of bars stay atomic between hosts).
+pub(crate) const WRITE_LOCK_KEY: i64 = 0x7472_6164_6572; // "trader"
+
+/// The store: one pool of one connection (the budget counts one page cache
+/// for SQLite), on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
-    path: PathBuf,
+    pub(crate) pool: AnyPool,
+    location: StoreLocation,
     pub(crate) retention_hours: Option<u32>,
     /// False for a handle from [`Store::records_only`]: bars are checked but
     /// neither written nor read.
     keeps_bars: bool,
 }
 
-pub(crate) fn bar_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Bar, sqlx::Error> {
+pub(crate) fn bar_from_row(row: &sqlx::any::AnyRow) -> Result<Bar, sqlx::Error> {
     Ok(Bar {
         t: row.try_get("t")?,
         open: row.try_get("open")?,
@@ -54,49 +62,101 @@ pub(crate) fn bar_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Bar, sqlx::E
     })
 }
 
+/// `sqlite://PATH?mode=rwc` for sqlx's URL parser: absolute, with the
+/// characters a URL would read as delimiters escaped.
+fn sqlite_url(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut url = String::from("sqlite://");
+    for c in absolute.to_string_lossy().chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            ' ' => url.push_str("%20"),
+            c => url.push(c),
+        }
+    }
+    url.push_str("?mode=rwc");
+    url
+}
+
 impl Store {
-    /// Opens (creating if missing) the store at `path` and applies the
-    /// migrations. With `retention_hours`, each insert batch prunes every
-    /// symbol it touched to that many hours before its newest bar.
+    /// Opens (creating if missing) the store at `location` and applies the
+    /// migrations of its backend. With `retention_hours`, each insert batch
+    /// prunes every symbol it touched to that many hours before its newest
+    /// bar (or to a longer history that another profile of the store keeps,
+    /// see [`Store::keep_history_for`]).
     ///
     /// # Errors
-    /// The file cannot be opened or created, or a migration fails.
-    pub async fn open(path: &Path, retention_hours: Option<u32>) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs_err::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                source: sqlx::Error::Io(e),
-            })?;
-        }
-        // Two processes opening a new store at once would race to create
-        // the file, switch it to WAL and create its tables (the switch can
-        // answer "database is locked" without waiting): connecting and
-        // migrating run under an OS lock on STORE.open.lock.
-        let guard = crate::lock::open_lock(path).await?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let migrated = sqlx::migrate!("../../migrations").run(&pool).await;
-        drop(guard);
+    /// The file cannot be opened or created, the database refuses the
+    /// connection, or a migration fails (a database of a newer schema).
+    pub async fn open(
+        location: &StoreLocation,
+        retention_hours: Option<u32>,
+    ) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let open_err = |source| StoreError::Open {
+            store: location.to_string(),
+            source,
+        };
+        let (pool, migrated) = match location {
+            StoreLocation::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs_err::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+                }
+                // Two processes opening a new store at once would race to
+                // create the file, switch it to WAL and create its tables
+                // (the switch can answer "database is locked" without
+                // waiting): connecting and migrating run under an OS lock
+                // on STORE.open.lock.
+                let guard = crate::lock::open_lock(path).await?;
+                let options = AnyConnectOptions::from_str(&sqlite_url(path)).map_err(open_err)?;
+                let pragmas = format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    BUSY_TIMEOUT.as_millis()
+                );
+                let pool = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .after_connect(move |conn, _| {
+                        let pragmas = pragmas.clone();
+                        Box::pin(async move {
+                            sqlx::Executor::execute(conn, pragmas.as_str()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+                    .map_err(open_err)?;
+                let migrated = sqlx::migrate!("../../migrations/sqlite").run(&pool).await;
+                drop(guard);
+                (pool, migrated)
+            }
+            StoreLocation::Postgres(url) => {
+                let options = AnyConnectOptions::from_str(url.expose()).map_err(|_| {
+                    open_err(sqlx::Error::Configuration(
+                        format!("{url} is not a valid postgres:// URL").into(),
+                    ))
+                })?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(open_err)?;
+                // sqlx's migrator takes PostgreSQL's advisory lock itself:
+                // two hosts migrating at once apply each migration once.
+                let migrated = sqlx::migrate!("../../migrations/postgres").run(&pool).await;
+                (pool, migrated)
+            }
+        };
         migrated.map_err(|source| StoreError::Migrate {
-            path: path.to_path_buf(),
+            store: location.to_string(),
             source,
         })?;
         Ok(Store {
             pool,
-            path: path.to_path_buf(),
+            location: location.clone(),
             retention_hours,
             keeps_bars: true,
         })
@@ -121,23 +181,67 @@ impl Store {
         self.keeps_bars
     }
 
-    /// A write transaction, taking the write lock at once (`BEGIN
-    /// IMMEDIATE`): a read that later turns into a write could not wait for
-    /// another writer and would fail with "database is locked".
+    /// Records that `profile` keeps `hours` of history in this store: no
+    /// insert batch of any profile prunes a symbol to less than the longest
+    /// history a profile of the store has recorded here.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn keep_history_for(&self, profile: &str, hours: u32) -> Result<(), StoreError> {
+        let mut tx = self
+            .begin_write("recording a profile's history hours")
+            .await?;
+        sqlx::query(
+            "INSERT INTO bar_retention (profile, hours) VALUES ($1, $2) \
+             ON CONFLICT (profile) DO UPDATE SET hours = excluded.hours",
+        )
+        .bind(profile)
+        .bind(i64::from(hours))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.query_err("recording a profile's history hours"))?;
+        tx.commit()
+            .await
+            .map_err(self.query_err("committing a profile's history hours"))
+    }
+
+    /// A write transaction, taking the store's write lock at once: on SQLite
+    /// `BEGIN IMMEDIATE` (a read that later turns into a write could not
+    /// wait for another writer and would fail with "database is locked"), on
+    /// PostgreSQL a transaction-scoped advisory lock, so that a batch's
+    /// reads and writes are one step for every host.
     pub(crate) async fn begin_write(
         &self,
         what: &'static str,
-    ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.query_err(what))
+    ) -> Result<sqlx::Transaction<'static, Any>, StoreError> {
+        match &self.location {
+            StoreLocation::Sqlite(_) => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(self.query_err(what)),
+            StoreLocation::Postgres(_) => {
+                let mut tx = self.pool.begin().await.map_err(self.query_err(what))?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.query_err(what))?;
+                Ok(tx)
+            }
+        }
     }
 
-    /// The file this store lives in.
+    /// Where this store lives.
     #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The store as printed in messages (a PostgreSQL password never shows).
+    #[must_use]
+    pub fn name(&self) -> String {
+        self.location.to_string()
     }
 
     pub(crate) fn query_err(
@@ -145,7 +249,7 @@ impl Store {
         what: &'static str,
     ) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
         move |source| StoreError::Query {
-            path: self.path.clone(),
+            store: self.location.to_string(),
             what,
             source,
         }
@@ -163,7 +267,8 @@ impl Store {
         until: Option<i64>,
     ) -> Result<Vec<Bar>, StoreError> {
         let rows = sqlx::query(
-            "SELECT t, open, high, low, close, volume FROM bars WHERE symbol = ? AND t <= ? ORDER BY t DESC LIMIT ?",
+            "SELECT t, open, high, low, close, volume FROM bars WHERE symbol = $1 AND t <= $2 \
+             ORDER BY t DESC LIMIT $3",
         )
         .bind(symbol.as_str())
         .bind(until.unwrap_or(i64::MAX))
@@ -199,7 +304,7 @@ impl Store {
                     .try_get("n")
                     .map_err(self.query_err("decoding a count"))?;
                 let symbol = Symbol::from_str(&s).map_err(|_| StoreError::BadSymbol {
-                    path: self.path.clone(),
+                    store: self.name(),
                     value: s,
                 })?;
                 Ok((symbol, n.unsigned_abs()))
@@ -207,12 +312,16 @@ impl Store {
             .collect()
     }
 
-    /// Checkpoints the WAL into the main file (TRUNCATE: the `-wal` file is
-    /// emptied), so that the `.sqlite` file alone holds everything.
+    /// Checkpoints a SQLite store's WAL into the main file (TRUNCATE: the
+    /// `-wal` file is emptied), so that the `.sqlite` file alone holds
+    /// everything. Nothing to do on PostgreSQL.
     ///
     /// # Errors
     /// A database error (another connection reading, for example).
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.location.is_shared() {
+            return Ok(());
+        }
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await

@@ -215,9 +215,12 @@ async fn account(client: &AlpacaClient) -> (f64, Vec<(String, f64)>) {
 async fn twin(key: &str, faults: FaultConfig, models: &Path, dir: &Path) -> Twin {
     let clock = SteppingClock::at(START);
     let (sim, client) = start_sim(key, faults, clock.clone()).await;
-    let store = Store::open(&dir.join(format!("{key}.sqlite")), Some(HISTORY))
-        .await
-        .unwrap();
+    let store = Store::open(
+        &crate::common::store_at(&dir.join(format!("{key}.sqlite"))).await,
+        Some(HISTORY),
+    )
+    .await
+    .unwrap();
     let run = store
         .start_run("lean", "faults", "{}", RunMode::Live, START)
         .await

@@ -197,7 +197,9 @@ async fn a_run_stopped_and_resumed_on_its_store_decides_no_hour_twice_and_ends_l
     let db = dir.path().join("lean.sqlite");
     let (broker, clock) = market();
     // Life 1: stopped after 40 hours, between two polls.
-    let store = Store::open(&db, Some(HISTORY)).await.unwrap();
+    let store = Store::open(&crate::common::store_at(&db).await, Some(HISTORY))
+        .await
+        .unwrap();
     let run = store
         .start_run("lean", "h", "{}", RunMode::Live, FROM)
         .await

@@ -192,7 +192,9 @@ impl World {
         min_hours: u32,
         now: i64,
     ) -> Engine<Arc<PaperBroker>, Store> {
-        let store = Store::open(&self.db, Some(HISTORY)).await.unwrap();
+        let store = Store::open(&crate::common::store_at(&self.db).await, Some(HISTORY))
+            .await
+            .unwrap();
         let run = store
             .start_run("lean", "h", "{}", RunMode::Live, now)
             .await
@@ -236,7 +238,9 @@ impl World {
 
     /// Every decided hour of run `run_id` with the version it used.
     async fn decisions(&self, run_id: i64) -> Vec<(i64, Option<String>, bool)> {
-        let store = Store::open(&self.db, Some(HISTORY)).await.unwrap();
+        let store = Store::open(&crate::common::store_at(&self.db).await, Some(HISTORY))
+            .await
+            .unwrap();
         store
             .decisions_of_run(run_id)
             .await

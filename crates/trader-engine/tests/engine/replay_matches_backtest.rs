@@ -215,7 +215,7 @@ async fn replay(profile: &Profile, bars: &BTreeMap<Symbol, Vec<Bar>>) -> Ran {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
-        &dir.path().join("replay.sqlite"),
+        &crate::common::store_at(&dir.path().join("replay.sqlite")).await,
         Some(profile.history_hours),
     )
     .await

@@ -97,7 +97,9 @@ enum Ended {
 /// The first life: a new live run over the window, every store and broker
 /// call through `trip`.
 async fn first_life(w: &World, trip: &Arc<Tripwire>) -> Ended {
-    let store = Store::open(&w.db, Some(HISTORY)).await.unwrap();
+    let store = Store::open(&crate::common::store_at(&w.db).await, Some(HISTORY))
+        .await
+        .unwrap();
     let now = w.clock.now().timestamp();
     let run = store
         .start_run(PROFILE, "h", "{}", RunMode::Live, now)
@@ -152,7 +154,9 @@ async fn first_life(w: &World, trip: &Arc<Tripwire>) -> Ended {
 /// loop then hands that hour over again: it settles the orders the drop
 /// left unsent, and decides nothing).
 async fn restart(w: &World) -> (EngineStats, bool) {
-    let store = Store::open(&w.db, Some(HISTORY)).await.unwrap();
+    let store = Store::open(&crate::common::store_at(&w.db).await, Some(HISTORY))
+        .await
+        .unwrap();
     let now = w.clock.now().timestamp();
     let again = store
         .start_run(PROFILE, "h", "{}", RunMode::Live, now)
@@ -215,7 +219,9 @@ struct EndState {
 }
 
 async fn end_state(w: &World) -> EndState {
-    let store = Store::open(&w.db, Some(HISTORY)).await.unwrap();
+    let store = Store::open(&crate::common::store_at(&w.db).await, Some(HISTORY))
+        .await
+        .unwrap();
     let mut broker_orders = Vec::new();
     for h in (FROM / H - 1)..=(END / H) {
         for s in symbols() {

@@ -86,7 +86,9 @@ impl World {
     /// hour `until - H`, its broker calls through `trip`. Returns its
     /// counts and what reconcile found.
     async fn life(&self, trip: &Arc<Tripwire>, until: i64) -> (EngineStats, Vec<String>) {
-        let store = Store::open(&self.db, Some(HISTORY)).await.unwrap();
+        let store = Store::open(&crate::common::store_at(&self.db).await, Some(HISTORY))
+            .await
+            .unwrap();
         let now = self.clock.now().timestamp();
         let run = store
             .start_run(PROFILE, "h", "{}", RunMode::Live, now)
@@ -134,7 +136,9 @@ impl World {
     }
 
     async fn decisions(&self) -> Vec<DecisionRow> {
-        let store = Store::open(&self.db, Some(HISTORY)).await.unwrap();
+        let store = Store::open(&crate::common::store_at(&self.db).await, Some(HISTORY))
+            .await
+            .unwrap();
         let d = store.decisions_of_run(1).await.unwrap();
         store.close().await;
         d
@@ -218,7 +222,9 @@ async fn orders_whose_answer_was_lost_are_unknown_and_the_next_start_adopts_or_s
         assert_eq!(o.filled_avg_price, Some(open));
         assert_eq!(w.stored(cid), Some(("filled".into(), o.id.clone())));
     }
-    let store = Store::open(&w.db, Some(HISTORY)).await.unwrap();
+    let store = Store::open(&crate::common::store_at(&w.db).await, Some(HISTORY))
+        .await
+        .unwrap();
     let counts = store.run_counts(1).await.unwrap();
     assert_eq!((counts.filled, counts.fills), (2, 2));
     store.close().await;
@@ -232,7 +238,9 @@ async fn an_order_at_the_broker_that_the_store_thinks_unsent_is_adopted_not_sent
     // still has both as planned.
     trip.on("place", Fault::Hang(When::After));
     {
-        let store = Store::open(&w.db, Some(HISTORY)).await.unwrap();
+        let store = Store::open(&crate::common::store_at(&w.db).await, Some(HISTORY))
+            .await
+            .unwrap();
         let run = store
             .start_run(PROFILE, "h", "{}", RunMode::Live, FROM + H + 600)
             .await
@@ -335,7 +343,9 @@ async fn orders_the_broker_refused_stay_rejected_and_are_never_sent_again() {
         assert_eq!(w.stored(cid), Some(("rejected".into(), String::new())));
         assert!(w.broker.order_by_client_id(cid).await.unwrap().is_none());
     }
-    let store = Store::open(&w.db, Some(HISTORY)).await.unwrap();
+    let store = Store::open(&crate::common::store_at(&w.db).await, Some(HISTORY))
+        .await
+        .unwrap();
     assert!(
         store
             .unsettled_orders(1)

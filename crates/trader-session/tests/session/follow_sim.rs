@@ -71,7 +71,7 @@ async fn follow_one(
 
     // The session, told nothing: it decides hours.
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("lean.sqlite");
+    let db = trader_core::StoreLocation::Sqlite(tmp.path().join("lean.sqlite"));
     let request = common::live_request(None);
     let (handle, stop) = trader_engine::stop_pair();
     let run = {
@@ -98,12 +98,12 @@ async fn follow_one(
 
 /// Until two hours are decided in the store at `db` (the newest closed one
 /// at start, then the next close), in 100 ms steps; a minute at most.
-async fn until_two_decided<T>(db: &Path, run: &tokio::task::JoinHandle<T>) {
+async fn until_two_decided<T>(db: &trader_core::StoreLocation, run: &tokio::task::JoinHandle<T>) {
     let deadline = Instant::now() + Duration::from_mins(1);
     let mut first = None;
     while Instant::now() < deadline && !run.is_finished() {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if !db.exists() {
+        if !db.sqlite_path().is_some_and(Path::exists) {
             continue;
         }
         let Ok(store) = Store::open(db, None).await else {

@@ -113,7 +113,7 @@ async fn a_one_day_replay_session_sums_up_what_the_store_recorded() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("lean.sqlite");
+    let db = trader_core::StoreLocation::Sqlite(tmp.path().join("lean.sqlite"));
     let profile = lean();
     let request = RunRequest {
         data: repo().join("data/coinbase_2017_2018"),
@@ -182,8 +182,11 @@ async fn a_one_day_replay_session_sums_up_what_the_store_recorded() {
     assert_eq!(json["run"][0], summary.run_id);
     assert_eq!(json["run"][1], "replay");
     assert_eq!(json["last_decision"][0], FROM + 86_400 - 3600);
-    let missing = trader_session::status::gather(&profile, &tmp.path().join("missing.sqlite"))
-        .await
-        .unwrap_err();
+    let missing = trader_session::status::gather(
+        &profile,
+        &trader_core::StoreLocation::Sqlite(tmp.path().join("missing.sqlite")),
+    )
+    .await
+    .unwrap_err();
     assert!(format!("{missing:#}").contains("has not run yet"));
 }

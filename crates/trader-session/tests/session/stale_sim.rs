@@ -50,7 +50,7 @@ async fn stale_data_turns_healthz_to_503_and_back_when_bars_resume() {
         .unwrap()
         .port();
     let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("lean.sqlite");
+    let db = trader_core::StoreLocation::Sqlite(tmp.path().join("lean.sqlite"));
     let request = common::live_request(Some(port));
     let (handle, stop) = trader_engine::stop_pair();
     let run = tokio::spawn(async move {

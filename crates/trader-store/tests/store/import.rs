@@ -57,7 +57,7 @@ async fn held(store: &Store, s: &str) -> usize {
 #[tokio::test]
 async fn an_import_stopped_after_n_batches_writes_exactly_n_batches_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let stop = AtomicBool::new(false);
@@ -86,9 +86,12 @@ async fn an_import_stopped_after_n_batches_writes_exactly_n_batches_and_says_so(
 #[tokio::test]
 async fn a_whole_import_reports_each_symbol_and_again_reports_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), Some(2000))
-        .await
-        .unwrap();
+    let store = Store::open(
+        &crate::store_at(&dir.path().join("s.sqlite")).await,
+        Some(2000),
+    )
+    .await
+    .unwrap();
     let stop = AtomicBool::new(false);
     let mut seen = Vec::new();
     let first = store
@@ -134,7 +137,7 @@ async fn a_whole_import_reports_each_symbol_and_again_reports_unchanged() {
 #[tokio::test]
 async fn a_bad_bar_names_its_file_and_keeps_the_batches_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let mut input = files(1500, 0);
@@ -158,7 +161,7 @@ async fn a_bad_bar_names_its_file_and_keeps_the_batches_before_it() {
 #[tokio::test]
 async fn features_at_a_stored_bar_give_every_catalog_feature_and_none_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     store

@@ -5,3 +5,12 @@ mod import;
 mod runs;
 mod store;
 mod versions;
+
+/// The store a test's SQLite `path` stands for: the file, or a database of
+/// its own on the PostgreSQL server of `TRADER_TEST_PG_URL` (CI runs these
+/// tests on both).
+pub(crate) async fn store_at(path: &std::path::Path) -> trader_core::StoreLocation {
+    trader_store::scratch_location(path, trader_config::test_pg_url().as_deref())
+        .await
+        .unwrap_or_else(|e| panic!("the test's store: {e}"))
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use trader_core::{Bar, Symbol};
+use trader_core::{Bar, StoreLocation, Symbol};
 use trader_store::{
     DecisionRecord, PlannedOrder, ProfileLock, Recorder, RunMode, Store, StoreError, lock_path,
 };
@@ -70,12 +70,15 @@ async fn outcome(
 #[tokio::test]
 async fn a_records_only_handle_never_writes_reads_or_prunes_bars() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), Some(24))
-        .await
-        .unwrap();
+    let store = Store::open(
+        &crate::store_at(&dir.path().join("s.sqlite")).await,
+        Some(24),
+    )
+    .await
+    .unwrap();
     // Imported history of two symbols, far longer than 24 h.
     let imported: Vec<Bar> = (0..200).map(bar).collect();
-    let plain = Store::open(store.path(), None).await.unwrap();
+    let plain = Store::open(store.location(), None).await.unwrap();
     plain
         .insert_bars(&sym("BTC/USD"), &imported, now())
         .await
@@ -120,7 +123,7 @@ async fn a_records_only_handle_never_writes_reads_or_prunes_bars() {
 #[tokio::test]
 async fn killed_replays_are_abandoned_and_a_new_run_starts_with_earlier_records_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     // Replay 1 finishes, replay 2 is killed after deciding an hour.
@@ -197,7 +200,7 @@ async fn killed_replays_are_abandoned_and_a_new_run_starts_with_earlier_records_
 #[tokio::test]
 async fn a_failed_live_run_stays_resumable_and_a_failed_replay_ends_with_its_error() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let live = store
@@ -245,9 +248,9 @@ async fn a_failed_live_run_stays_resumable_and_a_failed_replay_ends_with_its_err
 async fn a_second_holder_of_a_profile_lock_is_refused_naming_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.sqlite");
-    let first = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap();
+    let first = ProfileLock::acquire_file(&db, "lean", "trader run", T0).unwrap();
     assert!(first.taken_over().is_none());
-    let err = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap_err();
+    let err = ProfileLock::acquire_file(&db, "lean", "trader run", T0).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Locked { .. }), "{msg}");
     assert!(
@@ -258,12 +261,13 @@ async fn a_second_holder_of_a_profile_lock_is_refused_naming_the_first() {
         "{msg}"
     );
     // Another profile of the same store, or the same profile of another store: free.
-    let full = ProfileLock::acquire(&db, "full", "trader run", T0).unwrap();
-    let elsewhere = ProfileLock::acquire(&dir.path().join("t.sqlite"), "lean", "x", T0).unwrap();
+    let full = ProfileLock::acquire_file(&db, "full", "trader run", T0).unwrap();
+    let elsewhere =
+        ProfileLock::acquire_file(&dir.path().join("t.sqlite"), "lean", "x", T0).unwrap();
     drop((full, elsewhere));
     // Released on drop: the next holder finds a clean lock.
     drop(first);
-    let next = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap();
+    let next = ProfileLock::acquire_file(&db, "lean", "trader run", T0).unwrap();
     assert!(next.taken_over().is_none(), "released cleanly");
 }
 
@@ -275,9 +279,9 @@ async fn a_lock_left_by_a_killed_holder_is_taken_over() {
     // kernel released its lock with the process.
     let dead = "trader run (pid 999999 on host, since 2018-06-26T08:00:00+00:00)";
     fs_err::write(lock_path(&db, "lean"), dead).unwrap();
-    let lock = ProfileLock::acquire(&db, "lean", "trader run", T0).unwrap();
+    let lock = ProfileLock::acquire_file(&db, "lean", "trader run", T0).unwrap();
     assert_eq!(lock.taken_over(), Some(dead));
-    let now_held = fs_err::read_to_string(lock.path()).unwrap();
+    let now_held = fs_err::read_to_string(lock_path(&db, "lean")).unwrap();
     assert!(
         now_held.contains(&format!("pid {}", std::process::id())),
         "{now_held}"
@@ -293,7 +297,10 @@ fn wal_len(db: &Path) -> u64 {
 async fn a_clean_close_leaves_everything_in_the_main_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.sqlite");
-    let store = Store::open(&db, None).await.unwrap();
+    // The WAL file is SQLite's alone.
+    let store = Store::open(&StoreLocation::Sqlite(db.clone()), None)
+        .await
+        .unwrap();
     let bars: Vec<Bar> = (0..500).map(bar).collect();
     store
         .insert_bars(&sym("BTC/USD"), &bars, now())
@@ -313,7 +320,9 @@ async fn a_clean_close_leaves_everything_in_the_main_file() {
     // The .sqlite alone, copied elsewhere, holds everything.
     let copy = dir.path().join("copy.sqlite");
     fs_err::copy(&db, &copy).unwrap();
-    let copied = Store::open(&copy, None).await.unwrap();
+    let copied = Store::open(&StoreLocation::Sqlite(copy), None)
+        .await
+        .unwrap();
     assert_eq!(
         copied.bar_counts().await.unwrap(),
         vec![(sym("BTC/USD"), 500)]
@@ -325,8 +334,12 @@ async fn a_clean_close_leaves_everything_in_the_main_file() {
 async fn two_writers_on_one_file_wait_for_each_other_instead_of_failing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.sqlite");
-    let a = Store::open(&db, None).await.unwrap();
-    let b = Store::open(&db, None).await.unwrap();
+    let a = Store::open(&crate::store_at(&db).await, None)
+        .await
+        .unwrap();
+    let b = Store::open(&crate::store_at(&db).await, None)
+        .await
+        .unwrap();
     // Each batch reads then writes in one transaction: without taking the
     // write lock up front, one of two interleaved batches fails at once
     // with "database is locked".
@@ -356,14 +369,16 @@ async fn opening_a_new_store_from_many_tasks_at_once_migrates_it_once() {
     let opens: Vec<_> = (0..6)
         .map(|_| {
             let db = db.clone();
-            tokio::spawn(async move { Store::open(&db, None).await })
+            tokio::spawn(async move { Store::open(&crate::store_at(&db).await, None).await })
         })
         .collect();
     for open in opens {
         let store = open.await.unwrap().unwrap();
         store.close().await;
     }
-    let store = Store::open(&db, None).await.unwrap();
+    let store = Store::open(&crate::store_at(&db).await, None)
+        .await
+        .unwrap();
     assert!(store.bar_counts().await.unwrap().is_empty());
 }
 

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Utc};
-use trader_core::{Bar, Symbol};
+use trader_core::{Bar, StoreLocation, Symbol};
 use trader_store::Recorder as _;
 use trader_store::{HistoryWindow, InsertReport, Store, StoreError};
 
@@ -36,9 +36,12 @@ async fn all_bars(store: &Store) -> Vec<Bar> {
 #[tokio::test]
 async fn prune_keeps_exactly_the_newest_history_hours() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), Some(72))
-        .await
-        .unwrap();
+    let store = Store::open(
+        &crate::store_at(&dir.path().join("s.sqlite")).await,
+        Some(72),
+    )
+    .await
+    .unwrap();
     let bars: Vec<Bar> = (0..200).map(bar).collect();
     for chunk in bars.chunks(64) {
         store.insert_bars(&btc(), chunk, now()).await.unwrap();
@@ -52,7 +55,7 @@ async fn prune_keeps_exactly_the_newest_history_hours() {
 #[tokio::test]
 async fn same_bar_twice_changes_nothing_and_a_correction_replaces() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let r = store
@@ -98,9 +101,12 @@ async fn same_bar_twice_changes_nothing_and_a_correction_replaces() {
 #[tokio::test]
 async fn out_of_order_bars_are_placed_right() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), Some(10))
-        .await
-        .unwrap();
+    let store = Store::open(
+        &crate::store_at(&dir.path().join("s.sqlite")).await,
+        Some(10),
+    )
+    .await
+    .unwrap();
     store
         .insert_bars(&btc(), &[bar(5), bar(3), bar(4)], now())
         .await
@@ -117,7 +123,7 @@ async fn out_of_order_bars_are_placed_right() {
 #[tokio::test]
 async fn each_bad_bar_is_refused_and_nothing_stored_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     store
@@ -200,7 +206,9 @@ async fn a_restart_reads_back_the_window_it_held() {
     let symbols = [btc()];
     let mut held = HistoryWindow::new(&symbols, 48);
     {
-        let store = Store::open(&path, Some(48)).await.unwrap();
+        let store = Store::open(&crate::store_at(&path).await, Some(48))
+            .await
+            .unwrap();
         for hour in (0..120).rev().step_by(1) {
             let b = bar(hour);
             store.insert_bars(&btc(), &[b], now()).await.unwrap();
@@ -208,7 +216,9 @@ async fn a_restart_reads_back_the_window_it_held() {
         }
         store.close().await;
     }
-    let store = Store::open(&path, Some(48)).await.unwrap();
+    let store = Store::open(&crate::store_at(&path).await, Some(48))
+        .await
+        .unwrap();
     let restarted = HistoryWindow::load(&store, &symbols, 48).await.unwrap();
     assert_eq!(restarted, held);
     assert_eq!(restarted.bars(&btc()).len(), 48);
@@ -219,7 +229,7 @@ async fn opening_an_unwritable_path_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("file");
     fs_err::write(&blocker, b"x").unwrap();
-    let err = Store::open(&blocker.join("s.sqlite"), None)
+    let err = Store::open(&StoreLocation::Sqlite(blocker.join("s.sqlite")), None)
         .await
         .unwrap_err()
         .to_string();
@@ -229,7 +239,7 @@ async fn opening_an_unwritable_path_names_it() {
 #[tokio::test]
 async fn within_one_batch_the_later_bar_for_an_hour_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let later = Bar {

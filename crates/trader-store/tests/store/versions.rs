@@ -9,6 +9,7 @@ use std::path::Path;
 
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use trader_core::StoreLocation;
 use trader_store::{
     DecisionRecord, EnsembleAdoption, MemoryRecorder, Recorder, RunMode, Store, StoreError,
     VersionMember,
@@ -75,25 +76,40 @@ async fn live_run(store: &Store, profile: &str) -> i64 {
 }
 
 async fn count(store: &Store, table: &str) -> i64 {
-    // A second connection to the same file, as `sqlite3` would read it.
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(store.path()))
-        .await
-        .unwrap();
-    let n = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get::<i64, _>(0);
-    pool.close().await;
-    n
+    // A second connection to the same store, as `sqlite3` or `psql` would read it.
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    match store.location() {
+        StoreLocation::Sqlite(path) => {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(SqliteConnectOptions::new().filename(path))
+                .await
+                .unwrap();
+            let n = sqlx::query(&sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get::<i64, _>(0);
+            pool.close().await;
+            n
+        }
+        StoreLocation::Postgres(url) => {
+            let pool = sqlx::PgPool::connect(url.expose()).await.unwrap();
+            let n = sqlx::query(&sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get::<i64, _>(0);
+            pool.close().await;
+            n
+        }
+    }
 }
 
 #[tokio::test]
 async fn two_adoptions_of_a_run_come_back_in_order_with_their_members() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let run = live_run(&store, "lean").await;
@@ -114,25 +130,25 @@ async fn two_adoptions_of_a_run_come_back_in_order_with_their_members() {
     assert!(store.adoptions_of_run(other).await.unwrap().is_empty());
 
     // Read back after a reopen: nothing was only in memory.
-    let path = store.path().to_path_buf();
+    let location = store.location().clone();
     store.close().await;
-    let store = Store::open(&path, None).await.unwrap();
+    let store = Store::open(&location, None).await.unwrap();
     assert_eq!(store.adoptions_of_run(run).await.unwrap(), vec![a, b]);
 }
 
 #[tokio::test]
 async fn a_version_adopted_again_after_a_restart_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let run = live_run(&store, "lean").await;
     let a = first("3f9a1c0b7d2e", &["trial_0003", "trial_0001"]);
     store.record_adoption(run, &a).await.unwrap();
     // Restarted: the live run resumes and adopts the same version again.
-    let path = store.path().to_path_buf();
+    let location = store.location().clone();
     store.close().await;
-    let store = Store::open(&path, None).await.unwrap();
+    let store = Store::open(&location, None).await.unwrap();
     let resumed = store
         .start_run("lean", "hash", "{}", RunMode::Live, T0 + 7200)
         .await
@@ -162,7 +178,7 @@ async fn a_version_adopted_again_after_a_restart_is_stored_once() {
 #[tokio::test]
 async fn a_decision_names_its_ensemble_version_in_sqlite_and_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let memory = MemoryRecorder::new();
@@ -243,7 +259,7 @@ async fn the_memory_recorder_keeps_adoptions_like_sqlite() {
 #[tokio::test]
 async fn the_status_shows_the_newest_adoption_of_the_newest_run_that_has_one() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     assert!(
@@ -311,7 +327,7 @@ async fn the_status_shows_the_newest_adoption_of_the_newest_run_that_has_one() {
 #[tokio::test]
 async fn a_bad_adoption_is_refused_and_nothing_already_stored_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sqlite"), None)
+    let store = Store::open(&crate::store_at(&dir.path().join("s.sqlite")).await, None)
         .await
         .unwrap();
     let run = live_run(&store, "lean").await;
@@ -379,11 +395,11 @@ fn migrations_before_versions(dir: &Path) {
     for (name, text) in [
         (
             "0001_history_and_run_records.sql",
-            include_str!("../../../../migrations/0001_history_and_run_records.sql"),
+            include_str!("../../../../migrations/sqlite/0001_history_and_run_records.sql"),
         ),
         (
             "0002_run_outcomes.sql",
-            include_str!("../../../../migrations/0002_run_outcomes.sql"),
+            include_str!("../../../../migrations/sqlite/0002_run_outcomes.sql"),
         ),
     ] {
         fs_err::write(dir.join(name), text).unwrap();
@@ -431,8 +447,11 @@ async fn a_store_made_before_versions_migrates_and_its_decisions_have_none() {
     .unwrap();
     pool.close().await;
 
-    // Opened by this version: migrated, the old decision without a version.
-    let store = Store::open(&path, None).await.unwrap();
+    // Opened by this version: migrated, the old decision without a version
+    // (an upgrade of a SQLite file: this test is SQLite's alone).
+    let store = Store::open(&StoreLocation::Sqlite(path.clone()), None)
+        .await
+        .unwrap();
     let rows = store.decisions_of_run(1).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].ensemble_version, None);
@@ -467,6 +486,8 @@ async fn a_store_made_before_versions_migrates_and_its_decisions_have_none() {
     assert_eq!(store.adoptions_of_run(1).await.unwrap(), vec![a]);
     store.close().await;
     // Opened again: nothing left to migrate.
-    let store = Store::open(&path, None).await.unwrap();
+    let store = Store::open(&StoreLocation::Sqlite(path), None)
+        .await
+        .unwrap();
     assert_eq!(store.decisions_of_run(1).await.unwrap().len(), 2);
 }

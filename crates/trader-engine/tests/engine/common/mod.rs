@@ -522,25 +522,28 @@ impl<R: trader_store::Recorder> trader_store::Recorder for Faulty<R> {
     }
 }
 
-/// Every order row of the SQLite store at `db`, by id: (client_order_id,
-/// status, broker_order_id), read with the `sqlite3` shell (the store's
-/// API lists only unsettled orders).
+/// Every order row of the store of `db` ([`store_at`]), by id:
+/// (client_order_id, status, broker_order_id), read with the `sqlite3` or
+/// `psql` shell (the store's API lists only unsettled orders).
 pub fn stored_orders(db: &Path) -> Vec<(String, String, String)> {
-    let out = std::process::Command::new("sqlite3")
-        .arg("-readonly")
-        .arg("-cmd")
-        .arg(".timeout 5000")
-        .arg("-separator")
-        .arg("|")
-        .arg(db)
-        .arg(
-            "SELECT client_order_id, status, COALESCE(broker_order_id, '') FROM orders ORDER BY id",
-        )
-        .output()
-        .unwrap();
+    let sql =
+        "SELECT client_order_id, status, COALESCE(broker_order_id, '') FROM orders ORDER BY id";
+    let out = match trader_config::test_pg_url() {
+        Some(server) => std::process::Command::new("psql")
+            .args(["-X", "-A", "-t", "-F", "|", "-c", sql])
+            .arg(trader_store::scratch_database_url(db, &server))
+            .output()
+            .unwrap(),
+        None => std::process::Command::new("sqlite3")
+            .args(["-readonly", "-cmd", ".timeout 5000", "-separator", "|"])
+            .arg(db)
+            .arg(sql)
+            .output()
+            .unwrap(),
+    };
     assert!(
         out.status.success(),
-        "sqlite3: {}",
+        "reading the orders: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
@@ -555,4 +558,13 @@ pub fn stored_orders(db: &Path) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+/// The store a test's SQLite `path` stands for: the file, or a database of
+/// its own on the PostgreSQL server of `TRADER_TEST_PG_URL` (CI runs these
+/// tests on both).
+pub async fn store_at(path: &std::path::Path) -> trader_core::StoreLocation {
+    trader_store::scratch_location(path, trader_config::test_pg_url().as_deref())
+        .await
+        .unwrap_or_else(|e| panic!("the test's store: {e}"))
 }

@@ -123,10 +123,10 @@ pub fn live_request(metrics_port: Option<u16>) -> RunRequest {
 
 /// The setup of a run of `profile` on the store `db`: no budget verdict,
 /// alerts or host file (the gate is the CLI's), no SIGHUP trigger.
-pub fn setup<'a>(profile: &'a Profile, db: &'a Path) -> RunSetup<'a> {
+pub fn setup<'a>(profile: &'a Profile, db: &'a trader_core::StoreLocation) -> RunSetup<'a> {
     RunSetup {
         profile,
-        store_path: db,
+        store: db,
         verdict_json: "{}",
         alerts: None,
         predicted_rss: 0,

@@ -1,4 +1,4 @@
-//! The SQLite [`Store`] as the engine's [`Recorder`]: bars into the bar
+//! The [`Store`] (SQLite or PostgreSQL, the same SQL) as the engine's [`Recorder`]: bars into the bar
 //! history, decisions with their planned orders in one transaction, order
 //! states, fills, equity snapshots, and what a run's report reads back.
 //! These are the store's only record methods (no inherent twins): a caller
@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use trader_core::{Bar, HOUR_SECS, Side, Symbol, format_time};
 
 use crate::store::{INSERT_ROWS_PER_STATEMENT, bar_from_row, validate_bars};
@@ -33,7 +33,7 @@ impl Recorder for Store {
 
     /// Whether `bar_t` was already decided (or skipped) in this run.
     async fn decided(&self, run_id: i64, bar_t: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM decisions WHERE run_id = ? AND bar_t = ?")
+        let row = sqlx::query("SELECT 1 FROM decisions WHERE run_id = $1 AND bar_t = $2")
             .bind(run_id)
             .bind(bar_t)
             .fetch_optional(&self.pool)
@@ -54,7 +54,7 @@ impl Recorder for Store {
         let mut tx = self.begin_write("beginning a decision").await?;
         let decision_id = sqlx::query(
             "INSERT INTO decisions (run_id, bar_t, member_actions, aggregate, target_weights, \
-             latency_us, skipped_reason, ensemble_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             latency_us, skipped_reason, ensemble_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              RETURNING id",
         )
         .bind(run_id)
@@ -77,15 +77,15 @@ impl Recorder for Store {
             sqlx::query(
                 "INSERT INTO orders (run_id, decision_id, client_order_id, symbol, side, notional, \
                  qty, request, status, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'planned', $9, $10)",
             )
             .bind(run_id)
             .bind(decision_id)
             .bind(&o.client_order_id)
             .bind(o.symbol.as_str())
             .bind(o.side.as_str())
-            .bind(o.notional)
-            .bind(o.qty)
+            .bind(null_safe(o.notional))
+            .bind(null_safe(o.qty))
             .bind(request.to_string())
             .bind(now)
             .bind(now)
@@ -104,7 +104,7 @@ impl Recorder for Store {
         let rows = sqlx::query(
             "SELECT o.client_order_id, o.symbol, o.side, o.notional, o.qty, o.status, \
              o.broker_order_id, d.bar_t FROM orders o LEFT JOIN decisions d ON d.id = o.decision_id \
-             WHERE o.run_id = ? AND o.status IN ('planned', 'unknown', 'open', 'partially_filled') \
+             WHERE o.run_id = $1 AND o.status IN ('planned', 'unknown', 'open', 'partially_filled') \
              ORDER BY o.id",
         )
         .bind(run_id)
@@ -118,7 +118,7 @@ impl Recorder for Store {
                 Ok(StoredOrder {
                     client_order_id: r.get(0),
                     symbol: symbol.parse().map_err(|_| StoreError::BadSymbol {
-                        path: self.path().to_path_buf(),
+                        store: self.name(),
                         value: symbol.clone(),
                     })?,
                     side: if side == "sell" {
@@ -145,8 +145,8 @@ impl Recorder for Store {
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE orders SET status = ?, broker_order_id = COALESCE(?, broker_order_id), \
-             updated_at = ? WHERE client_order_id = ?",
+            "UPDATE orders SET status = $1, broker_order_id = COALESCE($2, broker_order_id), \
+             updated_at = $3 WHERE client_order_id = $4",
         )
         .bind(status.as_str())
         .bind(broker_order_id)
@@ -170,7 +170,7 @@ impl Recorder for Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO fills (order_id, qty, price, fee, filled_at) \
-             SELECT id, ?, ?, ?, ? FROM orders o WHERE o.client_order_id = ? \
+             SELECT id, $1, $2, $3, $4 FROM orders o WHERE o.client_order_id = $5 \
              AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.order_id = o.id)",
         )
         .bind(qty)
@@ -194,7 +194,9 @@ impl Recorder for Store {
         positions: &BTreeMap<String, f64>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO equity (run_id, t, cash, equity, positions) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO equity (run_id, t, cash, equity, positions) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (run_id, t) DO UPDATE SET cash = excluded.cash, \
+             equity = excluded.equity, positions = excluded.positions",
         )
         .bind(run_id)
         .bind(t)
@@ -213,7 +215,7 @@ impl Recorder for Store {
         run_id: i64,
     ) -> Result<Option<BTreeMap<String, f64>>, StoreError> {
         let row =
-            sqlx::query("SELECT positions FROM equity WHERE run_id = ? ORDER BY t DESC LIMIT 1")
+            sqlx::query("SELECT positions FROM equity WHERE run_id = $1 ORDER BY t DESC LIMIT 1")
                 .bind(run_id)
                 .fetch_optional(&self.pool)
                 .await
@@ -223,7 +225,7 @@ impl Recorder for Store {
 
     /// Whether an order with this `client_order_id` is in the store.
     async fn order_known(&self, client_order_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM orders WHERE client_order_id = ?")
+        let row = sqlx::query("SELECT 1 FROM orders WHERE client_order_id = $1")
             .bind(client_order_id)
             .fetch_optional(&self.pool)
             .await
@@ -235,11 +237,11 @@ impl Recorder for Store {
     async fn run_counts(&self, run_id: i64) -> Result<RunCounts, StoreError> {
         let row = sqlx::query(
             "SELECT \
-             (SELECT COUNT(*) FROM decisions WHERE run_id = ?1 AND skipped_reason IS NULL), \
-             (SELECT COUNT(*) FROM decisions WHERE run_id = ?1 AND skipped_reason IS NOT NULL), \
-             (SELECT COUNT(*) FROM orders WHERE run_id = ?1), \
-             (SELECT COUNT(*) FROM orders WHERE run_id = ?1 AND status = 'filled'), \
-             (SELECT COUNT(*) FROM fills f JOIN orders o ON o.id = f.order_id WHERE o.run_id = ?1)",
+             (SELECT COUNT(*) FROM decisions WHERE run_id = $1 AND skipped_reason IS NULL), \
+             (SELECT COUNT(*) FROM decisions WHERE run_id = $1 AND skipped_reason IS NOT NULL), \
+             (SELECT COUNT(*) FROM orders WHERE run_id = $1), \
+             (SELECT COUNT(*) FROM orders WHERE run_id = $1 AND status = 'filled'), \
+             (SELECT COUNT(*) FROM fills f JOIN orders o ON o.id = f.order_id WHERE o.run_id = $1)",
         )
         .bind(run_id)
         .fetch_one(&self.pool)
@@ -259,7 +261,7 @@ impl Recorder for Store {
     async fn fills_of_run(&self, run_id: i64) -> Result<Vec<FillRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT f.qty, f.price, f.fee FROM fills f JOIN orders o ON o.id = f.order_id \
-             WHERE o.run_id = ? ORDER BY f.id",
+             WHERE o.run_id = $1 ORDER BY f.id",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -279,7 +281,7 @@ impl Recorder for Store {
     async fn decisions_of_run(&self, run_id: i64) -> Result<Vec<DecisionRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT bar_t, aggregate, target_weights, skipped_reason, ensemble_version \
-             FROM decisions WHERE run_id = ? ORDER BY bar_t",
+             FROM decisions WHERE run_id = $1 ORDER BY bar_t",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -309,8 +311,8 @@ impl Recorder for Store {
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let mut tx = self.begin_write("beginning an ensemble adoption").await?;
         sqlx::query(
-            "INSERT OR IGNORE INTO ensemble_versions (version, members, first_seen) \
-             VALUES (?, ?, ?)",
+            "INSERT INTO ensemble_versions (version, members, first_seen) \
+             VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
         )
         .bind(&adoption.version)
         .bind(adoption.members_json())
@@ -318,12 +320,13 @@ impl Recorder for Store {
         .execute(&mut *tx)
         .await
         .map_err(self.query_err("writing an ensemble version"))?;
-        let stored: String = sqlx::query("SELECT members FROM ensemble_versions WHERE version = ?")
-            .bind(&adoption.version)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(self.query_err("reading an ensemble version"))?
-            .get(0);
+        let stored: String =
+            sqlx::query("SELECT members FROM ensemble_versions WHERE version = $1")
+                .bind(&adoption.version)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(self.query_err("reading an ensemble version"))?
+                .get(0);
         let stored = self.decode_members(&stored)?;
         if stored != adoption.members {
             // Dropping `tx` rolls the transaction back.
@@ -331,7 +334,7 @@ impl Recorder for Store {
         }
         sqlx::query(
             "INSERT INTO ensemble_adoptions (run_id, version, previous, adopted_at, after_hour, \
-             load_ms, rss_before, rss_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             load_ms, rss_before, rss_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(run_id)
         .bind(&adoption.version)
@@ -355,7 +358,7 @@ impl Recorder for Store {
         let rows = sqlx::query(
             "SELECT a.version, v.members, a.previous, a.adopted_at, a.after_hour, a.load_ms, \
              a.rss_before, a.rss_after FROM ensemble_adoptions a \
-             JOIN ensemble_versions v ON v.version = a.version WHERE a.run_id = ? ORDER BY a.id",
+             JOIN ensemble_versions v ON v.version = a.version WHERE a.run_id = $1 ORDER BY a.id",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -407,7 +410,7 @@ impl Recorder for Store {
         };
         let mut tx = self.begin_write("beginning a transaction").await?;
         let existing: BTreeMap<i64, Bar> =
-            sqlx::query("SELECT t, open, high, low, close, volume FROM bars WHERE symbol = ? AND t BETWEEN ? AND ?")
+            sqlx::query("SELECT t, open, high, low, close, volume FROM bars WHERE symbol = $1 AND t BETWEEN $2 AND $3")
                 .bind(symbol.as_str())
                 .bind(first)
                 .bind(last)
@@ -424,7 +427,7 @@ impl Recorder for Store {
                 None => new_bars.push(*bar),
                 Some(old) if old == bar => report.unchanged += 1,
                 Some(old) => {
-                    sqlx::query("UPDATE bars SET open = ?, high = ?, low = ?, close = ?, volume = ? WHERE symbol = ? AND t = ?")
+                    sqlx::query("UPDATE bars SET open = $1, high = $2, low = $3, close = $4, volume = $5 WHERE symbol = $6 AND t = $7")
                         .bind(bar.open)
                         .bind(bar.high)
                         .bind(bar.low)
@@ -448,22 +451,21 @@ impl Recorder for Store {
                 }
             }
         }
-        // Multi-row inserts, well under SQLite's limit of bound parameters.
+        // Multi-row inserts, well under either backend's limit of bound parameters.
         for chunk in new_bars.chunks(INSERT_ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO bars (symbol, t, open, high, low, close, volume) ",
-            );
-            insert.push_values(chunk, |mut row, bar| {
-                row.push_bind(symbol.as_str())
-                    .push_bind(bar.t)
-                    .push_bind(bar.open)
-                    .push_bind(bar.high)
-                    .push_bind(bar.low)
-                    .push_bind(bar.close)
-                    .push_bind(bar.volume);
-            });
+            let sql = bars_insert_sql(chunk.len());
+            let mut insert = sqlx::query(&sql);
+            for bar in chunk {
+                insert = insert
+                    .bind(symbol.as_str())
+                    .bind(bar.t)
+                    .bind(bar.open)
+                    .bind(bar.high)
+                    .bind(bar.low)
+                    .bind(bar.close)
+                    .bind(bar.volume);
+            }
             insert
-                .build()
                 .execute(&mut *tx)
                 .await
                 .map_err(self.query_err("inserting bars"))?;
@@ -471,10 +473,12 @@ impl Recorder for Store {
         }
         if let Some(hours) = self.retention_hours {
             let pruned = sqlx::query(
-                "DELETE FROM bars WHERE symbol = ?1 AND t <= (SELECT MAX(t) FROM bars WHERE symbol = ?1) - ?2",
+                "DELETE FROM bars WHERE symbol = $1 AND t <= (SELECT MAX(t) FROM bars WHERE symbol = $1) \
+                 - $3 * (SELECT MAX(h) FROM (SELECT $2 AS h UNION ALL SELECT hours FROM bar_retention) k)",
             )
             .bind(symbol.as_str())
-            .bind(i64::from(hours) * HOUR_SECS)
+            .bind(i64::from(hours))
+            .bind(HOUR_SECS)
             .execute(&mut *tx)
             .await
             .map_err(self.query_err("pruning old bars"))?;
@@ -484,5 +488,67 @@ impl Recorder for Store {
             .await
             .map_err(self.query_err("committing bars"))?;
         Ok(report)
+    }
+}
+
+/// `INSERT INTO bars ... VALUES ($1, .., $7), ($8, ..)` for `rows` bars:
+/// numbered placeholders, which both backends read.
+fn bars_insert_sql(rows: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO bars (symbol, t, open, high, low, close, volume) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        let p = r * 7;
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7
+        ));
+    }
+    sql
+}
+
+/// An optional f64 as sqlx's `Any` driver must be given it: its NULL of a
+/// double is sent to PostgreSQL as a float4 (sqlx 0.8.6 swaps the NULLs of
+/// `Real` and `Double` in `AnyArguments::convert_to`), which the server
+/// refuses for a DOUBLE PRECISION column ("incorrect binary data format").
+/// A NULL f32 is sent as a float8; a value stays an f64.
+fn null_safe(value: Option<f64>) -> F64OrNull {
+    match value {
+        Some(v) => F64OrNull::Value(v),
+        None => F64OrNull::Null,
+    }
+}
+
+/// See [`null_safe`].
+enum F64OrNull {
+    Value(f64),
+    Null,
+}
+
+impl sqlx::Type<sqlx::Any> for F64OrNull {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <f64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Any> for F64OrNull {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        match self {
+            F64OrNull::Value(v) => <f64 as sqlx::Encode<'q, sqlx::Any>>::encode_by_ref(v, buf),
+            F64OrNull::Null => {
+                <Option<f32> as sqlx::Encode<'q, sqlx::Any>>::encode_by_ref(&None, buf)
+            }
+        }
     }
 }
