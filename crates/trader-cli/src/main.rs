@@ -19,6 +19,7 @@ mod signals;
 mod sim_cmd;
 mod status_cmd;
 mod train_cmd;
+mod train_queue;
 mod train_workers;
 
 use std::io::IsTerminal;

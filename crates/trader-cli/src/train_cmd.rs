@@ -25,7 +25,7 @@ use trader_governor::{AlertLines, Demand, Governor, GovernorSettings, GovernorSt
 use trader_monitor::{TrainMetrics, TrainSample};
 use trader_train::{
     Governance, GovernorView, Progress, Resumed, SearchPlan, SearchSettings, SearchSummary,
-    TrainingBars, TrialSpec, run_search, run_trial, training_demand_bytes, trial_dir_name,
+    TrainingBars, TrialSpec, run_shared_search, run_trial, training_demand_bytes, trial_dir_name,
 };
 
 use crate::train_workers::{MachineProbe, Workers};
@@ -107,6 +107,16 @@ pub(crate) struct TrainArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Share the search with other hosts through this PostgreSQL database:
+    /// trials are claimed from it (a host that dies gives its trial back),
+    /// results, ranks and members are stored there, and the database's
+    /// ranking is materialised into --out after each finished trial.
+    #[arg(long, value_parser = trader_config::parse_store_arg, conflicts_with = "exec")]
+    pub(crate) queue: Option<trader_core::StoreLocation>,
+    /// With --queue: the shared search's name (default PROFILE-seedSEED);
+    /// every host of one search must give the same settings.
+    #[arg(long, requires = "queue")]
+    pub(crate) search: Option<String>,
     /// Internal: run one trial in this process and print its result.
     #[arg(long, hide = true)]
     pub(crate) worker_trial: Option<u32>,
@@ -198,7 +208,15 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
         output::eprint(&refusal);
         return Ok(Outcome::Refused);
     }
-    let resumed = Resumed::prepare(&a.out, a.trials, a.top_n)?;
+    let mut resumed = Resumed::prepare(&a.out, a.trials, a.top_n)?;
+    let mut shared = match &a.queue {
+        Some(location) => {
+            let (q, from_queue) = join_queue(a, &settings, location)?;
+            resumed = from_queue;
+            Some(q)
+        }
+        None => None,
+    };
     let plan = SearchPlan {
         out: a.out.clone(),
         trials: a.trials,
@@ -213,7 +231,60 @@ pub(crate) fn run(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
         settings: &settings,
     };
     let host = trader_budget::resolve_host(a.host.as_deref(), config_dir, false)?;
-    finish(a, &governed_search(a, &host, &plan, resumed, workers)?)
+    let searched = governed_search(
+        a,
+        &host,
+        &plan,
+        resumed,
+        workers,
+        shared
+            .as_mut()
+            .map(|q| q as &mut dyn trader_train::SharedTrials),
+    );
+    if let Some(mut q) = shared {
+        // Other hosts may have finished after this one's last trial.
+        if searched.is_ok()
+            && let Err(e) = q.materialise()
+        {
+            tracing::warn!(error = %e, "the final ranking was not materialised");
+        }
+        q.close();
+    }
+    finish(a, &searched?)
+}
+
+/// `--queue`: joins the shared search (its name and the settings every
+/// host must share) and materialises what other hosts finished; the queue
+/// says what is left, for every host.
+fn join_queue(
+    a: &TrainArgs,
+    settings: &SearchSettings,
+    location: &trader_core::StoreLocation,
+) -> anyhow::Result<(crate::train_queue::HostQueue, Resumed)> {
+    let name = a
+        .search
+        .clone()
+        .unwrap_or_else(|| format!("{}-seed{}", settings.profile.name, a.seed));
+    let id = crate::train_queue::SearchIdentity {
+        name: &name,
+        settings_json: serde_json::json!({
+            "profile": settings.profile.name,
+            "symbols": settings.symbols.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "space": format!("{:?}", settings.space),
+            "train_until": a.train_until,
+            "valid_until": a.valid_until,
+            "seed": a.seed,
+        })
+        .to_string(),
+        trials: a.trials,
+        top_n: a.top_n,
+    };
+    let mut q = crate::train_queue::HostQueue::join(location, &id, &a.out)?;
+    let resumed = Resumed {
+        finished: q.materialise().map_err(anyhow::Error::from_boxed)?,
+        todo: Vec::new(),
+    };
+    Ok((q, resumed))
 }
 
 /// `--exec -- CMD ARGS...`: trials 0..N, each one run of the command.
@@ -252,7 +323,10 @@ fn run_exec(a: &TrainArgs, config_dir: &Path) -> anyhow::Result<Outcome> {
     let workers = Workers::Exec {
         command: &a.command,
     };
-    finish(a, &governed_search(a, &host, &plan, resumed, workers)?)
+    finish(
+        a,
+        &governed_search(a, &host, &plan, resumed, workers, None)?,
+    )
 }
 
 /// An `--exec` worker's demand without `--worker-rss` or a host tenant.
@@ -268,6 +342,7 @@ fn governed_search(
     plan: &SearchPlan,
     resumed: Resumed,
     mut workers: Workers<'_>,
+    shared: Option<&mut dyn trader_train::SharedTrials>,
 ) -> anyhow::Result<SearchSummary> {
     let limit = &host.envelope.ram;
     let hard_percent = trader_config::hard_ram_percent(
@@ -326,8 +401,15 @@ fn governed_search(
         &clock,
         &mut on_reading,
     );
-    let summary = run_search(plan, resumed, &mut workers, progress, Some(governance))
-        .map_err(anyhow::Error::from_boxed)?;
+    let summary = run_shared_search(
+        plan,
+        resumed,
+        &mut workers,
+        progress,
+        Some(governance),
+        shared,
+    )
+    .map_err(anyhow::Error::from_boxed)?;
     watch.finish(&summary);
     Ok(summary)
 }

@@ -53,6 +53,9 @@ pub enum StoreError {
     /// was written.
     #[error("ensemble version {version:?} not recorded: {reason}")]
     BadAdoption { version: String, reason: String },
+    /// A shared search (`trader train --queue`) that cannot go on as asked.
+    #[error("trial queue on {store}: {reason}")]
+    Queue { store: String, reason: String },
     #[error("lock file {path}")]
     LockFile {
         path: PathBuf,

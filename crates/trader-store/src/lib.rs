@@ -51,6 +51,7 @@ mod records;
 mod scratch;
 mod store;
 mod store_records;
+mod trial_queue;
 mod versions;
 mod window;
 
@@ -65,5 +66,6 @@ pub use records::{
 };
 pub use scratch::{scratch_database_url, scratch_location};
 pub use store::{InsertReport, Store};
+pub use trial_queue::{QueueCounts, RankedTrial, TrialQueue};
 pub use versions::{CurrentEnsemble, EnsembleAdoption, VersionMember};
 pub use window::{HistoryWindow, PushOutcome};

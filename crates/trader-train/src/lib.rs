@@ -73,7 +73,8 @@ pub use hparams::{HIDDEN_CHOICES, HyperParams, SearchSpace, training_demand_byte
 pub use resume::{Resumed, missing_trials};
 pub use schedule::{
     LaunchError, Launcher, POLL_INTERVAL, Progress, RETRY_BACKOFF_MAX, SearchPlan, SearchSummary,
-    TrialResult, WorkerFailure, WorkerSignal, WorkerStats, run_search,
+    SharedTrials, TrialResult, WorkerFailure, WorkerSignal, WorkerStats, run_search,
+    run_shared_search,
 };
 pub use settings::{SearchSettings, SpanRows, TrainingBars};
 pub use trial::{TrialError, TrialSpec, VALIDATION_BLOCK_HOURS, run_trial, validate_member};

@@ -89,6 +89,36 @@ pub trait Launcher {
     ) -> Result<(), LaunchError>;
 }
 
+/// The trials of a search shared with other hosts (`trader train --queue`):
+/// this host claims them one at a time, and each finished one is recorded
+/// there; the ensemble of every host's members is what `finished` returns.
+pub trait SharedTrials {
+    /// Claims the next trial for this host; None: none is free now.
+    ///
+    /// # Errors
+    /// The queue cannot be read: the search stops.
+    fn claim(&mut self) -> Result<Option<u32>, LaunchError>;
+    /// Whether trials remain that other hosts hold: this host waits for
+    /// them, since a host that dies gives its trial back.
+    ///
+    /// # Errors
+    /// The queue cannot be read: the search stops.
+    fn others_pending(&mut self) -> Result<bool, LaunchError>;
+    /// A claimed trial finished (its member is in `out/trial_K`): recorded;
+    /// returns the finished members of every host, available in `out`.
+    ///
+    /// # Errors
+    /// It could not be recorded: the search stops.
+    fn finished(&mut self, result: &TrialResult) -> Result<Vec<FinishedTrial>, LaunchError>;
+    /// A claimed trial failed for good: recorded, no host runs it again.
+    ///
+    /// # Errors
+    /// It could not be recorded: the search stops.
+    fn failed(&mut self, trial: u32, why: &str) -> Result<(), LaunchError>;
+    /// A claimed trial this host will not run: queued again for any host.
+    fn release(&mut self, trial: u32);
+}
+
 /// What a search runs.
 #[derive(Debug, Clone)]
 pub struct SearchPlan {
@@ -209,6 +239,23 @@ pub fn run_search<L: Launcher>(
     on_progress: impl FnMut(&Progress<'_>),
     governance: Option<Governance<'_>>,
 ) -> Result<SearchSummary, LaunchError> {
+    run_shared_search(plan, resumed, launcher, on_progress, governance, None)
+}
+
+/// [`run_search`] whose trials are, beyond `resumed.todo`, claimed from
+/// `shared` while slots are free, and recorded there when they end; the
+/// host waits while other hosts hold trials (a dead host's come back).
+///
+/// # Errors
+/// As [`run_search`], and a queue that cannot be read or written.
+pub fn run_shared_search<L: Launcher>(
+    plan: &SearchPlan,
+    resumed: Resumed,
+    launcher: &mut L,
+    on_progress: impl FnMut(&Progress<'_>),
+    governance: Option<Governance<'_>>,
+    shared: Option<&mut dyn SharedTrials>,
+) -> Result<SearchSummary, LaunchError> {
     let Resumed { finished, todo } = resumed;
     let now = Instant::now();
     tracing::info!(
@@ -244,10 +291,12 @@ pub fn run_search<L: Launcher>(
         max_concurrent: 0,
         requeued: 0,
         started: now,
+        shared,
+        stopped: false,
     };
     loop {
         search.launch_ready()?;
-        if search.running.is_empty() && search.todo.is_empty() {
+        if search.running.is_empty() && search.todo.is_empty() && !search.waits_for_others()? {
             break;
         }
         std::thread::sleep(POLL_INTERVAL);
@@ -258,7 +307,7 @@ pub fn run_search<L: Launcher>(
 }
 
 /// One search while it runs.
-struct Search<'p, 'g, L: Launcher, P> {
+struct Search<'p, 'g, 's, L: Launcher, P> {
     plan: &'p SearchPlan,
     launcher: &'p mut L,
     governance: Option<Governance<'g>>,
@@ -272,13 +321,44 @@ struct Search<'p, 'g, L: Launcher, P> {
     max_concurrent: u32,
     requeued: u32,
     started: Instant,
+    shared: Option<&'s mut dyn SharedTrials>,
+    /// A worker was stopped from outside: nothing more is launched or claimed.
+    stopped: bool,
 }
 
-impl<L: Launcher, P: FnMut(&Progress<'_>)> Search<'_, '_, L, P> {
+impl<L: Launcher, P: FnMut(&Progress<'_>)> Search<'_, '_, '_, L, P> {
+    /// With shared trials: whether another host still holds some (this
+    /// one waits for them).
+    fn waits_for_others(&mut self) -> Result<bool, LaunchError> {
+        match self.shared.as_mut() {
+            Some(shared) if !self.stopped => shared.others_pending(),
+            _ => Ok(false),
+        }
+    }
+
+    /// With shared trials and nothing due here: claims one more.
+    fn claim_shared(&mut self) -> Result<(), LaunchError> {
+        if self.stopped || self.todo.iter().any(|q| q.not_before <= Instant::now()) {
+            return Ok(());
+        }
+        if let Some(shared) = self.shared.as_mut()
+            && let Some(trial) = shared.claim()?
+        {
+            tracing::info!(trial, "claimed from the shared queue");
+            self.todo.push_back(Queued {
+                trial,
+                attempts: 0,
+                not_before: Instant::now(),
+            });
+        }
+        Ok(())
+    }
+
     /// Starts workers for the trials due, while slots are free and the
     /// governor admits them.
     fn launch_ready(&mut self) -> Result<(), LaunchError> {
         while self.running.len() < self.plan.workers as usize {
+            self.claim_shared()?;
             let Some(pos) = self
                 .todo
                 .iter()
@@ -380,6 +460,9 @@ impl<L: Launcher, P: FnMut(&Progress<'_>)> Search<'_, '_, L, P> {
                     dir: trial_dir_name(trial),
                     score: result.score,
                 });
+                if let Some(shared) = self.shared.as_mut() {
+                    self.finished = shared.finished(&result)?;
+                }
                 if self.plan.write_ensemble {
                     write_ensemble_file(&self.plan.out, &self.finished, self.plan.top_n)?;
                 }
@@ -409,8 +492,18 @@ impl<L: Launcher, P: FnMut(&Progress<'_>)> Search<'_, '_, L, P> {
                 }
                 tracing::error!(trial, error = %e, "trial failed");
                 if interrupted {
-                    // Stopped from outside: run nothing more.
-                    self.todo.clear();
+                    // Stopped from outside: run nothing more; shared
+                    // trials go back to the queue for the other hosts.
+                    self.stopped = true;
+                    let mut given_back: Vec<u32> = self.todo.drain(..).map(|q| q.trial).collect();
+                    given_back.push(trial);
+                    if let Some(shared) = self.shared.as_mut() {
+                        for t in given_back {
+                            shared.release(t);
+                        }
+                    }
+                } else if let Some(shared) = self.shared.as_mut() {
+                    shared.failed(trial, &e.to_string())?;
                 }
                 self.failed.push(format!("{}: {e}", trial_dir_name(trial)));
             }

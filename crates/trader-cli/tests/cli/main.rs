@@ -12,5 +12,6 @@ mod governor_e2e;
 mod reload_e2e;
 mod repeat;
 mod run;
+mod shared_store;
 mod sim;
 mod train;

@@ -417,3 +417,47 @@ fn order_states_round_trip_their_column_text_and_say_what_is_left_to_do() {
         OrderState::PartiallyFilled
     );
 }
+
+#[tokio::test]
+async fn one_trader_per_store_and_profile_on_either_backend() {
+    // The file lock beside a SQLite store; PostgreSQL's advisory lock with
+    // TRADER_TEST_PG_URL.
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store_at(&dir.path().join("s.sqlite")).await;
+    let first = ProfileLock::acquire(&store, "lean", "trader run", T0)
+        .await
+        .unwrap();
+    let err = ProfileLock::acquire(&store, "lean", "trader run", T0)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Locked { .. }), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())) && msg.contains("lean"),
+        "{msg}"
+    );
+    // Another profile of the same store is another lock.
+    let full = ProfileLock::acquire(&store, "full", "trader run", T0)
+        .await
+        .unwrap();
+    first.release().await;
+    let next = ProfileLock::acquire(&store, "lean", "trader run", T0)
+        .await
+        .unwrap();
+    assert_eq!(next.taken_over(), None, "released cleanly");
+    // A holder that ends without releasing (killed): its lock ends with it,
+    // however soon the server notices.
+    drop(next);
+    let started = std::time::Instant::now();
+    let again = loop {
+        match ProfileLock::acquire(&store, "lean", "trader run", T0).await {
+            Ok(lock) => break lock,
+            Err(StoreError::Locked { .. }) if started.elapsed().as_secs() < 10 => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    again.release().await;
+    full.release().await;
+}
