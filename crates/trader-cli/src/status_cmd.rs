@@ -19,8 +19,12 @@ use crate::{Outcome, output};
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
     /// Profile name (configs/NAME.toml) or path to a TOML file.
+    #[arg(long, required_unless_present = "all")]
+    profile: Option<String>,
+    /// Every profile that ran in the store (--store, TRADER_STORE_URL, or
+    /// --profile's store): traders of several hosts sharing one database.
     #[arg(long)]
-    profile: String,
+    all: bool,
     /// SQLite file or postgres:// URL; default: TRADER_STORE_URL, else the
     /// profile's `[store]`.
     #[arg(long, value_parser = trader_config::parse_store_arg)]
@@ -31,11 +35,38 @@ pub(crate) struct StatusArgs {
 }
 
 pub(crate) fn run(a: &StatusArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
-    let profile = Profile::load(&a.profile, config_dir)?;
-    let store = trader_config::resolve_store(a.store.as_ref(), &profile.store)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let profile = a
+        .profile
+        .as_deref()
+        .map(|p| Profile::load(p, config_dir))
+        .transpose()?;
+    if a.all {
+        let store = match (&profile, a.store.as_ref()) {
+            (Some(p), given) => trader_config::resolve_store(given, &p.store)?,
+            (None, Some(given)) => given.clone(),
+            (None, None) => match trader_config::store_url_from_env() {
+                Some(url) => trader_config::parse_store_arg(&url)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", trader_config::STORE_URL_ENV))?,
+                None => anyhow::bail!(
+                    "trader status --all: which store? give --store, TRADER_STORE_URL or --profile"
+                ),
+            },
+        };
+        let views = runtime.block_on(trader_session::status::gather_all(&store))?;
+        if a.json {
+            output::print_json(&views)?;
+        } else {
+            output::print(&render_all(&store, &views));
+        }
+        return Ok(Outcome::Ok);
+    }
+    let Some(profile) = profile else {
+        anyhow::bail!("trader status: give --profile, or --all");
+    };
+    let store = trader_config::resolve_store(a.store.as_ref(), &profile.store)?;
     let view = runtime.block_on(trader_session::status::gather(&profile, &store))?;
     if a.json {
         output::print_json(&view)?;
@@ -45,12 +76,37 @@ pub(crate) fn run(a: &StatusArgs, config_dir: &std::path::Path) -> anyhow::Resul
     Ok(Outcome::Ok)
 }
 
+/// `trader status --all`: one block per profile of the store.
+fn render_all(store: &StoreLocation, views: &[trader_session::StoreProfileView]) -> String {
+    let mut out = format!(
+        "trader status: store {store}, {} profile{}\n",
+        views.len(),
+        if views.len() == 1 { "" } else { "s" }
+    );
+    for v in views {
+        out += &format!("profile {}\n", v.profile);
+        if let Some(holder) = &v.held_by {
+            out += &format!("  held by      {holder}\n");
+        }
+        out += &render_status(&v.status);
+    }
+    out
+}
+
 fn render(v: &StatusView) -> String {
     let mut out = format!("trader status: profile {}, store {}\n", v.profile, v.store);
     for (s, t) in &v.newest_bars {
         out += &format!("  newest bar   {s:<9} {}\n", t.as_deref().unwrap_or("none"));
     }
-    let s = &v.status;
+    out += &render_status(&v.status);
+    out += &render_live(v.live.as_ref());
+    out
+}
+
+/// What the store says of one profile: run, ensemble, decision, equity,
+/// open orders.
+fn render_status(s: &trader_store::ProfileStatus) -> String {
+    let mut out = String::new();
     match &s.run {
         Some(run) => {
             out += &format!(
@@ -108,7 +164,13 @@ fn render(v: &StatusView) -> String {
             o.status.as_str()
         );
     }
-    match &v.live {
+    out
+}
+
+/// What the profile's running trader says on its metrics port.
+fn render_live(live: Option<&trader_session::status::LiveView>) -> String {
+    let mut out = String::new();
+    match live {
         Some(l) => {
             out += &format!(
                 "  live         {} answers: RSS {:.1} MB, newest bar closed {:.0} s ago\n",

@@ -56,6 +56,10 @@ pub struct Live {
     pub speed: f64,
     /// The simulator's start, RFC 3339 (`None`: its default).
     pub start: Option<String>,
+    /// `Some`: no simulator and no traders are started; the newest run of
+    /// each profile is read from this shared store (two traders running on
+    /// other hosts, one PostgreSQL database).
+    pub store: Option<trader_core::StoreLocation>,
 }
 
 /// What [`compare`] concluded.

@@ -2,7 +2,9 @@
 //! profile), two `trader run` processes against it for `--duration-secs`,
 //! stopped with SIGTERM, then each profile's metrics, equity and decisions
 //! from its own store, written as the files a backtest writes so the same
-//! report is built from them.
+//! report is built from them. With `--store URL`, nothing is started: the
+//! newest run of each profile is read from that shared store (traders on
+//! other hosts).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -68,6 +70,9 @@ fn recorded_bars(profile: &Profile, data: &Path) -> anyhow::Result<BTreeMap<Symb
 /// The simulator and the traders end with this process: at
 /// `--duration-secs`, on the caller's [`Stop`], or on an error.
 pub(crate) fn produce(c: &Comparison, live: &Live, stop: &Stop) -> anyhow::Result<Vec<String>> {
+    if let Some(store) = &live.store {
+        return read_shared(c, store);
+    }
     let profiles = &c.profiles;
     fs_err::create_dir_all(&c.out)?;
     let names: Vec<String> = profiles.iter().map(|p| profile_name(p)).collect();
@@ -148,10 +153,21 @@ pub(crate) fn produce(c: &Comparison, live: &Live, stop: &Stop) -> anyhow::Resul
     }
     sim.kill_and_wait()?;
     stop.check()?;
+    write_live_files(c, live, &names, &summaries)?;
+    Ok(names)
+}
+
+/// Each profile's files from its own store and its trader's summary.
+fn write_live_files(
+    c: &Comparison,
+    live: &Live,
+    names: &[String],
+    summaries: &[serde_json::Value],
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    for ((profile, name), summary) in profiles.iter().zip(&names).zip(&summaries) {
+    for ((profile, name), summary) in c.profiles.iter().zip(names).zip(summaries) {
         let dir = c.out.join(name);
         let resources = serde_json::json!({
             "peak_rss_bytes": summary["peak_rss_bytes"],
@@ -161,34 +177,78 @@ pub(crate) fn produce(c: &Comparison, live: &Live, stop: &Stop) -> anyhow::Resul
         let run_id = summary["run_id"].as_i64().unwrap_or(0);
         let profile = Profile::load(profile, &c.config_dir)?;
         let bars = recorded_bars(&profile, &c.data)?;
+        let store = StoreLocation::Sqlite(dir.join("store.sqlite"));
+        let none_decided = format!(
+            "{name} decided no hour in {} s: run longer (--duration-secs) or faster (--speed)",
+            live.duration_secs
+        );
         runtime.block_on(write_files(
+            &store,
             &dir,
-            name,
-            run_id,
+            (name, run_id),
             &bars,
-            live.duration_secs,
+            &none_decided,
+            resources,
+        ))?;
+    }
+    Ok(())
+}
+
+/// `--live --store URL`: the newest run of each profile in the shared
+/// store, reported as if this process had run them (their RSS and
+/// latency are the traders' own, not in the store: left empty).
+fn read_shared(c: &Comparison, store: &StoreLocation) -> anyhow::Result<Vec<String>> {
+    fs_err::create_dir_all(&c.out)?;
+    let names: Vec<String> = c.profiles.iter().map(|p| profile_name(p)).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for (profile, name) in c.profiles.iter().zip(&names) {
+        let profile = Profile::load(profile, &c.config_dir)?;
+        let run = runtime.block_on(async {
+            let opened = Store::open(store, None).await?;
+            let status = opened.profile_status(&profile.name).await;
+            opened.close().await;
+            anyhow::Ok(status?.run)
+        })?;
+        let Some(run) = run else {
+            bail!("profile {} has no run in {store}", profile.name);
+        };
+        let dir = c.out.join(name);
+        fs_err::create_dir_all(&dir)?;
+        let bars = recorded_bars(&profile, &c.data)?;
+        let resources = serde_json::json!({
+            "peak_rss_bytes": null,
+            "decision_latency_us_p50": null,
+            "decision_latency_us_p99": null,
+        });
+        let none_decided = format!("{name}: its run {} in {store} decided no hour yet", run.id);
+        runtime.block_on(write_files(
+            store,
+            &dir,
+            (name, run.id),
+            &bars,
+            &none_decided,
             resources,
         ))?;
     }
     Ok(names)
 }
 
-/// metrics.json, equity.csv and decisions.csv of one live run, from its
-/// store, and its `resources`.
+/// metrics.json, equity.csv and decisions.csv of one live run, from the
+/// store at `location`, and its `resources`.
 async fn write_files(
+    location: &StoreLocation,
     dir: &Path,
-    name: &str,
-    run_id: i64,
+    (name, run_id): (&str, i64),
     bars: &BTreeMap<Symbol, Vec<Bar>>,
-    duration_secs: u64,
+    none_decided: &str,
     resources: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&StoreLocation::Sqlite(dir.join("store.sqlite")), None).await?;
+    let store = Store::open(location, None).await?;
     let snapshots = store.equity_curve(run_id).await?;
     if snapshots.is_empty() {
-        bail!(
-            "{name} decided no hour in {duration_secs} s: run longer (--duration-secs) or faster (--speed)"
-        );
+        bail!("{none_decided}");
     }
     let decided: Vec<i64> = snapshots.iter().map(|s| s.0).collect();
     let curve: Vec<f64> = snapshots.iter().map(|s| s.2).collect();

@@ -29,5 +29,5 @@ mod swap_check;
 
 pub use backtest::{BacktestRequest, Output, Plan, load_bars};
 pub use run::{RunRequest, RunSetup};
-pub use status::{LiveView, StatusView};
+pub use status::{LiveView, StatusView, StoreProfileView};
 pub use summary::{SplitMedians, Summary};

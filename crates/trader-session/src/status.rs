@@ -27,6 +27,39 @@ pub struct StatusView {
     pub live: Option<LiveView>,
 }
 
+/// One profile of a store, as `trader status --all` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreProfileView {
+    pub profile: String,
+    /// Its trader's lock holder, when the store records one (PostgreSQL).
+    pub held_by: Option<String>,
+    #[serde(flatten)]
+    pub status: ProfileStatus,
+}
+
+/// Every profile that ran in `location` (a store several traders share,
+/// on several hosts): its newest run, decision, equity and open orders.
+pub async fn gather_all(location: &StoreLocation) -> anyhow::Result<Vec<StoreProfileView>> {
+    if let Some(path) = location.sqlite_path()
+        && !path.exists()
+    {
+        bail!("no store at {}", path.display());
+    }
+    let store = Store::open(location, None).await?;
+    let holders = store.lock_holders().await?;
+    let mut views = Vec::new();
+    for profile in store.profiles().await? {
+        let status = store.profile_status(&profile).await?;
+        views.push(StoreProfileView {
+            held_by: holders.get(&profile).cloned(),
+            profile,
+            status,
+        });
+    }
+    store.close().await;
+    Ok(views)
+}
+
 /// What a running trader's `/metrics` says.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LiveView {

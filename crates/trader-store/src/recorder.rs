@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// The engine's records: the one API of a run's records, implemented by
-/// the SQLite [`Store`](crate::Store) (`sqlite_records.rs`) and the [`MemoryRecorder`].
+/// the [`Store`](crate::Store) (`store_records.rs`, SQLite or PostgreSQL) and the [`MemoryRecorder`].
 pub trait Recorder: Send + Sync {
     /// The window of `symbols` the engine starts with.
     fn load_window(

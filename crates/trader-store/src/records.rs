@@ -434,6 +434,34 @@ impl Store {
             .collect())
     }
 
+    /// Every profile with a run in this store, by name.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn profiles(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT profile FROM runs ORDER BY profile")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.query_err("listing profiles"))?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
+    /// Who holds each profile's lock, as the holders wrote it (PostgreSQL's
+    /// advisory locks; a SQLite store's holders are in its lock files).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn lock_holders(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT profile, holder FROM profile_locks")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.query_err("reading lock holders"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect())
+    }
+
     /// The newest run, decision, equity snapshot and unsettled orders of
     /// `profile`.
     pub async fn profile_status(&self, profile: &str) -> Result<ProfileStatus, StoreError> {

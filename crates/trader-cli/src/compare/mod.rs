@@ -45,6 +45,11 @@ pub(crate) struct CompareArgs {
     /// end of the recorded set).
     #[arg(long)]
     pub(crate) start: Option<String>,
+    /// --live: start nothing; report the newest run of each profile from
+    /// this shared store (a postgres:// URL: traders on other hosts), or a
+    /// SQLite file both wrote to.
+    #[arg(long, requires = "live", value_parser = trader_config::parse_store_arg)]
+    pub(crate) store: Option<trader_core::StoreLocation>,
 }
 
 /// The checks of `trader run` for both profiles (the profile against its
@@ -103,6 +108,7 @@ pub(crate) fn run(a: &CompareArgs, config_dir: &Path) -> anyhow::Result<Outcome>
             duration_secs: a.duration_secs,
             speed: a.speed,
             start: a.start.clone(),
+            store: a.store.clone(),
         }),
         predicted_rss,
     };

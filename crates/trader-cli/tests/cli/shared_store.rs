@@ -151,6 +151,38 @@ fn two_traders_on_one_database_keep_their_records_apart() {
         assert!(v["run"][0].as_i64().is_some(), "{v}");
         assert_eq!(v["run_outcome"], "finished", "{v}");
     }
+    // `status --all`: both profiles of the database, none holding its lock.
+    let all = trader(&["status", "--all", "--store", &url, "--json"]);
+    assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
+    let all = json(&all);
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["full", "lean"]);
+    // `compare --live --store`: the two traders' runs read from the database
+    // (the newest of each), side by side, hour by hour.
+    let out = tmp.path().join("cmp");
+    let cmp = trader(&[
+        "--config-dir",
+        &configs().display().to_string(),
+        "compare",
+        "--profiles",
+        "full,lean",
+        "--live",
+        "--store",
+        &url,
+        "--data",
+        &repo().join("data/coinbase_2017_2018").display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(cmp.status.code(), Some(0), "{}", stderr(&cmp));
+    let report: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["agreement"]["hours_compared"], 72, "{report}");
 }
 
 fn train_host(out: &Path, url: &str, trials: u32) -> Command {

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
+
 use chrono::{DateTime, Utc};
 use trader_core::{Bar, StoreLocation, Symbol};
 use trader_store::Recorder as _;
@@ -252,4 +254,64 @@ async fn within_one_batch_the_later_bar_for_an_hour_wins() {
         .unwrap();
     assert_eq!(r.inserted, 2);
     assert_eq!(all_bars(&store).await, vec![later, bar(1)]);
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_database_without_its_password() {
+    // Nothing listens on port 1 of loopback: refused at once.
+    let store = StoreLocation::parse(
+        "postgres://trader:hunter2@127.0.0.1:1/trading",
+        Path::new(""),
+    )
+    .unwrap();
+    let err = Store::open(&store, None).await.unwrap_err();
+    let msg = format!("{err:#} {:?}", std::error::Error::source(&err));
+    assert!(matches!(err, StoreError::Open { .. }), "{msg}");
+    assert!(msg.contains("127.0.0.1:1/trading"), "{msg}");
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_store_of_a_newer_schema_is_refused_and_left_as_it_was() {
+    // A migration this binary does not know, as a newer `trader` would
+    // leave it; on SQLite and (with TRADER_TEST_PG_URL) PostgreSQL.
+    let dir = tempfile::tempdir().unwrap();
+    let location = crate::store_at(&dir.path().join("s.sqlite")).await;
+    let store = Store::open(&location, None).await.unwrap();
+    store
+        .insert_bars(&btc(), &[bar(0), bar(1)], now())
+        .await
+        .unwrap();
+    store.close().await;
+    let newer = "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+                 execution_time) SELECT 99, 'from a newer trader', TRUE, checksum, 0 \
+                 FROM _sqlx_migrations WHERE version = 1";
+    exec_raw(&location, newer).await;
+    let err = Store::open(&location, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Migrate { .. }), "{err:?}");
+    let chain = format!("{:?}", std::error::Error::source(&err));
+    assert!(chain.contains("99"), "{chain}");
+    // Nothing of it was touched: without the newer migration it opens with
+    // its bars.
+    exec_raw(&location, "DELETE FROM _sqlx_migrations WHERE version = 99").await;
+    let store = Store::open(&location, None).await.unwrap();
+    assert_eq!(store.bar_counts().await.unwrap(), vec![(btc(), 2)]);
+}
+
+/// `sql` on the store through a connection of its own, as `sqlite3` or
+/// `psql` would run it.
+async fn exec_raw(location: &StoreLocation, sql: &str) {
+    match location {
+        StoreLocation::Sqlite(path) => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        StoreLocation::Postgres(url) => {
+            let pool = sqlx::PgPool::connect(url.expose()).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
 }
