@@ -23,6 +23,28 @@ pub(crate) enum EnsembleCommand {
     Infer(InferArgs),
     /// Time decisions on a random state: median and p99 latency, peak RSS.
     Bench(BenchArgs),
+    /// Write a shared search's best members (`trader train --queue`) from
+    /// the database into DIR, then ensemble_params.json: a trader with
+    /// reload = "on-change" on DIR follows the database's ranking.
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// Ensemble directory to write (created).
+    dir: PathBuf,
+    /// The database of the search (postgres://).
+    #[arg(long, value_parser = trader_config::parse_store_arg)]
+    queue: trader_core::StoreLocation,
+    /// The search's name (`trader train --search`, default PROFILE-seedSEED).
+    #[arg(long)]
+    search: String,
+    /// Members to write (default: the search's top_n).
+    #[arg(long)]
+    top_n: Option<u32>,
+    /// Sync again every SECS seconds until stopped (default: once).
+    #[arg(long)]
+    every: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -92,7 +114,7 @@ impl EnsembleCommand {
     /// Inference threads this command asks for, if it runs inference.
     pub(crate) fn threads(&self) -> Option<usize> {
         match self {
-            EnsembleCommand::Inspect(_) => None,
+            EnsembleCommand::Inspect(_) | EnsembleCommand::Sync(_) => None,
             EnsembleCommand::Infer(a) => Some(a.run.threads),
             EnsembleCommand::Bench(a) => Some(a.run.threads),
         }
@@ -104,7 +126,32 @@ pub(crate) fn run(cmd: &EnsembleCommand, config_dir: &Path) -> anyhow::Result<Ou
         EnsembleCommand::Inspect(a) => inspect(a).map(|()| Outcome::Ok),
         EnsembleCommand::Infer(a) => infer(a, config_dir),
         EnsembleCommand::Bench(a) => bench(a, config_dir),
+        EnsembleCommand::Sync(a) => sync(a),
     }
+}
+
+fn sync(a: &SyncArgs) -> anyhow::Result<Outcome> {
+    let mut q = crate::train_queue::HostQueue::follow(&a.queue, &a.search, &a.dir, a.top_n)?;
+    let stop = crate::signals::blocking_stop_on_signal()?;
+    loop {
+        let present = q.materialise().map_err(anyhow::Error::from_boxed)?;
+        output::print(&format!(
+            "{} members of search {} in {}\n",
+            present.len(),
+            a.search,
+            a.dir.display()
+        ));
+        let Some(every) = a.every else { break };
+        if stop
+            .sleep_until(Instant::now() + std::time::Duration::from_secs(every.max(1)))
+            .is_err()
+        {
+            q.close();
+            return Ok(Outcome::Interrupted);
+        }
+    }
+    q.close();
+    Ok(Outcome::Ok)
 }
 
 fn open(dir: &Path) -> anyhow::Result<EnsembleCatalog> {

@@ -73,6 +73,28 @@ impl HostQueue {
         })
     }
 
+    /// Follows the search `search` without claiming (a trader's box).
+    pub(crate) fn follow(
+        location: &StoreLocation,
+        search: &str,
+        out: &Path,
+        top_n: Option<u32>,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the queue's runtime")?;
+        let (queue, search_top_n) = runtime.block_on(TrialQueue::follow(location, search))?;
+        fs_err::create_dir_all(out)?;
+        Ok(HostQueue {
+            queue: Some(queue),
+            runtime,
+            out: out.to_path_buf(),
+            top_n: top_n.unwrap_or(search_top_n),
+            last_pending: None,
+        })
+    }
+
     /// Writes the `top_n` best members of the database missing from `out`
     /// (each in `.staging`, renamed into place), and returns every ranked
     /// member present in `out`.

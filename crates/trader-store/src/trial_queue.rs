@@ -93,6 +93,57 @@ impl TrialQueue {
         Ok(q)
     }
 
+    /// Follows an existing search without joining it (a trader's box):
+    /// its ranking and members only; claims nothing. Returns the queue and
+    /// the search's `top_n`.
+    ///
+    /// # Errors
+    /// Not a PostgreSQL store, the database refuses, or no such search.
+    pub async fn follow(location: &StoreLocation, search: &str) -> Result<(Self, u32), StoreError> {
+        let shown = location.to_string();
+        let StoreLocation::Postgres(url) = location else {
+            return Err(StoreError::Queue {
+                store: shown,
+                reason: "a shared search lives in a postgres:// database".into(),
+            });
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(url.expose())
+            .await
+            .map_err(|source| StoreError::Open {
+                store: shown.clone(),
+                source,
+            })?;
+        let top_n: Option<i64> = sqlx::query_scalar("SELECT top_n FROM searches WHERE name = $1")
+            .bind(search)
+            .fetch_optional(&pool)
+            .await
+            .map_err(|source| StoreError::Query {
+                store: shown.clone(),
+                what: "reading the search",
+                source,
+            })?;
+        let Some(top_n) = top_n else {
+            return Err(StoreError::Queue {
+                store: shown,
+                reason: format!(
+                    "no search {search:?} (trader train --queue ... --search NAME makes it)"
+                ),
+            });
+        };
+        Ok((
+            TrialQueue {
+                pool,
+                shown,
+                search: search.to_owned(),
+                host: String::new(),
+                claims: HashMap::new(),
+            },
+            u32::try_from(top_n).unwrap_or(u32::MAX),
+        ))
+    }
+
     async fn register(
         &self,
         settings: &str,

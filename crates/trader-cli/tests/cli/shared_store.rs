@@ -282,4 +282,32 @@ fn two_training_hosts_share_a_search_and_a_killed_host_gives_its_trial_back() {
         "3",
     ]);
     assert_eq!(inspect.status.code(), Some(0), "{}", stderr(&inspect));
+    // A trader's box without training: the same top 3 synced from the
+    // database into a folder of its own; an unknown search is named.
+    let box_c = tmp.path().join("trader_box");
+    let sync = |search: &str| {
+        trader(&[
+            "ensemble",
+            "sync",
+            &box_c.display().to_string(),
+            "--queue",
+            &url,
+            "--search",
+            search,
+        ])
+    };
+    let synced = sync("e2e");
+    assert_eq!(synced.status.code(), Some(0), "{}", stderr(&synced));
+    let in_c: Vec<String> = members(&box_c).into_iter().map(|(dir, _)| dir).collect();
+    assert_eq!(in_c.len(), 3, "{in_c:?}");
+    for dir in &in_c {
+        assert!(in_b.contains(dir), "{dir} not in {in_b:?}");
+    }
+    let unknown = sync("no-such-search");
+    assert_ne!(unknown.status.code(), Some(0));
+    assert!(
+        stderr(&unknown).contains("no-such-search"),
+        "{}",
+        stderr(&unknown)
+    );
 }
