@@ -123,7 +123,11 @@ pub async fn session(profile: &Profile, request: &BacktestRequest) -> anyhow::Re
             &output,
             &crate::out::RunFacts {
                 batched: request.block_hours.is_some(),
-                sqlite: request.store.is_some(),
+                records: match &request.store {
+                    None => "memory",
+                    Some(StoreLocation::Sqlite(_)) => "sqlite",
+                    Some(StoreLocation::Postgres(_)) => "postgres",
+                },
                 seconds,
                 decided_hours: decided.len(),
             },

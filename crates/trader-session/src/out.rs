@@ -16,8 +16,8 @@ use crate::backtest::Output;
 pub struct RunFacts {
     /// The batched first layer (else plain).
     pub batched: bool,
-    /// Records in a SQLite store (else in memory).
-    pub sqlite: bool,
+    /// Where the records went: `memory`, `sqlite` or `postgres`.
+    pub records: &'static str,
     /// Wall time of the backtest itself.
     pub seconds: f64,
     pub decided_hours: usize,
@@ -38,7 +38,7 @@ pub fn write_files(out: &Path, output: &Output, facts: &RunFacts) -> anyhow::Res
     latencies.sort_unstable();
     let RunFacts {
         batched,
-        sqlite,
+        records,
         seconds,
         decided_hours,
     } = *facts;
@@ -47,7 +47,7 @@ pub fn write_files(out: &Path, output: &Output, facts: &RunFacts) -> anyhow::Res
         "decision_latency_us_p50": nearest_rank(&latencies, 0.5).unwrap_or(0),
         "decision_latency_us_p99": nearest_rank(&latencies, 0.99).unwrap_or(0),
         "forward": if batched { "batched" } else { "plain" },
-        "records": if sqlite { "sqlite" } else { "memory" },
+        "records": records,
         "projected_hours": output.projected_hours,
         "projection_us_per_hour": output.projection_us as f64 / (output.projected_hours as f64).max(1.0),
         "seconds": seconds,
