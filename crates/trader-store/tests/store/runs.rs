@@ -461,3 +461,53 @@ async fn one_trader_per_store_and_profile_on_either_backend() {
     again.release().await;
     full.release().await;
 }
+
+#[tokio::test]
+async fn a_connection_dropped_mid_hour_fails_that_write_whole_and_the_next_one_lands_once() {
+    // PostgreSQL's: the server ends the store's connection between two
+    // writes of an hour (a restart, a network cut). SQLite has no server.
+    let dir = tempfile::tempdir().unwrap();
+    let location = crate::store_at(&dir.path().join("s.sqlite")).await;
+    let StoreLocation::Postgres(url) = &location else {
+        eprintln!("not run: a SQLite store has no connection to drop");
+        return;
+    };
+    let store = Store::open(&location, None).await.unwrap();
+    let run = store
+        .start_run("lean", "h", "{}", RunMode::Live, T0)
+        .await
+        .unwrap()
+        .run_id;
+    let admin = sqlx::PgPool::connect(url.expose()).await.unwrap();
+    let cut = "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+               WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    let ended: i64 = sqlx::query_scalar(cut).fetch_one(&admin).await.unwrap();
+    assert!(ended >= 1, "no store connection to end");
+    // The hour's decision and its orders: refused with the store named, or
+    // written on a new connection; never half.
+    let first = store
+        .record_decision(run, &decision(T0), &[order("lean-a"), order("lean-b")], T0)
+        .await;
+    eprintln!("the first write after the cut: {first:?}");
+    if let Err(e) = &first {
+        assert!(matches!(e, StoreError::Query { .. }), "{e:?}");
+        assert!(e.to_string().contains(&location.to_string()), "{e}");
+        assert!(!store.decided(run, T0).await.unwrap(), "half written");
+        // The engine's next attempt (the restart's) lands once.
+        store
+            .record_decision(run, &decision(T0), &[order("lean-a"), order("lean-b")], T0)
+            .await
+            .unwrap();
+    }
+    assert!(store.decided(run, T0).await.unwrap());
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(orders, 2);
+    let again = store
+        .record_decision(run, &decision(T0), &[order("lean-a")], T0)
+        .await;
+    assert!(again.is_err(), "an hour decided twice");
+    admin.close().await;
+}
