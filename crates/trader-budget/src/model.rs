@@ -9,24 +9,29 @@ use crate::BudgetError;
 /// this model adds for the model itself: `scripts/bench_budget.sh` (before
 /// it `scripts/measure_runtime_base.sh`, by hand) runs `trader ensemble
 /// infer` on one 25,539-parameter fixture member (median of 5) and subtracts
-/// its weights, load transient, activations and threads (2.31 MB): 13.70 MB
-/// peak, 11.39 MB base on 2026-11-29 on the CI machine kind (shared 2 vCPU
-/// VM, 24 GiB), rounded up. It was 8.48 MB on 2026-11-27: the binary has
-/// grown since, and this constant was not re-measured (the issue's
-/// under-predictions of small ensembles). Re-measure whenever the binary
-/// links something large.
-pub const RUNTIME_BASE_RSS: u64 = 11_400_000;
+/// its weights, load transient, activations and threads (2.31 MB): 12.71 MB
+/// peak, 10.41 MB base on 2026-11-29 on the CI machine kind (shared 2 vCPU
+/// VM, 24 GiB), the release profile's fat LTO build (18.3 MB binary),
+/// freshly copied (a binary read back from disk peaks 1-2.5 MB lower: its
+/// code pages are not all in the page cache, so fewer are mapped around each
+/// fault); rounded up. It was 11.39 MB on the default release profile (26.1
+/// MB binary) and 8.48 MB on 2026-11-27, before the binary grew (a second
+/// sitting on the fat LTO build: 10.22 MB). Re-measure whenever the binary
+/// links something large or the release profile changes.
+pub const RUNTIME_BASE_RSS: u64 = 10_500_000;
 /// What the trading loop of `trader run` adds beyond the runtime base, the
 /// model, the history and the store: tokio's worker threads, the HTTP
 /// client's pools, the SQLite connection and, without Alpaca keys, the
 /// embedded simulator holding the recorded set (3 symbols of
 /// `data/coinbase_2017_2018`). `scripts/bench_budget.sh`: median peak RSS
-/// of a 7-day replay of one [64] member, f32, 72 h (28.34 MB) minus every
+/// of a 7-day replay of one [64] member, f32, 72 h (25.70 MB) minus every
 /// other term, the store cache counted at the store's size at the end
 /// (0.14 MB: SQLite caches no more pages than the file has) instead of
-/// [`STORE_CACHE_BYTES`]: 13.92 MB, 2026-11-29, CI machine kind; rounded
-/// up. Against Alpaca (no embedded simulator) it is an upper bound.
-pub const TRADING_LOOP_RSS: u64 = 14_100_000;
+/// [`STORE_CACHE_BYTES`]: 12.62 MB, 2026-11-29, CI machine kind, the
+/// release profile's fat LTO build freshly copied (13.92 MB on the default
+/// profile; a second sitting: 12.70 MB); rounded up. Against Alpaca (no
+/// embedded simulator) it is an upper bound.
+pub const TRADING_LOOP_RSS: u64 = 12_700_000;
 /// The part of [`TRADING_LOOP_RSS`] that `trader run` allocates after the
 /// ensemble has loaded, into memory the load freed: the trading-loop term
 /// is reduced by it, up to the load transient (peaks do not add: the load
@@ -39,16 +44,18 @@ pub const TRADING_LOOP_RSS: u64 = 14_100_000;
 /// measured, of which 1.9 MB is the store cache's headroom). 3 MB keeps
 /// every row within [1.0, 1.1]; not isolated on its own.
 pub const LOOP_REUSES_LOAD_RSS: u64 = 3_000_000;
-/// What `trader backtest` adds beyond the runtime base, the model, its
-/// batched projection, its bars and its records: the recorded set read
-/// from CSV, the in-process broker and engine. `scripts/bench_budget.sh`:
-/// median peak RSS of a 720-hour backtest of one [64] member, f32, 72 h
-/// (23.69 MB) minus every other term: 7.19 MB, 2026-11-29, CI machine kind;
-/// plus 2.0 MB because the largest projections of the grid (rows 5, 8 and
-/// 9: 23-131 MB) peaked 0.3-1.3 MB above their terms (not isolated; gemm's
-/// packing buffers are the likely owner, largest at f16) and their runs
-/// spread by 0.4 MB.
-pub const BACKTEST_LOOP_RSS: u64 = 9_200_000;
+/// What `trader backtest` adds beyond the runtime base, the model, its batched
+/// projection, its bars and its records: the recorded set read from CSV, the
+/// in-process broker and engine. `scripts/bench_budget.sh`: median peak RSS of
+/// a 720-hour backtest of one [64] member, f32, 72 h (21.93 MB) minus every
+/// other term: 6.51 MB, 2026-11-29, CI machine kind, the release profile's fat
+/// LTO build freshly copied (7.19 MB on the default profile; a second sitting:
+/// 6.32 MB); rounded up, plus 1.6 MB because the largest projection of the grid
+/// (row 8: 16 x [2048, 1024], f16, 203 MB) peaked 1.2 MB above its terms, its
+/// slowest run 1.4 MB (not isolated; gemm's packing buffers are the likely
+/// owner, largest at f16). The smallest backtests (row 1, 22 MB) bound the
+/// margin from above: with 2.0 MB they were predicted 1.10.
+pub const BACKTEST_LOOP_RSS: u64 = 8_200_000;
 /// Resident bytes of `trader run` per symbol and hour of history kept: the
 /// bars are 48 B (`trader_core::HISTORY_BYTES_PER_SYMBOL_HOUR`, which this
 /// term counted until 2026-11-29), but `trader run` holds 30-45x that (not
@@ -58,8 +65,8 @@ pub const BACKTEST_LOOP_RSS: u64 = 9_200_000;
 /// `scripts/bench_budget.sh`: the slope of the median peak RSS of the same
 /// 7-day replay at 72 h and 720 h of history (one [64] member, 3 symbols):
 /// 1.4-2.2 KB per symbol-hour over three sittings on 2026-11-29 (one
-/// symbol: 2.3 KB), CI machine kind; the 720-hour rows of the grid are
-/// within 10 % with 1.6 KB.
+/// symbol: 2.3 KB), then 1.7 and 2.0 KB on the fat LTO build, CI machine
+/// kind; the 720-hour rows of the grid are within 10 % with 1.6 KB.
 pub const RUN_HISTORY_BYTES_PER_SYMBOL_HOUR: u64 = 1_600;
 /// Resident bytes per decided hour of a backtest's in-memory records
 /// (`MemoryRecorder`: decisions, orders, equity) beyond its bars.
