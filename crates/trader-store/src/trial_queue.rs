@@ -48,6 +48,27 @@ pub struct TrialQueue {
     claims: HashMap<u32, Transaction<'static, Postgres>>,
 }
 
+/// A pool of at most `max` connections to the shared search's database.
+async fn connect(location: &StoreLocation, max: u32) -> Result<PgPool, StoreError> {
+    let shown = location.to_string();
+    let StoreLocation::Postgres(url) = location else {
+        return Err(StoreError::Queue {
+            store: shown,
+            reason:
+                "a shared search lives in a postgres:// database: a SQLite file is one machine's"
+                    .into(),
+        });
+    };
+    PgPoolOptions::new()
+        .max_connections(max)
+        .connect(url.expose())
+        .await
+        .map_err(|source| StoreError::Open {
+            store: shown,
+            source,
+        })
+}
+
 impl TrialQueue {
     /// Joins the search `search` on the database at `location` (migrated
     /// first), creating it with `trials` trials and `top_n` when it is new.
@@ -67,21 +88,10 @@ impl TrialQueue {
         now: i64,
     ) -> Result<Self, StoreError> {
         let shown = location.to_string();
-        let StoreLocation::Postgres(url) = location else {
-            return Err(StoreError::Queue {
-                store: shown,
-                reason: "--queue needs a postgres:// URL: a SQLite file is one machine's".into(),
-            });
-        };
+        // A connection per claim (one per worker slot) and a few more.
+        let pool = connect(location, 32).await?;
+        // The queue's tables: the store's migrations first.
         Store::open(location, None).await?.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(32)
-            .connect(url.expose())
-            .await
-            .map_err(|source| StoreError::Open {
-                store: shown.clone(),
-                source,
-            })?;
         let q = TrialQueue {
             pool,
             shown,
@@ -101,20 +111,7 @@ impl TrialQueue {
     /// Not a PostgreSQL store, the database refuses, or no such search.
     pub async fn follow(location: &StoreLocation, search: &str) -> Result<(Self, u32), StoreError> {
         let shown = location.to_string();
-        let StoreLocation::Postgres(url) = location else {
-            return Err(StoreError::Queue {
-                store: shown,
-                reason: "a shared search lives in a postgres:// database".into(),
-            });
-        };
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .connect(url.expose())
-            .await
-            .map_err(|source| StoreError::Open {
-                store: shown.clone(),
-                source,
-            })?;
+        let pool = connect(location, 2).await?;
         let top_n: Option<i64> = sqlx::query_scalar("SELECT top_n FROM searches WHERE name = $1")
             .bind(search)
             .fetch_optional(&pool)
