@@ -287,10 +287,10 @@ def constant(name):
 
 # What model.rs adds to a measurement, and why (see the constant's comment).
 MARGINS = {
-    # The largest projection of the grid (row 8) peaked 1.2 MB above its
-    # terms (its slowest run 1.4 MB); more pushes the smallest backtest
-    # (row 1) above 1.1 (fat LTO build, 2026-11-29).
-    "BACKTEST_LOOP_RSS": 1_600_000,
+    # The largest projections of the grid (rows 8, 9) peaked 1.2-1.7 MB
+    # above their terms; 2.2 MB would push the smallest backtest (row 1)
+    # to 1.1 (fat LTO build with the PostgreSQL store, 2026-11-29).
+    "BACKTEST_LOOP_RSS": 1_900_000,
 }
 
 

@@ -9,29 +9,32 @@ use crate::BudgetError;
 /// this model adds for the model itself: `scripts/bench_budget.sh` (before
 /// it `scripts/measure_runtime_base.sh`, by hand) runs `trader ensemble
 /// infer` on one 25,539-parameter fixture member (median of 5) and subtracts
-/// its weights, load transient, activations and threads (2.31 MB): 12.71 MB
-/// peak, 10.41 MB base on 2026-11-29 on the CI machine kind (shared 2 vCPU
-/// VM, 24 GiB), the release profile's fat LTO build (18.3 MB binary),
+/// its weights, load transient, activations and threads (2.31 MB): 13.40 MB
+/// peak, 11.09 MB base on 2026-11-29 on the CI machine kind (shared 2 vCPU
+/// VM, 24 GiB), the release profile's fat LTO build with the PostgreSQL
+/// store linked (19.9 MB binary; 10.41 MB before it, 18.3 MB binary),
 /// freshly copied (a binary read back from disk peaks 1-2.5 MB lower: its
 /// code pages are not all in the page cache, so fewer are mapped around each
 /// fault); rounded up. It was 11.39 MB on the default release profile (26.1
 /// MB binary) and 8.48 MB on 2026-11-27, before the binary grew (a second
 /// sitting on the fat LTO build: 10.22 MB). Re-measure whenever the binary
 /// links something large or the release profile changes.
-pub const RUNTIME_BASE_RSS: u64 = 10_500_000;
+pub const RUNTIME_BASE_RSS: u64 = 11_100_000;
 /// What the trading loop of `trader run` adds beyond the runtime base, the
 /// model, the history and the store: tokio's worker threads, the HTTP
 /// client's pools, the SQLite connection and, without Alpaca keys, the
 /// embedded simulator holding the recorded set (3 symbols of
 /// `data/coinbase_2017_2018`). `scripts/bench_budget.sh`: median peak RSS
-/// of a 7-day replay of one [64] member, f32, 72 h (25.70 MB) minus every
+/// of a 7-day replay of one [64] member, f32, 72 h (26.82 MB) minus every
 /// other term, the store cache counted at the store's size at the end
-/// (0.14 MB: SQLite caches no more pages than the file has) instead of
-/// [`STORE_CACHE_BYTES`]: 12.62 MB, 2026-11-29, CI machine kind, the
-/// release profile's fat LTO build freshly copied (13.92 MB on the default
-/// profile; a second sitting: 12.70 MB); rounded up. Against Alpaca (no
+/// (0.15 MB: SQLite caches no more pages than the file has) instead of
+/// [`STORE_CACHE_BYTES`]: 13.13 MB, 2026-11-29, CI machine kind, the
+/// release profile's fat LTO build with the PostgreSQL store linked, freshly
+/// copied (12.62 MB before it; 13.92 MB on the default profile); rounded up.
+/// On a PostgreSQL store the same replay peaks 1.5 MB lower (no SQLite
+/// page cache in the process: BENCHMARKS.md, issue 20): an upper bound there. Against Alpaca (no
 /// embedded simulator) it is an upper bound.
-pub const TRADING_LOOP_RSS: u64 = 12_700_000;
+pub const TRADING_LOOP_RSS: u64 = 13_200_000;
 /// The part of [`TRADING_LOOP_RSS`] that `trader run` allocates after the
 /// ensemble has loaded, into memory the load freed: the trading-loop term
 /// is reduced by it, up to the load transient (peaks do not add: the load
@@ -47,15 +50,16 @@ pub const LOOP_REUSES_LOAD_RSS: u64 = 3_000_000;
 /// What `trader backtest` adds beyond the runtime base, the model, its batched
 /// projection, its bars and its records: the recorded set read from CSV, the
 /// in-process broker and engine. `scripts/bench_budget.sh`: median peak RSS of
-/// a 720-hour backtest of one [64] member, f32, 72 h (21.93 MB) minus every
-/// other term: 6.51 MB, 2026-11-29, CI machine kind, the release profile's fat
-/// LTO build freshly copied (7.19 MB on the default profile; a second sitting:
-/// 6.32 MB); rounded up, plus 1.6 MB because the largest projection of the grid
-/// (row 8: 16 x [2048, 1024], f16, 203 MB) peaked 1.2 MB above its terms, its
-/// slowest run 1.4 MB (not isolated; gemm's packing buffers are the likely
-/// owner, largest at f16). The smallest backtests (row 1, 22 MB) bound the
-/// margin from above: with 2.0 MB they were predicted 1.10.
-pub const BACKTEST_LOOP_RSS: u64 = 8_200_000;
+/// a 720-hour backtest of one [64] member, f32, 72 h (21.99 MB) minus every
+/// other term: 5.98 MB, 2026-11-29, CI machine kind, the release profile's fat
+/// LTO build with the PostgreSQL store linked, freshly copied (6.51 MB before
+/// it, with the runtime base 0.6 MB lower; 7.19 MB on the default profile);
+/// rounded up, plus 1.9 MB because the largest projections of the grid (rows 8
+/// and 9: 16 x [2048, 1024], 203 and 381 MB) peaked 1.2-1.7 MB above their
+/// terms (not isolated; gemm's packing buffers are the likely owner). The
+/// smallest backtests (row 1, 22 MB) bound the margin from above: with 2.2 MB
+/// they would be predicted 1.10.
+pub const BACKTEST_LOOP_RSS: u64 = 7_900_000;
 /// Resident bytes of `trader run` per symbol and hour of history kept: the
 /// bars are 48 B (`trader_core::HISTORY_BYTES_PER_SYMBOL_HOUR`, which this
 /// term counted until 2026-11-29), but `trader run` holds 30-45x that (not
