@@ -454,6 +454,38 @@ path = "../var/lean.sqlite"
     }
 
     #[test]
+    fn the_store_is_a_path_or_a_postgres_url_and_exactly_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = "postgres://trader:hunter2@db.lan:5432/trading";
+        let with = |store: &str| GOOD.replace("path = \"../var/lean.sqlite\"", store);
+        write(tmp.path(), "pg.toml", &with(&format!("url = \"{url}\"")));
+        let p = Profile::load("pg", tmp.path()).unwrap();
+        assert!(p.store.is_shared());
+        assert!(!format!("{p:?} {}", p.store).contains("hunter2"));
+        for (name, store, says) in [
+            (
+                "both",
+                format!("path = \"x.sqlite\"\nurl = \"{url}\""),
+                "path and url",
+            ),
+            ("neither", String::new(), "neither path nor url"),
+            (
+                "nodb",
+                "url = \"postgres://trader:hunter2@db.lan:5432\"".to_owned(),
+                "no database",
+            ),
+        ] {
+            write(tmp.path(), &format!("{name}.toml"), &with(&store));
+            let msg = Profile::load(name, tmp.path()).unwrap_err().to_string();
+            assert!(
+                msg.contains(says) && msg.contains(&format!("{name}.toml")),
+                "{msg}"
+            );
+            assert!(!msg.contains("hunter2"), "{msg}");
+        }
+    }
+
+    #[test]
     fn loads_by_name_and_resolves_paths_against_the_profile_file() {
         let tmp = tempfile::tempdir().unwrap();
         write(tmp.path(), "lean.toml", GOOD);

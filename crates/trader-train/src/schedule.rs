@@ -295,6 +295,9 @@ pub fn run_shared_search<L: Launcher>(
         stopped: false,
     };
     loop {
+        // Workers that ended since the last look free their slots first: a
+        // launch never counts an ended, uncollected worker as running.
+        search.collect_ended()?;
         search.launch_ready()?;
         if search.running.is_empty() && search.todo.is_empty() && !search.waits_for_others()? {
             break;
