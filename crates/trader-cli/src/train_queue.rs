@@ -22,7 +22,7 @@ const PENDING_POLL: Duration = Duration::from_secs(1);
 /// This host's queue, its runtime (the scheduler is synchronous), and the
 /// folder it materialises the ranking into.
 pub(crate) struct HostQueue {
-    queue: Option<TrialQueue>,
+    queue: TrialQueue,
     runtime: tokio::runtime::Runtime,
     out: PathBuf,
     top_n: u32,
@@ -48,12 +48,7 @@ impl HostQueue {
             .enable_all()
             .build()
             .context("starting the queue's runtime")?;
-        let host = format!(
-            "{} pid {}",
-            fs_err::read_to_string("/proc/sys/kernel/hostname")
-                .map_or_else(|_| "unknown host".to_owned(), |h| h.trim().to_owned()),
-            std::process::id()
-        );
+        let host = format!("{} pid {}", trader_store::host_name(), std::process::id());
         let queue = runtime.block_on(TrialQueue::join(
             location,
             id.name,
@@ -65,7 +60,7 @@ impl HostQueue {
         ))?;
         tracing::info!(search = id.name, store = %location, host, "joined the shared search");
         Ok(HostQueue {
-            queue: Some(queue),
+            queue,
             runtime,
             out: out.to_path_buf(),
             top_n: id.top_n,
@@ -87,7 +82,7 @@ impl HostQueue {
         let (queue, search_top_n) = runtime.block_on(TrialQueue::follow(location, search))?;
         fs_err::create_dir_all(out)?;
         Ok(HostQueue {
-            queue: Some(queue),
+            queue,
             runtime,
             out: out.to_path_buf(),
             top_n: top_n.unwrap_or(search_top_n),
@@ -101,7 +96,7 @@ impl HostQueue {
     pub(crate) fn materialise(&mut self) -> Result<Vec<FinishedTrial>, LaunchError> {
         let out = self.out.clone();
         let top_n = self.top_n as usize;
-        let queue = self.queue.as_ref().ok_or("the shared queue is closed")?;
+        let queue = &self.queue;
         let ranking = self.runtime.block_on(queue.ranking())?;
         let mut present = Vec::new();
         for (rank, t) in ranking.iter().enumerate() {
@@ -132,18 +127,15 @@ impl HostQueue {
     }
 
     /// Rolls back every claim and closes the connections.
-    pub(crate) fn close(mut self) {
-        if let Some(q) = self.queue.take() {
-            self.runtime.block_on(q.close());
-        }
+    pub(crate) fn close(self) {
+        let HostQueue { queue, runtime, .. } = self;
+        runtime.block_on(queue.close());
     }
 }
 
 impl SharedTrials for HostQueue {
     fn claim(&mut self) -> Result<Option<u32>, LaunchError> {
-        let runtime = &self.runtime;
-        let queue = self.queue.as_mut().ok_or("the shared queue is closed")?;
-        Ok(runtime.block_on(queue.claim())?)
+        Ok(self.runtime.block_on(self.queue.claim())?)
     }
 
     fn others_pending(&mut self) -> Result<bool, LaunchError> {
@@ -152,10 +144,8 @@ impl SharedTrials for HostQueue {
         {
             return Ok(pending);
         }
-        let runtime = &self.runtime;
-        let queue = self.queue.as_mut().ok_or("the shared queue is closed")?;
-        let counts = runtime.block_on(queue.counts())?;
-        let pending = counts.queued > queue.claimed().len() as u64;
+        let counts = self.runtime.block_on(self.queue.counts())?;
+        let pending = counts.queued > self.queue.claimed().len() as u64;
         self.last_pending = Some((Instant::now(), pending));
         Ok(pending)
     }
@@ -164,23 +154,22 @@ impl SharedTrials for HostQueue {
         let member = self.out.join(trial_dir_name(result.trial));
         let json = serde_json::to_string(result)?;
         let now = trader_core::SystemClock.now().timestamp();
-        let runtime = &self.runtime;
-        let queue = self.queue.as_mut().ok_or("the shared queue is closed")?;
-        runtime.block_on(queue.finish(result.trial, result.score, &json, &member, now))?;
+        self.runtime.block_on(self.queue.finish(
+            result.trial,
+            result.score,
+            &json,
+            &member,
+            now,
+        ))?;
         self.materialise()
     }
 
     fn failed(&mut self, trial: u32, why: &str) -> Result<(), LaunchError> {
         let now = trader_core::SystemClock.now().timestamp();
-        let runtime = &self.runtime;
-        let queue = self.queue.as_mut().ok_or("the shared queue is closed")?;
-        Ok(runtime.block_on(queue.fail(trial, why, now))?)
+        Ok(self.runtime.block_on(self.queue.fail(trial, why, now))?)
     }
 
     fn release(&mut self, trial: u32) {
-        let runtime = &self.runtime;
-        if let Some(queue) = self.queue.as_mut() {
-            runtime.block_on(queue.release(trial));
-        }
+        self.runtime.block_on(self.queue.release(trial));
     }
 }

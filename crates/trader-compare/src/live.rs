@@ -182,14 +182,20 @@ fn write_live_files(
             "{name} decided no hour in {} s: run longer (--duration-secs) or faster (--speed)",
             live.duration_secs
         );
-        runtime.block_on(write_files(
-            &store,
-            &dir,
-            (name, run_id),
-            &bars,
-            &none_decided,
-            resources,
-        ))?;
+        runtime.block_on(async {
+            let store = Store::open(&store, None).await?;
+            let written = write_files(
+                &store,
+                &dir,
+                (name, run_id),
+                &bars,
+                &none_decided,
+                resources,
+            )
+            .await;
+            store.close().await;
+            written
+        })?;
     }
     Ok(())
 }
@@ -197,55 +203,56 @@ fn write_live_files(
 /// `--live --store URL`: the newest run of each profile in the shared
 /// store, reported as if this process had run them (their RSS and
 /// latency are the traders' own, not in the store: left empty).
-fn read_shared(c: &Comparison, store: &StoreLocation) -> anyhow::Result<Vec<String>> {
+fn read_shared(c: &Comparison, location: &StoreLocation) -> anyhow::Result<Vec<String>> {
     fs_err::create_dir_all(&c.out)?;
     let names: Vec<String> = c.profiles.iter().map(|p| profile_name(p)).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    for (profile, name) in c.profiles.iter().zip(&names) {
-        let profile = Profile::load(profile, &c.config_dir)?;
-        let run = runtime.block_on(async {
-            let opened = Store::open(store, None).await?;
-            let status = opened.profile_status(&profile.name).await;
-            opened.close().await;
-            anyhow::Ok(status?.run)
-        })?;
-        let Some(run) = run else {
-            bail!("profile {} has no run in {store}", profile.name);
-        };
-        let dir = c.out.join(name);
-        fs_err::create_dir_all(&dir)?;
-        let bars = recorded_bars(&profile, &c.data)?;
-        let resources = serde_json::json!({
-            "peak_rss_bytes": null,
-            "decision_latency_us_p50": null,
-            "decision_latency_us_p99": null,
+    let store = runtime.block_on(Store::open(location, None))?;
+    let read = names
+        .iter()
+        .zip(&c.profiles)
+        .try_for_each(|(name, profile)| {
+            let profile = Profile::load(profile, &c.config_dir)?;
+            let Some(run) = runtime.block_on(store.profile_status(&profile.name))?.run else {
+                bail!("profile {} has no run in {location}", profile.name);
+            };
+            let dir = c.out.join(name);
+            fs_err::create_dir_all(&dir)?;
+            let bars = recorded_bars(&profile, &c.data)?;
+            let resources = serde_json::json!({
+                "peak_rss_bytes": null,
+                "decision_latency_us_p50": null,
+                "decision_latency_us_p99": null,
+            });
+            let none_decided = format!(
+                "{name}: its run {} in {location} decided no hour yet",
+                run.id
+            );
+            runtime.block_on(write_files(
+                &store,
+                &dir,
+                (name, run.id),
+                &bars,
+                &none_decided,
+                resources,
+            ))
         });
-        let none_decided = format!("{name}: its run {} in {store} decided no hour yet", run.id);
-        runtime.block_on(write_files(
-            store,
-            &dir,
-            (name, run.id),
-            &bars,
-            &none_decided,
-            resources,
-        ))?;
-    }
-    Ok(names)
+    runtime.block_on(store.close());
+    read.map(|()| names)
 }
 
-/// metrics.json, equity.csv and decisions.csv of one live run, from the
-/// store at `location`, and its `resources`.
+/// metrics.json, equity.csv and decisions.csv of one live run, from
+/// `store` (opened and closed by the caller), and its `resources`.
 async fn write_files(
-    location: &StoreLocation,
+    store: &Store,
     dir: &Path,
     (name, run_id): (&str, i64),
     bars: &BTreeMap<Symbol, Vec<Bar>>,
     none_decided: &str,
     resources: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let store = Store::open(location, None).await?;
     let snapshots = store.equity_curve(run_id).await?;
     if snapshots.is_empty() {
         bail!("{none_decided}");
@@ -258,7 +265,7 @@ async fn write_files(
         .collect();
     let bh = buy_and_hold(bars, &decided);
     let (metrics, equity_csv, decisions_csv) = report_files(
-        &store,
+        store,
         run_id,
         name,
         &decided,
@@ -269,7 +276,6 @@ async fn write_files(
         },
     )
     .await?;
-    store.close().await;
     // The four replaced together, once all are written.
     let mut files = Staged::default();
     files.add(

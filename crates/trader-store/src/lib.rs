@@ -58,7 +58,7 @@ mod window;
 pub use error::StoreError;
 pub use features::FeaturesAt;
 pub use import::{IMPORT_BATCH, ImportReport, ImportedSymbol};
-pub use lock::{ProfileLock, lock_path};
+pub use lock::{ProfileLock, host_name, lock_path};
 pub use recorder::{MemoryRecorder, Recorder};
 pub use records::{
     DecisionRecord, DecisionRow, FillRow, LastDecision, LastEquity, NewestRun, OrderState,

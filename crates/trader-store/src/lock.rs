@@ -72,7 +72,9 @@ pub fn lock_path(store: &Path, profile: &str) -> PathBuf {
     store.with_file_name(format!("{name}.{safe}.lock"))
 }
 
-fn host_name() -> String {
+/// This machine's name, as lock holders and training hosts name it.
+#[must_use]
+pub fn host_name() -> String {
     fs_err::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| fs_err::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_owned())
@@ -134,24 +136,19 @@ impl ProfileLock {
     ) -> Result<Self, StoreError> {
         match store {
             StoreLocation::Sqlite(path) => Self::acquire_file(path, profile, command, now),
-            StoreLocation::Postgres(_) => {
-                Self::acquire_advisory(store, profile, command, now).await
+            StoreLocation::Postgres(url) => {
+                Self::acquire_advisory(store, url, profile, command, now).await
             }
         }
     }
 
     async fn acquire_advisory(
         store: &StoreLocation,
+        url: &trader_core::DatabaseUrl,
         profile: &str,
         command: &str,
         now: i64,
     ) -> Result<Self, StoreError> {
-        let StoreLocation::Postgres(url) = store else {
-            return Err(StoreError::Open {
-                store: store.to_string(),
-                source: sqlx::Error::Configuration("not a PostgreSQL store".into()),
-            });
-        };
         let query_err = |what| {
             move |source| StoreError::Query {
                 store: store.to_string(),

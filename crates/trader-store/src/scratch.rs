@@ -31,19 +31,12 @@ pub async fn scratch_location(
     let mut admin = sqlx::PgConnection::connect(&with_db("postgres"))
         .await
         .map_err(open_err)?;
-    let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(&name)
-        .fetch_optional(&mut admin)
+    if let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
         .await
-        .map_err(open_err)?
-        .is_some();
-    if !exists
-        && let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
     {
-        // Tasks of one test opening the same path at once race to create
-        // it: one wins, the others find it made.
+        // Made by an earlier open of the same path, or by another task of
+        // the test opening it at this moment: it is there.
         let made = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
             .bind(&name)
             .fetch_optional(&mut admin)

@@ -14,3 +14,16 @@ pub(crate) async fn store_at(path: &std::path::Path) -> trader_core::StoreLocati
         .await
         .unwrap_or_else(|e| panic!("the test's store: {e}"))
 }
+
+/// A connection pool of its own to the store at `location`, as `sqlite3` or
+/// `psql` would open it.
+pub(crate) async fn raw_pool(location: &trader_core::StoreLocation) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = match location {
+        trader_core::StoreLocation::Sqlite(path) => format!("sqlite://{}", path.display()),
+        trader_core::StoreLocation::Postgres(url) => url.expose().to_owned(),
+    };
+    sqlx::AnyPool::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{location}: {e}"))
+}

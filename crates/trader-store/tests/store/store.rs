@@ -301,17 +301,7 @@ async fn a_store_of_a_newer_schema_is_refused_and_left_as_it_was() {
 /// `sql` on the store through a connection of its own, as `sqlite3` or
 /// `psql` would run it.
 async fn exec_raw(location: &StoreLocation, sql: &str) {
-    match location {
-        StoreLocation::Sqlite(path) => {
-            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-        StoreLocation::Postgres(url) => {
-            let pool = sqlx::PgPool::connect(url.expose()).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
+    let pool = crate::raw_pool(location).await;
+    sqlx::query(sql).execute(&pool).await.unwrap();
+    pool.close().await;
 }

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use trader_core::StoreLocation;
 use trader_store::{
@@ -77,33 +76,13 @@ async fn live_run(store: &Store, profile: &str) -> i64 {
 
 async fn count(store: &Store, table: &str) -> i64 {
     // A second connection to the same store, as `sqlite3` or `psql` would read it.
-    let sql = format!("SELECT COUNT(*) FROM {table}");
-    match store.location() {
-        StoreLocation::Sqlite(path) => {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(SqliteConnectOptions::new().filename(path))
-                .await
-                .unwrap();
-            let n = sqlx::query(&sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-                .get::<i64, _>(0);
-            pool.close().await;
-            n
-        }
-        StoreLocation::Postgres(url) => {
-            let pool = sqlx::PgPool::connect(url.expose()).await.unwrap();
-            let n = sqlx::query(&sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-                .get::<i64, _>(0);
-            pool.close().await;
-            n
-        }
-    }
+    let pool = crate::raw_pool(store.location()).await;
+    let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
 }
 
 #[tokio::test]
