@@ -316,15 +316,21 @@ impl Governor {
         }
     }
 
-    /// What the workers still grow to: each up to the demand.
+    /// What the workers still grow to: each up to the demand. A worker the
+    /// reading has no RSS for (exiting: its /proc entry without memory, a
+    /// zombie not yet collected) is not in `reading.used` either: it counts
+    /// whole, at its demand (or the more it was last seen holding), until
+    /// the caller collects it and calls [`Governor::ended`]. Counting only
+    /// its growth from its last RSS let a worker start in the slot of one
+    /// still ending, one more at once than the pool holds.
     fn growth(&self, reading: &Reading, paused_too: bool) -> u64 {
         let demand = self.demand().bytes();
         self.workers
             .iter()
             .filter(|(_, w)| paused_too || w.paused_since.is_none())
-            .map(|(id, w)| {
-                let rss = reading.workers.get(id).copied().unwrap_or(w.rss);
-                demand.saturating_sub(rss)
+            .map(|(id, w)| match reading.workers.get(id) {
+                Some(&rss) => demand.saturating_sub(rss),
+                None => demand.max(w.rss),
             })
             .sum()
     }

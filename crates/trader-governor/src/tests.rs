@@ -252,3 +252,29 @@ fn a_failed_or_terminated_worker_does_not_set_the_measured_demand() {
     assert_eq!(g.demand(), Demand::Predicted { bytes: 200 * MB });
     assert_eq!(g.stats().trials_finished, 0);
 }
+
+#[test]
+fn a_worker_the_reading_misses_counts_whole_until_it_is_collected() {
+    let mut g = Governor::new(settings(), 0);
+    // Three workers at 180 MB of their 200 MB demand, 220 MB used by others:
+    // 760 in use + 3 x 20 of growth = 820 of the 1,000 MB limit.
+    for id in 0..3 {
+        g.started(id, 0);
+    }
+    let _ = g.observe(&reading(10, 760, &[(0, 180), (1, 180), (2, 180)]));
+    // Worker 2 is ending: its /proc entry has no memory any more, so the
+    // reading has neither its RSS nor its bytes in `used`. It still counts
+    // at its demand: 580 + 2 x 20 + 200 = 820, room for 180: a fourth
+    // worker does not start in its slot (counting only its last 20 MB of
+    // growth, 640, it would have).
+    assert_eq!(
+        g.admit(&reading(20, 580, &[(0, 180), (1, 180)])),
+        Err(Refusal::Memory {
+            need: 200 * MB,
+            free: 180 * MB
+        })
+    );
+    // Collected: its memory and its place are free again.
+    g.ended(2, 30, Some(180 * MB), true);
+    assert!(g.admit(&reading(40, 580, &[(0, 180), (1, 180)])).is_ok());
+}
