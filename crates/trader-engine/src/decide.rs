@@ -77,16 +77,8 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         let started = Instant::now();
         let portfolios = self.portfolios(cash, equity, held, prices);
         let state_us = elapsed_us(started);
-        let projected = self
-            .projected
-            .as_ref()
-            .and_then(|p| Some((&p.projection, *p.rows.get(&t)?)));
-        if let Some((projection, row)) = projected {
-            let started = Instant::now();
-            let decision = self
-                .ensemble
-                .infer_projected(projection, row, &portfolios)
-                .map_err(|e| format!("inference failed: {e}"))?;
+        let started = Instant::now();
+        if let Some(decision) = self.projected_decision(t, &portfolios, cash, held)? {
             let split = DecisionSplit {
                 state_us,
                 inference_us: elapsed_us(started),

@@ -49,6 +49,9 @@ pub struct EngineStats {
     /// microseconds in all, and the hours they covered.
     pub projection_us: u64,
     pub projected_hours: u64,
+    /// Projected hours whose decision had been computed ahead with the
+    /// portfolio part they had (nothing traded in between).
+    pub decided_ahead: u64,
     /// The version of the ensemble in use ([`trader_ensemble::EnsembleVersion`]).
     pub ensemble_version: String,
     /// Ensembles adopted while the engine ran, in order.
@@ -131,6 +134,8 @@ pub struct Engine<B, R = Store> {
     pub(crate) stats: EngineStats,
     pub(crate) history_hours: u32,
     /// Backtests: the first layer's market part of hours to come.
+    /// Projected hours decided together (`set_hours_ahead`).
+    pub(crate) hours_ahead: usize,
     pub(crate) projected: Option<Projected>,
     /// Live: the next hour, prepared ahead ([`crate::decide`]).
     pub(crate) next: Option<crate::decide::PreparedNext>,
@@ -192,6 +197,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             projected: None,
             next: None,
             prepare_ahead: true,
+            hours_ahead: crate::projection::HOURS_AHEAD,
             last_hour: None,
             reloader: None,
         })
@@ -204,6 +210,13 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         if !on {
             self.next = None;
         }
+    }
+
+    /// How many projected hours are decided together (the hour at hand and
+    /// the next ones, assuming nothing trades; [`crate::projection`]); 1
+    /// decides each hour alone (for comparisons). Clamped to at least 1.
+    pub fn set_hours_ahead(&mut self, hours: usize) {
+        self.hours_ahead = hours.max(1);
     }
 
     #[must_use]

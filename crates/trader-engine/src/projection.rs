@@ -1,19 +1,45 @@
 //! Backtests: the market part of every member's first layer, computed ahead
-//! for a block of hours in one batched matmul per member group.
+//! for a block of hours in one batched matmul per member group; and the
+//! remaining layers of the next hours computed together, ahead, on the
+//! assumption that nothing trades in between (ARCHITECTURE.md, "Backtests").
+//!
+//! An hour's decision depends on its portfolio part (cash and position
+//! weights), known only once the hours before it have traded. But most
+//! hours trade nothing, and then the portfolio part of the next hours
+//! follows from the holdings and the next closes alone. So at a projected
+//! hour whose decision was not computed ahead, the engine computes it
+//! together with the next `hours_ahead - 1` hours' decisions ([`HOURS_AHEAD`]
+//! by default), each with
+//! the portfolio part it would have if nothing trades: every layer's weights
+//! are then read once for all of them. At each of those hours the engine
+//! uses the decision computed ahead only if the portfolio part it has is
+//! exactly (bit for bit) the one assumed, and the ensemble computes each
+//! hour alike whatever hours run beside it
+//! ([`trader_ensemble::Ensemble::infer_projected_hours`]), so decisions are
+//! the same as one hour at a time; a trade only costs the hours computed
+//! for nothing.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use trader_core::{Bar, Broker, SeriesFeatures, Symbol, market_state_memo, required_history_hours};
-use trader_ensemble::MarketProjection;
+use trader_ensemble::{Decision, MarketProjection};
 use trader_store::Recorder;
 
 use crate::{Engine, EngineError};
 
-/// A [`MarketProjection`] and the hour of each of its rows.
+/// Hours decided together: the hour at hand and the next ones, assuming
+/// nothing trades (measured in BENCHMARKS.md, issue 18, goal 3).
+pub(crate) const HOURS_AHEAD: usize = 8;
+
+/// A [`MarketProjection`], the hour of each of its rows and the closes of
+/// those hours (in the engine's symbol order), and the decisions computed
+/// ahead with the portfolio parts they assumed.
 pub(crate) struct Projected {
     pub(crate) rows: BTreeMap<i64, usize>,
     pub(crate) projection: MarketProjection,
+    pub(crate) closes: BTreeMap<i64, Vec<f64>>,
+    pub(crate) ahead: BTreeMap<i64, (Vec<Vec<f32>>, Decision)>,
 }
 
 impl<B: Broker, R: Recorder> Engine<B, R> {
@@ -44,6 +70,7 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             .collect();
         let mut blocks: Vec<Vec<f32>> = vec![Vec::new(); specs.len()];
         let mut rows = BTreeMap::new();
+        let mut closes = BTreeMap::new();
         'hours: for &t in hours {
             let mut parts = Vec::with_capacity(specs.len());
             for spec in specs {
@@ -70,15 +97,105 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 block.extend(part);
             }
             rows.insert(t, rows.len());
+            closes.insert(t, closes_at(&memo, t));
         }
         let projection = self
             .ensemble
             .project_market(&blocks, rows.len())
             .map_err(|e| EngineError::Projection(e.to_string()))?;
         let n = rows.len();
-        self.projected = Some(Projected { rows, projection });
+        self.projected = Some(Projected {
+            rows,
+            projection,
+            closes,
+            ahead: BTreeMap::new(),
+        });
         self.stats.projection_us += started.elapsed().as_micros() as u64;
         self.stats.projected_hours += n as u64;
         Ok(n)
     }
+
+    /// The decision of projected hour `t` (row `row`) with `portfolios`:
+    /// the one computed ahead if it assumed exactly these portfolio parts,
+    /// else computed now with the next hours' (assuming nothing trades from
+    /// `cash` and `held`). `Ok(None)` when `t` is not projected.
+    pub(crate) fn projected_decision(
+        &mut self,
+        t: i64,
+        portfolios: &[Vec<f32>],
+        cash: f64,
+        held: &BTreeMap<Symbol, f64>,
+    ) -> Result<Option<Decision>, String> {
+        let Some(projected) = self.projected.as_mut() else {
+            return Ok(None);
+        };
+        let Some(&row) = projected.rows.get(&t) else {
+            return Ok(None);
+        };
+        if let Some((assumed, decision)) = projected.ahead.remove(&t)
+            && assumed == portfolios
+        {
+            self.stats.decided_ahead += 1;
+            return Ok(Some(decision));
+        }
+        let Some(projected) = self.projected.as_ref() else {
+            return Ok(None);
+        };
+        let mut hours = vec![(row, portfolios.to_vec())];
+        let mut next = Vec::new();
+        for (&later, &later_row) in projected.rows.range(t + 1..).take(self.hours_ahead - 1) {
+            let Some(closes) = projected.closes.get(&later) else {
+                break;
+            };
+            let prices: BTreeMap<Symbol, f64> = self
+                .symbols
+                .iter()
+                .cloned()
+                .zip(closes.iter().copied())
+                .collect();
+            // As the broker values an account: cash plus each position at
+            // the last close, positions in symbol order.
+            let equity = cash
+                + held
+                    .iter()
+                    .map(|(s, qty)| qty * prices.get(s).copied().unwrap_or(0.0))
+                    .sum::<f64>();
+            if equity <= 0.0 {
+                break;
+            }
+            let assumed = self.portfolios(cash, equity, held, &prices);
+            hours.push((later_row, assumed.clone()));
+            next.push((later, assumed));
+        }
+        let mut decisions = self
+            .ensemble
+            .infer_projected_hours(&projected.projection, &hours)
+            .map_err(|e| format!("inference failed: {e}"))?
+            .into_iter();
+        let decision = decisions
+            .next()
+            .ok_or_else(|| "inference failed: no decision".to_owned())?;
+        let ahead = next
+            .into_iter()
+            .zip(decisions)
+            .map(|((later, assumed), d)| (later, (assumed, d)))
+            .collect();
+        if let Some(projected) = self.projected.as_mut() {
+            projected.ahead = ahead;
+        }
+        Ok(Some(decision))
+    }
+}
+
+/// Each symbol's close at hour `t` (0 where it has no bar), in the order of
+/// `memo` (the engine's symbols).
+fn closes_at(memo: &[SeriesFeatures<'_>], t: i64) -> Vec<f64> {
+    memo.iter()
+        .map(|m| {
+            let series = m.series();
+            series
+                .binary_search_by_key(&t, |b| b.t)
+                .map_or(0.0, |i| series[i].close)
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@ use trader_core::{Aggregate, ComputeDevice, DType, Symbol};
 
 use crate::aggregate::aggregate;
 use crate::forward::{InputSpec, Unit, prepare, run_err};
+use crate::kernel;
 use crate::manifest::{Activation, Normalize};
 use crate::model::{LoadedMember, activate, candle_dtype, load_member};
 use crate::{EnsembleCatalog, EnsembleError, EnsembleVersion, MemberSummary};
@@ -335,21 +336,41 @@ impl Ensemble {
         let mut rows = vec![Vec::new(); self.members.len()];
         for g in &self.groups {
             let n = g.member_idx.len();
-            let x = self.input(&states[g.spec_id], g.spec_id, g.normalize.as_ref())?;
-            let out = (|| {
-                let dim = x.dim(0)?;
-                let mut x = x.unsqueeze(0)?.broadcast_as((n, dim, 1))?.contiguous()?;
-                for (w, b, act) in &g.layers {
-                    x = activate(&w.matmul(&x)?.broadcast_add(b)?, *act)?;
-                }
-                x.to_dtype(CandleDType::F32)?.squeeze(2)?.to_vec2::<f32>()
-            })()
-            .map_err(|e| run_err(&e))?;
+            let prepared = prepare(
+                &states[g.spec_id],
+                &self.specs[g.spec_id],
+                g.normalize.as_ref(),
+            );
+            let out = match kernel::run_whole(&g.layers, n, &prepared) {
+                Some(out) => out,
+                None => self.forward_group_candle(g, prepared)?,
+            };
             for (idx, row) in g.member_idx.iter().zip(out) {
                 rows[*idx] = row;
             }
         }
         Ok(rows)
+    }
+
+    /// A stacked group's pass through candle (the dtypes and devices the f32
+    /// CPU kernels do not run), on its prepared state.
+    fn forward_group_candle(
+        &self,
+        g: &StackedGroup,
+        prepared: Vec<f32>,
+    ) -> Result<Vec<Vec<f32>>, EnsembleError> {
+        let (n, dim) = (g.member_idx.len(), prepared.len());
+        (|| {
+            let mut x = Tensor::from_vec(prepared, (1, dim, 1), &self.device)?
+                .to_dtype(candle_dtype(self.options.dtype))?
+                .broadcast_as((n, dim, 1))?
+                .contiguous()?;
+            for (w, b, act) in &g.layers {
+                x = activate(&w.matmul(&x)?.broadcast_add(b)?, *act)?;
+            }
+            x.to_dtype(CandleDType::F32)?.squeeze(2)?.to_vec2::<f32>()
+        })()
+        .map_err(|e| run_err(&e))
     }
 }
 

@@ -32,6 +32,7 @@ mod error;
 mod forward;
 mod header;
 mod inspect;
+mod kernel;
 mod manifest;
 mod model;
 mod prepared;

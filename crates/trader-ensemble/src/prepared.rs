@@ -18,6 +18,7 @@ use candle_core::{DType as CandleDType, Tensor};
 
 use crate::ensemble::{Decision, Ensemble};
 use crate::forward::{InputSpec, Unit, prepare_market, prepare_portfolio, run_err};
+use crate::kernel;
 use crate::model::{activate, candle_dtype};
 use crate::{EnsembleError, aggregate};
 
@@ -164,6 +165,11 @@ impl Ensemble {
             let xn = prepare_market(&newest[unit.spec_id], spec, unit.normalize);
             let (first, _, _) = &unit.layers[0];
             let n = first.dim(0)?;
+            let group = &prepared.groups[i];
+            let columns = [(0..p, xp.as_slice()), (newest_at..newest_at + width, &xn)];
+            if let Some(rows) = run_f32(unit, group, &columns) {
+                return Ok(rows);
+            }
             let pre = first
                 .narrow(2, 0, p)?
                 .matmul(&self.column(xp, n)?)?
@@ -172,10 +178,33 @@ impl Ensemble {
                         .narrow(2, newest_at, width)?
                         .matmul(&self.column(xn, n)?)?,
                 )?
-                .add(&prepared.groups[i])?;
+                .add(group)?;
             run_from_first_layer(unit, &pre)
         })
     }
+}
+
+/// A prepared decision of `unit` on the f32 CPU kernels: `prepared`
+/// (`[N, H, 1]`) plus each `(columns, values)` product of the first layer,
+/// then the remaining layers. `None` when the kernels do not apply (another
+/// dtype or device): candle runs it then.
+fn run_f32(
+    unit: &Unit<'_>,
+    prepared: &Tensor,
+    columns: &[(std::ops::Range<usize>, &[f32])],
+) -> Option<Vec<Vec<f32>>> {
+    let mut tensors = vec![prepared];
+    tensors.extend(unit.layers.iter().flat_map(|(w, b, _)| [w, b]));
+    if !kernel::runs_here(&tensors) {
+        return None;
+    }
+    let (first, _, _) = unit.layers.first()?;
+    let n = first.dim(0).ok()?;
+    let mut pre = kernel::with_f32(prepared, <[f32]>::to_vec)?;
+    for (cols, values) in columns {
+        kernel::add_columns(first, n, cols.clone(), values, &mut pre)?;
+    }
+    kernel::run_from_pre(&unit.layers, n, vec![pre])?.pop()
 }
 
 /// Runs a unit from its first layer's product `W x` (`[N, H, 1]`, no bias

@@ -13,11 +13,12 @@
 
 use candle_core::Tensor;
 
-use crate::EnsembleError;
 use crate::ensemble::{Decision, Ensemble};
-use crate::forward::{prepare_market, prepare_portfolio, run_err};
+use crate::forward::{Unit, prepare_market, prepare_portfolio, run_err};
+use crate::kernel;
 use crate::model::candle_dtype;
 use crate::prepared::{check_blocks, run_from_first_layer};
+use crate::{EnsembleError, aggregate};
 
 /// One group's share of a projection.
 struct ProjectedGroup {
@@ -25,6 +26,46 @@ struct ProjectedGroup {
     market: Tensor,
     /// `[N, H, P]`: the portfolio columns of every member's first layer.
     portfolio_weights: Tensor,
+}
+
+impl ProjectedGroup {
+    /// `unit`'s member rows for each `(row, portfolio part)` of `hours`, on
+    /// the f32 CPU kernels, all hours in one pass over each layer's
+    /// weights; `None` when they do not apply (another dtype or device).
+    fn run_f32(&self, unit: &Unit<'_>, hours: &[(usize, Vec<f32>)]) -> Option<Vec<Vec<Vec<f32>>>> {
+        let mut tensors = vec![&self.market, &self.portfolio_weights];
+        tensors.extend(unit.layers.iter().flat_map(|(w, b, _)| [w, b]));
+        if !kernel::runs_here(&tensors) {
+            return None;
+        }
+        let (n, h, p) = self.portfolio_weights.dims3().ok()?;
+        let mut pres = Vec::with_capacity(hours.len());
+        for (row, portfolio) in hours {
+            let mut pre = kernel::with_f32(&self.market, |m| {
+                m.get(row * n * h..(row + 1) * n * h).map(<[f32]>::to_vec)
+            })??;
+            kernel::add_columns(&self.portfolio_weights, n, 0..p, portfolio, &mut pre)?;
+            pres.push(pre);
+        }
+        kernel::run_from_pre(&unit.layers, n, pres)
+    }
+
+    /// `unit`'s member rows for hour `row` through candle.
+    fn run_candle(
+        &self,
+        ensemble: &Ensemble,
+        unit: &Unit<'_>,
+        row: usize,
+        portfolio: Vec<f32>,
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        let (n, h, _) = self.portfolio_weights.dims3()?;
+        let market = self.market.narrow(0, row, 1)?.reshape((n, h, 1))?;
+        let product = self
+            .portfolio_weights
+            .matmul(&ensemble.column(portfolio, n)?)?
+            .add(&market)?;
+        run_from_first_layer(unit, &product)
+    }
 }
 
 /// The market part of every member's first layer for `rows` hours.
@@ -112,25 +153,65 @@ impl Ensemble {
         row: usize,
         portfolios: &[Vec<f32>],
     ) -> Result<Decision, EnsembleError> {
-        if row >= projection.rows {
-            return Err(EnsembleError::State(format!(
-                "hour {row} asked of a projection of {} hours",
-                projection.rows
-            )));
+        let mut decisions =
+            self.infer_projected_hours(projection, &[(row, portfolios.to_vec())])?;
+        decisions
+            .pop()
+            .ok_or_else(|| EnsembleError::State("no decision for one hour".to_owned()))
+    }
+
+    /// The decisions for several hours of `projection` at once: `hours[k]`
+    /// is a row and its portfolio parts (as [`Ensemble::infer_projected`]
+    /// takes them). On the f32 CPU kernels every layer's weights are read
+    /// once for all of them, and each hour's decision is the one
+    /// `infer_projected` gives for it alone, bit for bit; otherwise the
+    /// hours run one by one.
+    ///
+    /// # Errors
+    /// A row outside the projection, a wrong portfolio, or a device error.
+    pub fn infer_projected_hours(
+        &self,
+        projection: &MarketProjection,
+        hours: &[(usize, Vec<Vec<f32>>)],
+    ) -> Result<Vec<Decision>, EnsembleError> {
+        for (row, portfolios) in hours {
+            if *row >= projection.rows {
+                return Err(EnsembleError::State(format!(
+                    "hour {row} asked of a projection of {} hours",
+                    projection.rows
+                )));
+            }
+            self.check_portfolios(portfolios)?;
         }
-        self.check_portfolios(portfolios)?;
-        self.decide_by_unit(&self.units()?, |i, unit| {
+        let mut rows = vec![vec![Vec::new(); self.members().len()]; hours.len()];
+        for (i, unit) in self.units()?.iter().enumerate() {
             let projected = projection.groups.get(i).ok_or_else(|| {
-                candle_core::Error::Msg("a projection of another ensemble".to_owned())
+                EnsembleError::State("a projection of another ensemble".to_owned())
             })?;
-            let portfolio = prepare_portfolio(&portfolios[unit.spec_id]);
-            let (n, h, _) = projected.portfolio_weights.dims3()?;
-            let market = projected.market.narrow(0, row, 1)?.reshape((n, h, 1))?;
-            let product = projected
-                .portfolio_weights
-                .matmul(&self.column(portfolio, n)?)?
-                .add(&market)?;
-            run_from_first_layer(unit, &product)
-        })
+            let parts: Vec<(usize, Vec<f32>)> = hours
+                .iter()
+                .map(|(row, p)| (*row, prepare_portfolio(&p[unit.spec_id])))
+                .collect();
+            let outs = match projected.run_f32(unit, &parts) {
+                Some(outs) => outs,
+                None => parts
+                    .into_iter()
+                    .map(|(row, p)| projected.run_candle(self, unit, row, p))
+                    .collect::<candle_core::Result<_>>()
+                    .map_err(|e| run_err(&e))?,
+            };
+            for (hour_rows, out) in rows.iter_mut().zip(outs) {
+                for (idx, row) in unit.member_idx.iter().zip(out) {
+                    hour_rows[*idx] = row;
+                }
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|members| Decision {
+                aggregate: aggregate(&members, self.options().aggregate),
+                members,
+            })
+            .collect())
     }
 }

@@ -68,6 +68,8 @@ pub struct Output {
     /// Time in batched first layers (us) and the hours they covered.
     pub projection_us: u64,
     pub projected_hours: u64,
+    /// Projected hours decided ahead with the next ones (nothing traded).
+    pub decided_ahead: u64,
 }
 
 /// Loads the profile's symbols from `dir` (the one loader: validated,
@@ -242,5 +244,6 @@ async fn drive<R: Recorder>(
         latencies_us: engine.stats().latencies_us.clone(),
         projection_us: engine.stats().projection_us,
         projected_hours: engine.stats().projected_hours,
+        decided_ahead: engine.stats().decided_ahead,
     })
 }

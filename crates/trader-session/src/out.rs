@@ -49,6 +49,7 @@ pub fn write_files(out: &Path, output: &Output, facts: &RunFacts) -> anyhow::Res
         "forward": if batched { "batched" } else { "plain" },
         "records": records,
         "projected_hours": output.projected_hours,
+        "decided_ahead_hours": output.decided_ahead,
         "projection_us_per_hour": output.projection_us as f64 / (output.projected_hours as f64).max(1.0),
         "seconds": seconds,
         "decided_hours_per_second": decided_hours as f64 / seconds.max(1e-9),

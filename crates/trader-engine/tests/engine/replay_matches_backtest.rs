@@ -83,6 +83,8 @@ struct Ran {
     decisions: Vec<DecisionRow>,
     orders: Vec<Fill>,
     positions: Vec<(String, f64)>,
+    /// Projected hours decided ahead (backtests only).
+    decided_ahead: u64,
 }
 
 /// The orders `broker` holds for run `run_id` of `mode`.
@@ -126,6 +128,18 @@ async fn backtest(
     block_hours: Option<usize>,
     whole: bool,
 ) -> Ran {
+    backtest_deciding(profile, bars, block_hours, whole, None).await
+}
+
+/// [`backtest`], deciding `hours_ahead` projected hours together (None:
+/// the engine's default).
+async fn backtest_deciding(
+    profile: &Profile,
+    bars: &BTreeMap<Symbol, Vec<Bar>>,
+    block_hours: Option<usize>,
+    whole: bool,
+    hours_ahead: Option<usize>,
+) -> Ran {
     let hours = common_hours(bars);
     let decided: Vec<i64> = hours
         .iter()
@@ -144,6 +158,9 @@ async fn backtest(
     .await
     .unwrap();
     engine.set_prepare_ahead(!whole);
+    if let Some(hours) = hours_ahead {
+        engine.set_hours_ahead(hours);
+    }
     run_backtest(
         &mut engine,
         &clock,
@@ -170,6 +187,7 @@ async fn backtest(
         decisions: engine.store().decisions_of_run(1).await.unwrap(),
         orders: orders(engine.broker(), profile, RunMode::Backtest, 1).await,
         positions: positions(engine.broker()).await,
+        decided_ahead: engine.stats().decided_ahead,
     }
 }
 
@@ -261,6 +279,7 @@ async fn replay(profile: &Profile, bars: &BTreeMap<Symbol, Vec<Bar>>) -> Ran {
         decisions: store.decisions_of_run(run.run_id).await.unwrap(),
         orders: orders(&client, profile, RunMode::Replay, run.run_id).await,
         positions: positions(&client).await,
+        decided_ahead: 0,
     };
     store.close().await;
     sim.stop().await;
@@ -385,4 +404,46 @@ async fn an_hour_prepared_ahead_decides_the_same_bits_as_a_whole_one() {
         !whole.orders.is_empty(),
         "no order: the comparison is empty"
     );
+}
+
+/// Projected hours decided together, each assuming nothing traded since the
+/// first (and used only when that held, to the bit), decide exactly what
+/// each hour decided alone does: the same records and orders. Trades happen
+/// in the week, so some hours computed ahead were not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_decided_ahead_decide_the_same_bits_as_hours_decided_alone() {
+    let profile = lean();
+    let bars = bars(&profile);
+    let (ahead, alone) = tokio::join!(
+        backtest_deciding(&profile, &bars, Some(256), false, Some(8)),
+        backtest_deciding(&profile, &bars, Some(256), false, Some(1)),
+    );
+    assert_eq!(alone.decided_ahead, 0);
+    let decided = ahead
+        .decisions
+        .iter()
+        .filter(|d| d.skipped_reason.is_none())
+        .count() as u64;
+    assert!(
+        ahead.decided_ahead > decided / 2,
+        "{} of {decided} hours decided ahead",
+        ahead.decided_ahead
+    );
+    assert!(
+        ahead.decided_ahead < decided,
+        "every hour decided ahead: no trade invalidated an assumption"
+    );
+    assert_eq!(ahead.decisions.len(), alone.decisions.len());
+    for (a, b) in ahead.decisions.iter().zip(&alone.decisions) {
+        assert_eq!(
+            (a.bar_t, &a.aggregate, &a.target_weights, &a.skipped_reason),
+            (b.bar_t, &b.aggregate, &b.target_weights, &b.skipped_reason)
+        );
+    }
+    assert!(
+        !alone.orders.is_empty(),
+        "no order: the comparison is empty"
+    );
+    assert_eq!(ahead.orders, alone.orders, "the same orders");
+    assert_eq!(ahead.positions, alone.positions);
 }

@@ -128,8 +128,62 @@ fn bad_projection_inputs_are_named(device: ComputeDevice) {
     assert!(err.contains("portfolio parts do not match"), "{err}");
 }
 
+/// Hours decided together ([`Ensemble::infer_projected_hours`]) decide
+/// what each decides alone, bit for bit, whatever hours run beside it (5
+/// hours: a group of four and one more, in another order), in f32 (the
+/// kernels) and f16 (candle, hour by hour).
+fn hours_decided_together_decide_as_each_alone(device: ComputeDevice) {
+    let states: Vec<Vec<f32>> = (0..6u32)
+        .map(|seed| {
+            (0..364u32)
+                .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 250.0) - 2.0)
+                .collect()
+        })
+        .collect();
+    for dtype in [DType::F32, DType::F16] {
+        let e = Ensemble::load(
+            &EnsembleCatalog::open(&root().join("../../models/fixture-small")).unwrap(),
+            LoadOptions {
+                top_n: 10,
+                dtype,
+                device,
+                aggregate: Aggregate::Mean,
+                mode: ForwardMode::Stacked,
+            },
+        )
+        .unwrap();
+        let p = e.specs()[0].portfolio_dim();
+        let block: Vec<f32> = states.iter().flat_map(|s| s[p..].to_vec()).collect();
+        let projection = e.project_market(&[block], states.len()).unwrap();
+        let hours: Vec<(usize, Vec<Vec<f32>>)> = [4, 0, 5, 2, 1]
+            .into_iter()
+            .map(|row| (row, vec![states[row][..p].to_vec()]))
+            .collect();
+        let together = e.infer_projected_hours(&projection, &hours).unwrap();
+        assert_eq!(together.len(), hours.len());
+        for ((row, portfolio), decision) in hours.iter().zip(&together) {
+            let alone = e.infer_projected(&projection, *row, portfolio).unwrap();
+            assert_eq!(&alone, decision, "{dtype:?}, hour {row}");
+        }
+        // The hours differ: a mix-up of hours would show.
+        assert_ne!(together[0], together[1]);
+        let err = e
+            .infer_projected_hours(
+                &projection,
+                &[(0, hours[0].1.clone()), (6, hours[0].1.clone())],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hour 6 asked of a projection of 6 hours"),
+            "{err}"
+        );
+    }
+}
+
 per_device!(
     batched_first_layer_matches_the_plain_pass_with_normalisation_and_clip,
     batched_first_layer_matches_the_plain_pass_on_the_fixture_ensemble,
     bad_projection_inputs_are_named,
+    hours_decided_together_decide_as_each_alone,
 );
