@@ -4,20 +4,22 @@
 //! assumption that nothing trades in between (ARCHITECTURE.md, "Backtests").
 //!
 //! An hour's decision depends on its portfolio part (cash and position
-//! weights), known only once the hours before it have traded. But most
+//! weights), known only once the hours before it have traded. But many
 //! hours trade nothing, and then the portfolio part of the next hours
 //! follows from the holdings and the next closes alone. So at a projected
 //! hour whose decision was not computed ahead, the engine computes it
-//! together with the next `hours_ahead - 1` hours' decisions ([`HOURS_AHEAD`]
-//! by default), each with
-//! the portfolio part it would have if nothing trades: every layer's weights
-//! are then read once for all of them. At each of those hours the engine
-//! uses the decision computed ahead only if the portfolio part it has is
-//! exactly (bit for bit) the one assumed, and the ensemble computes each
-//! hour alike whatever hours run beside it
-//! ([`trader_ensemble::Ensemble::infer_projected_hours`]), so decisions are
-//! the same as one hour at a time; a trade only costs the hours computed
-//! for nothing.
+//! together with the next hours' decisions, each with the portfolio part it
+//! would have if nothing trades: every layer's weights are then read once
+//! for all of them. At each of those hours the engine uses the decision
+//! computed ahead only if the portfolio part it has is exactly (bit for bit)
+//! the one assumed, and the ensemble computes each hour alike whatever hours
+//! run beside it ([`trader_ensemble::Ensemble::infer_projected_hours`]), so
+//! decisions are the same as one hour at a time. A trade only costs the
+//! hours computed for nothing; how many hours are computed together adapts:
+//! halved after a failed assumption, doubled after all held, from 1 up to
+//! the engine's `hours_ahead` ([`HOURS_AHEAD`] by default); down at one, it
+//! tries again after [`RETRY_AFTER_HOURS`], so a policy that trades every
+//! hour runs about as one hour at a time.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -28,9 +30,14 @@ use trader_store::Recorder;
 
 use crate::{Engine, EngineError};
 
-/// Hours decided together: the hour at hand and the next ones, assuming
-/// nothing trades (measured in BENCHMARKS.md, issue 18, goal 3).
-pub(crate) const HOURS_AHEAD: usize = 8;
+/// The most hours decided together: the hour at hand and the next ones,
+/// assuming nothing trades (measured in BENCHMARKS.md, issue 18, goal 3).
+pub(crate) const HOURS_AHEAD: usize = 16;
+
+/// After an assumption failed with two hours together, the hours decided
+/// alone before trying two again: a policy that trades every hour then pays
+/// one hour computed for nothing in nine (measured in BENCHMARKS.md).
+const RETRY_AFTER_HOURS: u32 = 8;
 
 /// A [`MarketProjection`], the hour of each of its rows and the closes of
 /// those hours (in the engine's symbol order), and the decisions computed
@@ -40,6 +47,12 @@ pub(crate) struct Projected {
     pub(crate) projection: MarketProjection,
     pub(crate) closes: BTreeMap<i64, Vec<f64>>,
     pub(crate) ahead: BTreeMap<i64, (Vec<Vec<f32>>, Decision)>,
+    /// Hours decided together now: halved when an assumption failed,
+    /// doubled (up to the engine's `hours_ahead`) when all held.
+    pub(crate) window: usize,
+    /// Hours to decide alone before assuming again, after the window fell
+    /// to one hour.
+    pub(crate) wait: u32,
 }
 
 impl<B: Broker, R: Recorder> Engine<B, R> {
@@ -109,6 +122,8 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             projection,
             closes,
             ahead: BTreeMap::new(),
+            window: 1,
+            wait: 0,
         });
         self.stats.projection_us += started.elapsed().as_micros() as u64;
         self.stats.projected_hours += n as u64;
@@ -132,18 +147,29 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         let Some(&row) = projected.rows.get(&t) else {
             return Ok(None);
         };
-        if let Some((assumed, decision)) = projected.ahead.remove(&t)
-            && assumed == portfolios
-        {
-            self.stats.decided_ahead += 1;
-            return Ok(Some(decision));
+        match projected.ahead.remove(&t) {
+            Some((assumed, decision)) if assumed == portfolios => {
+                self.stats.decided_ahead += 1;
+                return Ok(Some(decision));
+            }
+            // Something traded: assume less far ahead; down to one hour,
+            // try again only after a few.
+            Some(_) => {
+                projected.window = (projected.window / 2).max(1);
+                if projected.window == 1 {
+                    projected.wait = RETRY_AFTER_HOURS;
+                }
+            }
+            None if projected.wait > 0 => projected.wait -= 1,
+            // Every hour assumed was used (or none was): assume further.
+            None => projected.window = (projected.window * 2).min(self.hours_ahead),
         }
         let Some(projected) = self.projected.as_ref() else {
             return Ok(None);
         };
         let mut hours = vec![(row, portfolios.to_vec())];
         let mut next = Vec::new();
-        for (&later, &later_row) in projected.rows.range(t + 1..).take(self.hours_ahead - 1) {
+        for (&later, &later_row) in projected.rows.range(t + 1..).take(projected.window - 1) {
             let Some(closes) = projected.closes.get(&later) else {
                 break;
             };
