@@ -94,6 +94,20 @@ impl Store {
         location: &StoreLocation,
         retention_hours: Option<u32>,
     ) -> Result<Self, StoreError> {
+        Self::open_within(location, retention_hours, CONNECT_TIMEOUT).await
+    }
+
+    /// [`Store::open`], connecting to PostgreSQL for at most
+    /// `connect_timeout` (sqlx retries a refused connection until then)
+    /// instead of the default 10 s.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn open_within(
+        location: &StoreLocation,
+        retention_hours: Option<u32>,
+        connect_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let open_err = |source| StoreError::Open {
             store: location.to_string(),
@@ -140,7 +154,7 @@ impl Store {
                 })?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(2)
-                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .acquire_timeout(connect_timeout)
                     .connect_with(options)
                     .await
                     .map_err(open_err)?;

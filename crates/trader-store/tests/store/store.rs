@@ -258,13 +258,23 @@ async fn within_one_batch_the_later_bar_for_an_hour_wins() {
 
 #[tokio::test]
 async fn a_refused_connection_names_the_database_without_its_password() {
-    // Nothing listens on port 1 of loopback: refused at once.
+    // Nothing listens on port 1 of loopback: refused at once, and retried
+    // by sqlx until the connect timeout (10 s by default; 200 ms here,
+    // which the open keeps to).
     let store = StoreLocation::parse(
         "postgres://trader:hunter2@127.0.0.1:1/trading",
         Path::new(""),
     )
     .unwrap();
-    let err = Store::open(&store, None).await.unwrap_err();
+    let started = std::time::Instant::now();
+    let err = Store::open_within(&store, None, std::time::Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the open took {took:?} with a 200 ms connect timeout"
+    );
     let msg = format!("{err:#} {:?}", std::error::Error::source(&err));
     assert!(matches!(err, StoreError::Open { .. }), "{msg}");
     assert!(msg.contains("127.0.0.1:1/trading"), "{msg}");
