@@ -71,6 +71,11 @@ pub(crate) struct RunArgs {
     /// Timeout of every request to the broker, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// The client's quota, requests a minute (default: Alpaca's, 180).
+    /// Alpaca answers 429 above 200; raise it only for a `trader sim
+    /// --rate-limit` that allows more (a fast simulator's clock).
+    #[arg(long)]
+    requests_per_minute: Option<std::num::NonZeroU32>,
 }
 
 pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<Outcome> {
@@ -116,6 +121,7 @@ pub(crate) fn run(a: &RunArgs, config_dir: &std::path::Path) -> anyhow::Result<O
         },
         alert_interval: a.alert_interval_secs.map(Duration::from_secs),
         timeout: Duration::from_millis(a.timeout_ms),
+        requests_per_minute: a.requests_per_minute,
     };
     let setup = RunSetup {
         profile: &profile,

@@ -111,25 +111,64 @@ pub async fn connect_embedded(request: &RunRequest, profile: &Profile) -> anyhow
     })
 }
 
-/// The client for `market`: Alpaca's quota, or none for the embedded replay.
-pub fn client_for(market: &Market, timeout: Duration) -> anyhow::Result<AlpacaClient> {
-    let settings = match market.mode {
+/// The client for `market`: Alpaca's quota (or `requests_per_minute`),
+/// or none for the embedded replay.
+pub fn client_for(
+    market: &Market,
+    timeout: Duration,
+    requests_per_minute: Option<NonZeroU32>,
+) -> anyhow::Result<AlpacaClient> {
+    Ok(AlpacaClient::new(
+        &market.endpoints,
+        &market.keys,
+        client_settings(market.mode, timeout, requests_per_minute),
+    )?)
+}
+
+/// The settings of [`client_for`] in `mode`.
+fn client_settings(
+    mode: RunMode,
+    timeout: Duration,
+    requests_per_minute: Option<NonZeroU32>,
+) -> ClientSettings {
+    let default = ClientSettings::default();
+    match mode {
         // The replay compresses hours into milliseconds: Alpaca's per-minute
         // quota does not apply to the embedded simulator.
         RunMode::Replay => ClientSettings {
             requests_per_minute: NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MIN),
             burst: NonZeroU32::new(1_000).unwrap_or(NonZeroU32::MIN),
             timeout,
-            ..ClientSettings::default()
+            ..default
         },
         _ => ClientSettings {
+            requests_per_minute: requests_per_minute.unwrap_or(default.requests_per_minute),
             timeout,
-            ..ClientSettings::default()
+            ..default
         },
-    };
-    Ok(AlpacaClient::new(
-        &market.endpoints,
-        &market.keys,
-        settings,
-    )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_client_keeps_alpacas_quota_unless_told_another() {
+        let t = Duration::from_secs(3);
+        let q = |n| NonZeroU32::new(n);
+        let alpaca = client_settings(RunMode::Live, t, None);
+        assert_eq!(alpaca.requests_per_minute, q(180).unwrap());
+        assert_eq!(alpaca.burst, q(5).unwrap());
+        assert_eq!(alpaca.timeout, t);
+        let raised = client_settings(RunMode::Live, t, q(720));
+        assert_eq!(raised.requests_per_minute, q(720).unwrap());
+        assert_eq!(raised.burst, q(5).unwrap());
+        // The replay has no quota to speak of, whatever was asked.
+        for asked in [None, q(60)] {
+            let replay = client_settings(RunMode::Replay, t, asked);
+            assert_eq!(replay.requests_per_minute, q(1_000_000).unwrap());
+            assert_eq!(replay.timeout, t);
+        }
+    }
 }

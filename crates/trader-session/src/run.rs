@@ -5,6 +5,7 @@
 //! sum it up ([`crate::summary`]). The caller holds the profile's
 //! lock, builds the runtime and passes the [`Stop`] its signals trigger.
 
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,11 @@ pub struct RunRequest {
     pub alert_interval: Option<Duration>,
     /// Timeout of every request to the broker.
     pub timeout: Duration,
+    /// The client's quota against Alpaca or a standalone simulator
+    /// (None: Alpaca's, 180 requests a minute). Above Alpaca's 200 a
+    /// minute only for a simulator that allows it (`trader sim
+    /// --rate-limit`); the embedded replay has no quota.
+    pub requests_per_minute: Option<NonZeroU32>,
 }
 
 /// What the budget gate admitted, for the run's record and its alerts.
@@ -115,7 +121,11 @@ pub async fn trade(
         return Ok(None);
     };
     let market = market?;
-    let client = client_for(&market, request.timeout.max(Duration::from_millis(1)))?;
+    let client = client_for(
+        &market,
+        request.timeout.max(Duration::from_millis(1)),
+        request.requests_per_minute,
+    )?;
     let store = Store::open(store_location, Some(profile.history_hours)).await?;
     // Bars are shared by the store's profiles: none prunes below this one's history.
     store

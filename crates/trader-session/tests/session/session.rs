@@ -125,6 +125,7 @@ async fn a_one_day_replay_session_sums_up_what_the_store_recorded() {
         metrics_port: None,
         alert_interval: None,
         timeout: Duration::from_secs(10),
+        requests_per_minute: None,
     };
     let setup = common::setup(&profile, &db);
     let (_handle, stop) = trader_engine::stop_pair();

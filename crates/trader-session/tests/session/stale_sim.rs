@@ -1,8 +1,9 @@
 //! Stale data in a whole session: a standalone simulator whose recorded
-//! bars have a four-hour hole, followed at 3600x by `trader run`'s session
-//! with `/healthz` on: 503 naming the stale data while the hole lasts past
-//! `stale_after_hours` (2), 200 again once bars resume. The environment is the
-//! process's: the test holds it alone.
+//! bars have a four-hour hole, followed at 10800x (three hours a second;
+//! the client's quota raised to match the simulator's) by `trader run`'s
+//! session with `/healthz` on: 503 naming the stale data while the hole
+//! lasts past `stale_after_hours` (2), 200 again once bars resume. The
+//! environment is the process's: the test holds it alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,7 +42,7 @@ async fn stale_data_turns_healthz_to_503_and_back_when_bars_resume() {
     for series in bars.values_mut() {
         series.retain(|b| !hole.contains(&b.t));
     }
-    let (sim, _) = common::standalone_sim(bars, ("PKSTALE", "stale-secret"), 3600.0).await;
+    let (sim, _) = common::standalone_sim(bars, ("PKSTALE", "stale-secret"), 10_800.0).await;
     let url = sim.base_url();
     common::point_env_at(&env, &url, ("PKSTALE", "stale-secret"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -107,7 +107,7 @@ pub fn point_env_at(_alone: &EnvAlone, url: &str, (key, secret): (&str, &str)) {
 }
 
 /// `trader run` as the CLI would ask for it with keys set and no flags
-/// (`--metrics-port` aside).
+/// (`--metrics-port` and `--requests-per-minute` aside).
 pub fn live_request(metrics_port: Option<u16>) -> RunRequest {
     RunRequest {
         data: repo().join("data/coinbase_2017_2018"),
@@ -118,6 +118,9 @@ pub fn live_request(metrics_port: Option<u16>) -> RunRequest {
         metrics_port,
         alert_interval: None,
         timeout: Duration::from_secs(10),
+        // The simulator's quota is 1,000,000 a minute: the client's need
+        // not pace the session at the simulator's speed.
+        requests_per_minute: std::num::NonZeroU32::new(100_000),
     }
 }
 
