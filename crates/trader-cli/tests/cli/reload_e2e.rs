@@ -37,7 +37,7 @@ const DEBUG_MARGIN_BYTES: u64 = 16_000_000;
 
 /// The run's profile: two members of `ensemble/`, adopted as soon as a new
 /// selection is loaded, a 3000 USD minimum order (few orders: the trader
-/// keeps Alpaca's 180 requests per real minute against the simulator).
+/// keeps a quota of requests per real minute against the simulator).
 const PROFILE: &str = r#"symbols = ["BTC/USD", "ETH/USD", "LTC/USD"]
 history_hours = 72
 poll_interval_secs = 120
@@ -221,11 +221,20 @@ fn trader_run_adopts_what_trader_train_writes_between_hours_within_its_budget() 
     let (predicted_before, weights_before) = budget(&dir);
 
     // The simulator an hour before the first decided close, one hour a
-    // second; the trader told nothing but the keys and the URLs.
+    // second; the trader told nothing but the keys, the URLs and a quota
+    // four times Alpaca's (the simulator's too), so that the hours, not
+    // the quota, pace it.
     let (sim, url) = start_sim(
         &dir,
         &[KEYS],
-        &["--start", "2018-03-13T00:50:00Z", "--speed", "3600"],
+        &[
+            "--start",
+            "2018-03-13T00:50:00Z",
+            "--speed",
+            "3600",
+            "--rate-limit",
+            "800",
+        ],
     );
     children.0.push(sim);
     let mut trader = start_trader(
@@ -233,7 +242,13 @@ fn trader_run_adopts_what_trader_train_writes_between_hours_within_its_budget() 
         &url,
         KEYS,
         "reload.sqlite",
-        &["--profile", "reload", "--json"],
+        &[
+            "--profile",
+            "reload",
+            "--json",
+            "--requests-per-minute",
+            "720",
+        ],
     );
     let log: Log = Arc::default();
     let reader = {
