@@ -89,6 +89,7 @@ pub async fn connect_embedded(request: &RunRequest, profile: &Profile) -> anyhow
         from: request.from,
         until: request.until,
         speed: request.speed,
+        history_hours: Some(profile.history_hours),
     };
     let replay = EmbeddedReplay::start(bars, span).await?;
     let keys = AlpacaKeys {
