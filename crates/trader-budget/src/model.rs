@@ -18,8 +18,10 @@ use crate::BudgetError;
 /// fault); rounded up. It was 11.39 MB on the default release profile (26.1
 /// MB binary) and 8.48 MB on 2026-11-27, before the binary grew (a second
 /// sitting on the fat LTO build: 10.22 MB). Re-measure whenever the binary
-/// links something large or the release profile changes.
-pub const RUNTIME_BASE_RSS: u64 = 11_100_000;
+/// links something large or the release profile changes. Re-measured after
+/// the f32 CPU kernels (issue 18, goal 3; 20.1 MB binary): 10.82 MB, then
+/// 10.64 MB with the replay's trim (same binary size); rounded up.
+pub const RUNTIME_BASE_RSS: u64 = 10_700_000;
 /// What the trading loop of `trader run` adds beyond the runtime base, the
 /// model, the history and the store: tokio's worker threads, the HTTP
 /// client's pools, the SQLite connection and, without Alpaca keys, the
@@ -33,8 +35,12 @@ pub const RUNTIME_BASE_RSS: u64 = 11_100_000;
 /// copied (12.62 MB before it; 13.92 MB on the default profile); rounded up.
 /// On a PostgreSQL store the same replay peaks 1.5 MB lower (no SQLite
 /// page cache in the process: BENCHMARKS.md, issue 20): an upper bound there. Against Alpaca (no
-/// embedded simulator) it is an upper bound.
-pub const TRADING_LOOP_RSS: u64 = 13_200_000;
+/// embedded simulator) it is an upper bound. Re-measured after the f32 CPU
+/// kernels (issue 18, goal 3): 12.75 MB; then 11.13 MB once the embedded
+/// replay kept only the bars it serves (the recorded set, 1.6 MB, freed
+/// before the ensemble loads; issue 18, goal 1), plus 0.27 MB because the
+/// grid's row 4 ran up to 0.26 MB above its median.
+pub const TRADING_LOOP_RSS: u64 = 11_400_000;
 /// The part of [`TRADING_LOOP_RSS`] that `trader run` allocates after the
 /// ensemble has loaded, into memory the load freed: the trading-loop term
 /// is reduced by it, up to the load transient (peaks do not add: the load
@@ -58,8 +64,10 @@ pub const LOOP_REUSES_LOAD_RSS: u64 = 3_000_000;
 /// and 9: 16 x [2048, 1024], 203 and 381 MB) peaked 1.2-1.7 MB above their
 /// terms (not isolated; gemm's packing buffers are the likely owner). The
 /// smallest backtests (row 1, 22 MB) bound the margin from above: with 2.2 MB
-/// they would be predicted 1.10.
-pub const BACKTEST_LOOP_RSS: u64 = 7_900_000;
+/// they would be predicted 1.10. Re-measured after the f32 CPU kernels
+/// (issue 18, goal 3): 6.14 MB, then 6.27 MB with the runtime base 0.4 MB
+/// lower: 6.4 + the same 1.9 MB.
+pub const BACKTEST_LOOP_RSS: u64 = 8_300_000;
 /// Resident bytes of `trader run` per symbol and hour of history kept: the
 /// bars are 48 B (`trader_core::HISTORY_BYTES_PER_SYMBOL_HOUR`, which this
 /// term counted until 2026-11-29), but `trader run` holds 30-45x that (not
@@ -70,14 +78,17 @@ pub const BACKTEST_LOOP_RSS: u64 = 7_900_000;
 /// 7-day replay at 72 h and 720 h of history (one [64] member, 3 symbols):
 /// 1.4-2.2 KB per symbol-hour over three sittings on 2026-11-29 (one
 /// symbol: 2.3 KB), then 1.7 and 2.0 KB on the fat LTO build, CI machine
-/// kind; the 720-hour rows of the grid are within 10 % with 1.6 KB.
-pub const RUN_HISTORY_BYTES_PER_SYMBOL_HOUR: u64 = 1_600;
+/// kind; the 720-hour rows of the grid are within 10 % with 1.6 KB. After
+/// the f32 CPU kernels (issue 18, goal 3): 1.44 KB, then 1.73 KB with the
+/// replay's trim (the slope is the difference of two noisy peaks): 1.8 KB.
+pub const RUN_HISTORY_BYTES_PER_SYMBOL_HOUR: u64 = 1_800;
 /// Resident bytes per decided hour of a backtest's in-memory records
 /// (`MemoryRecorder`: decisions, orders, equity) beyond its bars.
 /// `scripts/bench_budget.sh`: the slope of the median peak RSS of one [64]
 /// member's backtest over 720 and 2,880 decided hours: 1,414 B,
-/// 2026-11-29, CI machine kind; rounded up.
-pub const BACKTEST_RECORD_BYTES_PER_HOUR: u64 = 1_500;
+/// 2026-11-29, CI machine kind; 1,496 and 1,554 B after the f32 CPU
+/// kernels (issue 18, goal 3); rounded up.
+pub const BACKTEST_RECORD_BYTES_PER_HOUR: u64 = 1_600;
 /// Decided hours the report's backtest section assumes (a month); the
 /// records term scales with them ([`backtest_terms`] takes the real count).
 pub const BACKTEST_REPORT_HOURS: u32 = 720;
