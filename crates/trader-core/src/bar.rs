@@ -17,6 +17,22 @@ pub struct Bar {
     pub volume: f64,
 }
 
+impl Bar {
+    /// A bar that opened, peaked, bottomed and closed at `price`, volume 1
+    /// (tests and fixtures).
+    #[must_use]
+    pub fn flat(t: i64, price: f64) -> Self {
+        Bar {
+            t,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: 1.0,
+        }
+    }
+}
+
 /// Bytes one symbol-hour costs in the in-memory history window: one [`Bar`].
 pub const HISTORY_BYTES_PER_SYMBOL_HOUR: u64 = std::mem::size_of::<Bar>() as u64;
 

@@ -174,14 +174,7 @@ mod tests {
     use super::*;
 
     fn bar(t: i64) -> Bar {
-        Bar {
-            t,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: 1.0,
-        }
+        Bar::flat(t, 1.0)
     }
 
     fn recorded() -> BTreeMap<Symbol, Vec<Bar>> {
