@@ -1,21 +1,25 @@
-//! The per-hour layers of an f32 ensemble on the CPU, without candle's
-//! per-operation costs.
+//! The forward pass of an f32 ensemble on the CPU, without candle's
+//! per-operation costs, for one hour or several at once.
 //!
-//! A decision that starts from a precomputed first-layer product (a
-//! backtest's [`crate::MarketProjection`], a live [`crate::PreparedHour`])
-//! is left with small matrix-vector products: `[N, H2, H1] x [N, H1, 1]`
-//! and the like. Through candle each layer is a batched matmul, a broadcast
-//! add and an activation, each a new tensor, and gemm's setup for a
-//! one-column product; at the reference size that was more than half of a
-//! backtest hour (BENCHMARKS.md, issue 18, goal 3). Here every layer is one
-//! pass over its weights, row by row (the weights are `[out, in]`, so a row
-//! is contiguous), with the bias and activation fused, into buffers reused
-//! from layer to layer.
+//! After the first layer's product (a backtest's [`crate::MarketProjection`],
+//! a live [`crate::PreparedHour`], or the whole first layer) a decision is
+//! left with small matrix-vector products: `[N, H2, H1] x [N, H1, 1]` and
+//! the like. Through candle each layer is a batched matmul, a broadcast add
+//! and an activation, each a new tensor, and gemm's matvec streams the
+//! weights once per hour, which made it memory-bound (BENCHMARKS.md, issue
+//! 18, goal 3). Here every layer is one pass over its weights, rows side by
+//! side (the weights are `[out, in]`, so a row is contiguous), the bias and
+//! activation fused, and several hours' columns share each weight load: a
+//! backtest decides hours ahead this way (`Ensemble::infer_projected_hours`).
+//! Each (row, hour) sum runs in the same order whatever runs beside it, so
+//! an hour's result is the same bits alone or in a batch.
 //!
 //! The dot products are written with `pulp`'s vector types (already linked
 //! by gemm) and run under its dispatch, which compiles them for the widest
-//! instruction set the CPU has (AVX2 + FMA here) and picks it at run time. Only the summation order differs from candle's: results agree to
-//! float rounding (tested against the candle path).
+//! instruction set it is built for (AVX2 + FMA; AVX-512 was measured and
+//! not enabled: results would then depend on the CPU's vector width) and
+//! picks it at run time. Only the summation order differs from candle's:
+//! results agree to float rounding (tested against the candle path).
 
 // pulp compiles code for the CPU's instruction set only where it is inlined
 // into its dispatch: the kernels must be inlined, whatever the heuristics say.
