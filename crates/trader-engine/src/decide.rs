@@ -77,11 +77,12 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
         let started = Instant::now();
         let portfolios = self.portfolios(cash, equity, held, prices);
         let state_us = elapsed_us(started);
-        let started = Instant::now();
-        if let Some(decision) = self.projected_decision(t, &portfolios, cash, held)? {
+        if let Some((decision, inference_us)) =
+            self.projected_decision(t, &portfolios, cash, held)?
+        {
             let split = DecisionSplit {
                 state_us,
-                inference_us: elapsed_us(started),
+                inference_us,
                 ..DecisionSplit::default()
             };
             return Ok(Decided {

@@ -39,6 +39,14 @@ pub(crate) const HOURS_AHEAD: usize = 16;
 /// one hour computed for nothing in nine (measured in BENCHMARKS.md).
 const RETRY_AFTER_HOURS: u32 = 8;
 
+/// A decision computed ahead: the portfolio parts it assumed, and its share
+/// of the inference time of the hours computed with it.
+pub(crate) struct Ahead {
+    assumed: Vec<Vec<f32>>,
+    decision: Decision,
+    inference_us: u64,
+}
+
 /// A [`MarketProjection`], the hour of each of its rows and the closes of
 /// those hours (in the engine's symbol order), and the decisions computed
 /// ahead with the portfolio parts they assumed.
@@ -46,7 +54,7 @@ pub(crate) struct Projected {
     pub(crate) rows: BTreeMap<i64, usize>,
     pub(crate) projection: MarketProjection,
     pub(crate) closes: BTreeMap<i64, Vec<f64>>,
-    pub(crate) ahead: BTreeMap<i64, (Vec<Vec<f32>>, Decision)>,
+    pub(crate) ahead: BTreeMap<i64, Ahead>,
     /// Hours decided together now: halved when an assumption failed,
     /// doubled (up to the engine's `hours_ahead`) when all held.
     pub(crate) window: usize,
@@ -133,14 +141,18 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
     /// The decision of projected hour `t` (row `row`) with `portfolios`:
     /// the one computed ahead if it assumed exactly these portfolio parts,
     /// else computed now with the next hours' (assuming nothing trades from
-    /// `cash` and `held`). `Ok(None)` when `t` is not projected.
+    /// `cash` and `held`); and the hour's inference time, microseconds:
+    /// its share of the hours computed together (the pass's time divided by
+    /// their number, so a backtest's decision latency is what an hour
+    /// costs, not 0 for the hours decided ahead). `Ok(None)` when `t` is not
+    /// projected.
     pub(crate) fn projected_decision(
         &mut self,
         t: i64,
         portfolios: &[Vec<f32>],
         cash: f64,
         held: &BTreeMap<Symbol, f64>,
-    ) -> Result<Option<Decision>, String> {
+    ) -> Result<Option<(Decision, u64)>, String> {
         let Some(projected) = self.projected.as_mut() else {
             return Ok(None);
         };
@@ -148,9 +160,9 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             return Ok(None);
         };
         match projected.ahead.remove(&t) {
-            Some((assumed, decision)) if assumed == portfolios => {
+            Some(ahead) if ahead.assumed == portfolios => {
                 self.stats.decided_ahead += 1;
-                return Ok(Some(decision));
+                return Ok(Some((ahead.decision, ahead.inference_us)));
             }
             // Something traded: assume less far ahead; down to one hour,
             // try again only after a few.
@@ -193,23 +205,34 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
             hours.push((later_row, assumed.clone()));
             next.push((later, assumed));
         }
+        let started = Instant::now();
         let mut decisions = self
             .ensemble
             .infer_projected_hours(&projected.projection, &hours)
             .map_err(|e| format!("inference failed: {e}"))?
             .into_iter();
+        let share_us =
+            u64::try_from(started.elapsed().as_micros() / hours.len() as u128).unwrap_or(u64::MAX);
         let decision = decisions
             .next()
             .ok_or_else(|| "inference failed: no decision".to_owned())?;
         let ahead = next
             .into_iter()
             .zip(decisions)
-            .map(|((later, assumed), d)| (later, (assumed, d)))
+            .map(|((later, assumed), decision)| {
+                let inference_us = share_us;
+                let ahead = Ahead {
+                    assumed,
+                    decision,
+                    inference_us,
+                };
+                (later, ahead)
+            })
             .collect();
         if let Some(projected) = self.projected.as_mut() {
             projected.ahead = ahead;
         }
-        Ok(Some(decision))
+        Ok(Some((decision, share_us)))
     }
 }
 
