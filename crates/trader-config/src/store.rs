@@ -44,13 +44,16 @@ pub fn parse_store_arg(text: &str) -> Result<StoreLocation, String> {
     StoreLocation::parse(text, Path::new("")).map_err(|e| e.to_string())
 }
 
-/// `TRADER_STORE_URL`, when set and not empty.
+/// The variable `name`, when set and not blank.
 #[allow(clippy::disallowed_methods)] // this crate is the one reader of the environment
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|s| !s.trim().is_empty())
+}
+
+/// `TRADER_STORE_URL`, when set and not empty.
 #[must_use]
 pub fn store_url_from_env() -> Option<String> {
-    std::env::var(STORE_URL_ENV)
-        .ok()
-        .filter(|s| !s.trim().is_empty())
+    non_empty_env(STORE_URL_ENV)
 }
 
 /// The environment variable naming a PostgreSQL server for the store and
@@ -58,12 +61,9 @@ pub fn store_url_from_env() -> Option<String> {
 pub const TEST_PG_URL_ENV: &str = "TRADER_TEST_PG_URL";
 
 /// `TRADER_TEST_PG_URL`, when set and not empty (tests only).
-#[allow(clippy::disallowed_methods)] // this crate is the one reader of the environment
 #[must_use]
 pub fn test_pg_url() -> Option<String> {
-    std::env::var(TEST_PG_URL_ENV)
-        .ok()
-        .filter(|s| !s.trim().is_empty())
+    non_empty_env(TEST_PG_URL_ENV)
 }
 
 #[cfg(test)]

@@ -265,6 +265,16 @@ pub const CRYPTO_FEE_BPS: f64 = 25.0;
 /// in-process paper broker of backtests, and their reports).
 pub const PAPER_STARTING_CASH: f64 = 100_000.0;
 
+/// What a paper account is worth: its cash plus each position's value
+/// (quantity x last close), summed in the order given (the simulator's
+/// positions, in symbol order). The simulator values its accounts with it,
+/// and a backtest assumes it when it decides hours ahead
+/// (`trader-engine/src/projection.rs`), so both sum alike to the bit.
+#[must_use]
+pub fn paper_equity(cash: f64, position_values: impl IntoIterator<Item = f64>) -> f64 {
+    cash + position_values.into_iter().sum::<f64>()
+}
+
 /// A paper (or live) account.
 pub trait Broker: Send + Sync {
     fn account(&self) -> impl Future<Output = Result<AccountState, MarketError>> + Send;

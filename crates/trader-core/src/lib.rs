@@ -33,6 +33,7 @@ pub use bar::{
 pub use broker::{
     AccountState, BarsBySymbol, Broker, CRYPTO_FEE_BPS, ErrorKind, MarketData, MarketError, Order,
     OrderAmount, OrderRequest, OrderStatus, PAPER_STARTING_CASH, Placement, Position, Side,
+    paper_equity,
 };
 pub use clock::{
     Clock, FollowedClock, MIN_SPEED_BASELINE, ManualClock, REAL_TIME_TOLERANCE, Reading,

@@ -24,7 +24,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use trader_core::{Bar, Broker, SeriesFeatures, Symbol, market_state_memo, required_history_hours};
+use trader_core::{
+    Bar, Broker, SeriesFeatures, Symbol, market_state_memo, paper_equity, required_history_hours,
+};
 use trader_ensemble::{Decision, MarketProjection};
 use trader_store::Recorder;
 
@@ -191,13 +193,12 @@ impl<B: Broker, R: Recorder> Engine<B, R> {
                 .cloned()
                 .zip(closes.iter().copied())
                 .collect();
-            // As the broker values an account: cash plus each position at
-            // the last close, positions in symbol order.
-            let equity = cash
-                + held
-                    .iter()
-                    .map(|(s, qty)| qty * prices.get(s).copied().unwrap_or(0.0))
-                    .sum::<f64>();
+            // As the paper broker values an account (positions in symbol order).
+            let equity = paper_equity(
+                cash,
+                held.iter()
+                    .map(|(s, qty)| qty * prices.get(s).copied().unwrap_or(0.0)),
+            );
             if equity <= 0.0 {
                 break;
             }

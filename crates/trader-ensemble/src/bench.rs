@@ -16,15 +16,18 @@ pub fn bench_states(specs: &[InputSpec]) -> Vec<Vec<f32>> {
     let mut seed = SEED;
     specs
         .iter()
-        .map(|spec| {
-            (0..spec.state_dim())
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
+        .map(|spec| uniform_values(spec.state_dim(), &mut seed))
+        .collect()
+}
+
+/// `len` values in [-1, 1] from the xorshift64 stream at `seed` (advanced).
+pub(crate) fn uniform_values(len: usize, seed: &mut u64) -> Vec<f32> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
 }

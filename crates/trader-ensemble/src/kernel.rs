@@ -245,6 +245,10 @@ pub(crate) fn run_from_pre(
     n: usize,
     mut pres: Vec<Vec<f32>>,
 ) -> Option<Vec<Vec<Vec<f32>>>> {
+    let tensors: Vec<&Tensor> = layers.iter().flat_map(|(w, b, _)| [w, b]).collect();
+    if !runs_here(&tensors) {
+        return None;
+    }
     let ((_, b1, act1), rest) = layers.split_first()?;
     with_f32(b1, |b| {
         for pre in &mut pres {
@@ -333,15 +337,7 @@ mod tests {
 
     /// Values in [-1, 1], different everywhere, from a fixed xorshift stream.
     fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
+        crate::bench::uniform_values(len, &mut (seed | 1))
     }
 
     fn tensor(dims: (usize, usize, usize), seed: u64) -> Tensor {

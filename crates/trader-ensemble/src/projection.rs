@@ -33,11 +33,6 @@ impl ProjectedGroup {
     /// the f32 CPU kernels, all hours in one pass over each layer's
     /// weights; `None` when they do not apply (another dtype or device).
     fn run_f32(&self, unit: &Unit<'_>, hours: &[(usize, Vec<f32>)]) -> Option<Vec<Vec<Vec<f32>>>> {
-        let mut tensors = vec![&self.market, &self.portfolio_weights];
-        tensors.extend(unit.layers.iter().flat_map(|(w, b, _)| [w, b]));
-        if !kernel::runs_here(&tensors) {
-            return None;
-        }
         let (n, h, p) = self.portfolio_weights.dims3().ok()?;
         let mut pres = Vec::with_capacity(hours.len());
         for (row, portfolio) in hours {

@@ -273,12 +273,12 @@ impl Broker {
 impl Account {
     /// Equity at the last closed prices.
     pub(crate) fn equity(&self, market: &Market, now: i64) -> f64 {
-        self.cash
-            + self
-                .positions
+        trader_core::paper_equity(
+            self.cash,
+            self.positions
                 .iter()
-                .map(|(s, p)| p.qty * market.last_closed(s, now).map_or(0.0, |b| b.close))
-                .sum::<f64>()
+                .map(|(s, p)| p.qty * market.last_closed(s, now).map_or(0.0, |b| b.close)),
+        )
     }
 
     /// Cancels an open order.
