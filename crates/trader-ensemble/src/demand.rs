@@ -11,12 +11,12 @@ pub const ACTIVATION_BATCH_LIVE: u64 = 1;
 /// The demand of running `members` at `dtype` on `device`:
 /// - **weights**: one copy, parameters (from the headers) x bytes of `dtype`;
 ///   in RAM on the CPU, in VRAM on CUDA.
-/// - **load transient**: members load one at a time and each file buffer is
-///   dropped before the next, so loading adds one member file on top of the
-///   weights loaded so far, plus that member's tensors as stored (candle copies
-///   them out of the buffer; they are then converted to `dtype` or copied into
-///   the stacked weights, and freed). The largest member counts. (Measured:
-///   BENCHMARKS.md.)
+/// - **load transient**: members load one at a time, each file read in one
+///   pass straight into its tensors (no copy of the file is held), so loading
+///   adds one member's tensors as stored on top of the weights loaded so far,
+///   plus, when they are stored in another dtype than `dtype`, the largest
+///   tensor converted (they are then copied into the stacked weights, and
+///   freed). The largest member counts. (Measured: BENCHMARKS.md.)
 /// - **activations**: per member, the input column and every layer's output,
 ///   at f32, for `batch` rows; tiny for live trading, but honest for batches.
 #[must_use]
@@ -28,7 +28,11 @@ pub fn ensemble_demand(
 ) -> Vec<DemandTerm> {
     let params: u64 = members.iter().map(MemberSummary::parameter_count).sum();
     let weight_bytes = params * dtype.size_in_bytes();
-    let transient = members.iter().map(load_transient).max().unwrap_or(0);
+    let transient = members
+        .iter()
+        .map(|m| load_transient(m, dtype))
+        .max()
+        .unwrap_or(0);
     let floats_per_row: u64 = members
         .iter()
         .map(|m| {
@@ -61,7 +65,7 @@ pub fn ensemble_demand(
             "load transient",
             transient,
             0,
-            "largest member: its file + its tensors as stored".to_owned(),
+            "largest member: its tensors as stored (+ its largest converted)".to_owned(),
         ),
         DemandTerm::new(
             "activations",
@@ -75,31 +79,58 @@ pub fn ensemble_demand(
     ]
 }
 
-/// Extra bytes held while one member loads: its file, plus its tensors as stored.
-fn load_transient(member: &MemberSummary) -> u64 {
-    let stored = member
+/// Bytes of one stored value of a safetensors dtype name.
+fn stored_value_bytes(dtype: &str) -> u64 {
+    match dtype {
+        "F16" | "BF16" => 2,
+        "F64" => 8,
+        _ => 4,
+    }
+}
+
+/// The safetensors name of `dtype`.
+fn stored_name(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "F32",
+        DType::F16 => "F16",
+        DType::Bf16 => "BF16",
+    }
+}
+
+/// The member's tensors as stored, in bytes (its file less its header).
+fn stored_bytes(member: &MemberSummary) -> u64 {
+    member
         .header
         .tensors
         .iter()
-        .map(|t| {
-            let bytes = match t.dtype.as_str() {
-                "F16" | "BF16" => 2,
-                "F64" => 8,
-                _ => 4,
-            };
-            t.elements() * bytes
-        })
-        .sum::<u64>();
-    member.header.file_bytes + stored
+        .map(|t| t.elements() * stored_value_bytes(&t.dtype))
+        .sum()
+}
+
+/// Extra bytes held while one member loads at `dtype`: its tensors as
+/// stored, plus its largest tensor converted when it is stored in another
+/// dtype (the conversion holds both for that tensor).
+fn load_transient(member: &MemberSummary, dtype: DType) -> u64 {
+    let converted = member
+        .header
+        .tensors
+        .iter()
+        .filter(|t| t.dtype != stored_name(dtype))
+        .map(|t| t.elements() * dtype.size_in_bytes())
+        .max()
+        .unwrap_or(0);
+    stored_bytes(member) + converted
 }
 
 /// What one more load leaves resident beside the weights when it runs on
 /// another thread than the first (a running trader's swap, on a blocking
 /// thread: glibc gives it its own heap, which keeps what the load freed):
-/// the largest member's file and tensors as stored ([`ensemble_demand`]'s
-/// load transient) plus its largest tensor copied to f32 (the finite-value
-/// check). Measured at the reference size: BENCHMARKS.md, "Live ensemble
-/// swap".
+/// the largest member's file, its tensors as stored and its largest tensor
+/// as f32. Measured at the reference size (BENCHMARKS.md, "Live ensemble
+/// swap") when a load still held the whole file and an f32 copy of each
+/// tensor for the finite-value check; a load now reads the file in one pass
+/// straight into its tensors and holds less, so this stays an upper bound
+/// until the swap is measured again.
 #[must_use]
 pub fn swap_load_bytes(members: &[MemberSummary]) -> u64 {
     members
@@ -112,7 +143,7 @@ pub fn swap_load_bytes(members: &[MemberSummary]) -> u64 {
                 .map(|t| t.elements() * 4)
                 .max()
                 .unwrap_or(0);
-            load_transient(m) + largest
+            m.header.file_bytes + stored_bytes(m) + largest
         })
         .max()
         .unwrap_or(0)

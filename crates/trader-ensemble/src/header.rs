@@ -52,10 +52,6 @@ impl SafetensorsHeader {
             path: path.to_path_buf(),
             source,
         };
-        let header_err = |message: String| EnsembleError::Header {
-            path: path.to_path_buf(),
-            message,
-        };
         let mut file = File::open(path).map_err(read_err)?;
         let stat = file.metadata().map_err(read_err)?;
         if stat.is_dir() {
@@ -65,30 +61,7 @@ impl SafetensorsHeader {
             });
         }
         let file_bytes = stat.len();
-        let mut len_bytes = [0u8; 8];
-        file.read_exact(&mut len_bytes).map_err(|_| {
-            header_err(format!(
-                "file is {file_bytes} bytes, too short for a header"
-            ))
-        })?;
-        let header_len = u64::from_le_bytes(len_bytes);
-        if header_len > MAX_HEADER_BYTES || header_len + 8 > file_bytes {
-            return Err(header_err(format!(
-                "header length {header_len} does not fit in a file of {file_bytes} bytes"
-            )));
-        }
-        let mut json = vec![0u8; header_len as usize];
-        file.read_exact(&mut json).map_err(read_err)?;
-        let text = std::str::from_utf8(&json)
-            .map_err(|e| header_err(format!("header is not UTF-8: {e}")))?;
-        let metadata: Metadata =
-            serde_json::from_str(text).map_err(|e| header_err(format!("header JSON: {e}")))?;
-        let expected = 8 + header_len + metadata.data_len() as u64;
-        if expected != file_bytes {
-            return Err(header_err(format!(
-                "file is {file_bytes} bytes but its header describes {expected} (truncated or padded)"
-            )));
-        }
+        let metadata = read_metadata(&mut file, file_bytes, path)?;
         let mut tensors: Vec<TensorEntry> = metadata
             .tensors()
             .into_iter()
@@ -117,4 +90,50 @@ impl SafetensorsHeader {
     pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
         self.tensors.iter().find(|t| t.name == name)
     }
+}
+
+/// Reads a safetensors header from the start of `reader` (the file at `path`,
+/// `file_bytes` long): 8 bytes of length, then that many bytes of JSON,
+/// whose offsets safetensors checks (contiguous from 0, each tensor as long
+/// as its dtype and shape say). Refuses a file that is not exactly as long
+/// as the header describes. Leaves `reader` at the first byte of data.
+pub(crate) fn read_metadata(
+    reader: &mut impl Read,
+    file_bytes: u64,
+    path: &Path,
+) -> Result<Metadata, EnsembleError> {
+    let header_err = |message: String| EnsembleError::Header {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut len_bytes = [0u8; 8];
+    reader.read_exact(&mut len_bytes).map_err(|_| {
+        header_err(format!(
+            "file is {file_bytes} bytes, too short for a header"
+        ))
+    })?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > MAX_HEADER_BYTES || header_len + 8 > file_bytes {
+        return Err(header_err(format!(
+            "header length {header_len} does not fit in a file of {file_bytes} bytes"
+        )));
+    }
+    let mut json = vec![0u8; header_len as usize];
+    reader
+        .read_exact(&mut json)
+        .map_err(|source| EnsembleError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let text =
+        std::str::from_utf8(&json).map_err(|e| header_err(format!("header is not UTF-8: {e}")))?;
+    let metadata: Metadata =
+        serde_json::from_str(text).map_err(|e| header_err(format!("header JSON: {e}")))?;
+    let expected = 8 + header_len + metadata.data_len() as u64;
+    if expected != file_bytes {
+        return Err(header_err(format!(
+            "file is {file_bytes} bytes but its header describes {expected} (truncated or padded)"
+        )));
+    }
+    Ok(metadata)
 }

@@ -1,8 +1,12 @@
 //! Loaded members and the forward pass, on candle.
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use candle_core::{DType as CandleDType, Device, Tensor};
+use safetensors::Dtype;
+use sha2::{Digest, Sha256};
 use trader_core::DType;
 
 use crate::manifest::{Activation, MemberParams};
@@ -46,54 +50,189 @@ fn tensor_err(path: &Path, tensor: &str, e: &candle_core::Error) -> EnsembleErro
     }
 }
 
-/// Loads one member: reads the file, copies the tensors out (candle copies
-/// them), drops the file buffer, checks every value is finite, converts to
-/// `dtype` and moves to `device`.
+/// Bytes read from a weights file at a time: the only buffer a load holds
+/// beside the tensors it builds.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Passes reads through and hashes every byte read (SHA-256).
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads `count` little-endian values of `B` bytes each, a chunk at a time,
+/// straight into a vector of their own type.
+fn read_values<T, const B: usize>(
+    reader: &mut impl Read,
+    count: usize,
+    from_le_bytes: fn([u8; B]) -> T,
+) -> std::io::Result<Vec<T>> {
+    let mut values = Vec::with_capacity(count);
+    let per_chunk = READ_CHUNK_BYTES / B;
+    let mut chunk = vec![0u8; per_chunk.min(count) * B];
+    let mut left = count;
+    while left > 0 {
+        let take = left.min(per_chunk);
+        let bytes = &mut chunk[..take * B];
+        reader.read_exact(bytes)?;
+        values.extend(bytes.chunks_exact(B).map(|c| {
+            let mut one = [0u8; B];
+            one.copy_from_slice(c);
+            from_le_bytes(one)
+        }));
+        left -= take;
+    }
+    Ok(values)
+}
+
+/// The first non-finite value of `values`, as its flat index and its value.
+fn first_non_finite<T: Copy>(
+    values: &[T],
+    is_finite: fn(T) -> bool,
+    widen: fn(T) -> f64,
+) -> Option<(usize, f64)> {
+    values
+        .iter()
+        .position(|&v| !is_finite(v))
+        .map(|pos| (pos, widen(values[pos])))
+}
+
+/// Reads every tensor of the safetensors file at `path` in one pass, each
+/// straight into its own buffer (no copy of the whole file is held, so a
+/// member's load transient is its tensors), refusing a non-finite value, and
+/// returns them with the SHA-256 of every byte of the file.
+fn read_weights(path: &Path) -> Result<(HashMap<String, Tensor>, [u8; 32]), EnsembleError> {
+    let read_err = |source| EnsembleError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs_err::File::open(path).map_err(read_err)?;
+    let file_bytes = file.metadata().map_err(read_err)?.len();
+    read_tensors(
+        std::io::BufReader::with_capacity(READ_CHUNK_BYTES, file),
+        file_bytes,
+        path,
+    )
+}
+
+/// [`read_weights`] on `source`, the file at `path` as it was when it was
+/// `file_bytes` long (it may change while it is read).
+fn read_tensors(
+    source: impl Read,
+    file_bytes: u64,
+    path: &Path,
+) -> Result<(HashMap<String, Tensor>, [u8; 32]), EnsembleError> {
+    let read_err = |source| EnsembleError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = HashingReader {
+        inner: source,
+        hasher: Sha256::new(),
+    };
+    let metadata = crate::header::read_metadata(&mut reader, file_bytes, path)?;
+    let data_err = |name: &str, source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            EnsembleError::Header {
+                path: path.to_path_buf(),
+                message: format!("file ends inside tensor {name} (truncated while loading)"),
+            }
+        } else {
+            read_err(source)
+        }
+    };
+    let mut tensors = HashMap::new();
+    // Tensors in the order of their bytes: the header's offsets are
+    // contiguous from 0 (checked by `read_metadata`).
+    for name in metadata.offset_keys() {
+        let Some(info) = metadata.info(&name) else {
+            continue;
+        };
+        let count = info.shape.iter().product::<usize>();
+        let (tensor, bad) = match info.dtype {
+            Dtype::F32 => {
+                let v = read_values(&mut reader, count, f32::from_le_bytes)
+                    .map_err(|e| data_err(&name, e))?;
+                let bad = first_non_finite(&v, f32::is_finite, f64::from);
+                (Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu), bad)
+            }
+            Dtype::F16 => {
+                let v = read_values(&mut reader, count, half::f16::from_le_bytes)
+                    .map_err(|e| data_err(&name, e))?;
+                let bad = first_non_finite(&v, half::f16::is_finite, half::f16::to_f64);
+                (Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu), bad)
+            }
+            Dtype::BF16 => {
+                let v = read_values(&mut reader, count, half::bf16::from_le_bytes)
+                    .map_err(|e| data_err(&name, e))?;
+                let bad = first_non_finite(&v, half::bf16::is_finite, half::bf16::to_f64);
+                (Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu), bad)
+            }
+            Dtype::F64 => {
+                let v = read_values(&mut reader, count, f64::from_le_bytes)
+                    .map_err(|e| data_err(&name, e))?;
+                let bad = first_non_finite(&v, f64::is_finite, |x| x);
+                (Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu), bad)
+            }
+            other => {
+                return Err(EnsembleError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "tensor {name} is stored as {other:?}; weights must be F32, F16, BF16 or F64"
+                    ),
+                });
+            }
+        };
+        if let Some((pos, value)) = bad {
+            return Err(EnsembleError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "tensor {name} has a non-finite value ({value}) at flat index {pos}"
+                ),
+            });
+        }
+        let tensor = tensor.map_err(|e| tensor_err(path, &name, &e))?;
+        tensors.insert(name, tensor);
+    }
+    // The header said how long the file is; anything more was written after
+    // it was measured (a trainer replacing it): refuse rather than hash it.
+    let mut rest = [0u8; 1];
+    if reader.read(&mut rest).map_err(read_err)? != 0 {
+        return Err(EnsembleError::Header {
+            path: path.to_path_buf(),
+            message: format!(
+                "file grew beyond the {file_bytes} bytes its header describes while loading"
+            ),
+        });
+    }
+    Ok((tensors, reader.hasher.finalize().into()))
+}
+
+/// Loads one member: reads its tensors from the file in one pass (see
+/// [`read_weights`]), converts them to `dtype` and moves them to `device`.
 pub(crate) fn load_member(
     summary: &MemberSummary,
     dtype: DType,
     device: &Device,
 ) -> Result<LoadedMember, EnsembleError> {
     let path = &summary.header.path;
-    let (mut tensors, weights_digest) = {
-        let bytes = fs_err::read(path).map_err(|source| EnsembleError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
-            EnsembleError::Header {
-                path: path.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        (tensors, crate::version::sha256(&bytes))
-        // `bytes` is dropped here, before the next member is read.
-    };
+    let (mut tensors, weights_digest) = read_weights(path)?;
     let mut layers = Vec::with_capacity(summary.params.layers.len());
     for (i, spec) in summary.params.layers.iter().enumerate() {
         let mut take = |suffix: &str| -> Result<Tensor, EnsembleError> {
             let name = format!("net.{}.{suffix}", 2 * i);
-            let t = tensors
-                .remove(&name)
-                .ok_or_else(|| EnsembleError::Invalid {
-                    path: path.clone(),
-                    message: format!("tensor {name} is missing"),
-                })?;
-            let values = t
-                .to_dtype(CandleDType::F32)
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| tensor_err(path, &name, &e))?;
-            if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
-                return Err(EnsembleError::Invalid {
-                    path: path.clone(),
-                    message: format!(
-                        "tensor {name} has a non-finite value ({}) at flat index {pos}",
-                        values[pos]
-                    ),
-                });
-            }
-            Ok(t)
+            tensors.remove(&name).ok_or_else(|| EnsembleError::Invalid {
+                path: path.clone(),
+                message: format!("tensor {name} is missing"),
+            })
         };
         let weight = take("weight")?;
         let bias = take("bias")?;
@@ -144,5 +283,153 @@ impl LoadedMember {
             )?;
         }
         Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn save(path: &Path, tensors: &[(&str, Tensor)]) {
+        let map: HashMap<String, Tensor> = tensors
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), t.clone()))
+            .collect();
+        candle_core::safetensors::save(&map, path).unwrap();
+    }
+
+    fn weights(dtype: CandleDType) -> Vec<(&'static str, Tensor)> {
+        // Larger than one read chunk, so that a tensor spans several reads.
+        let w: Vec<f32> = (0..40_000).map(|i| (i as f32).sin()).collect();
+        let b: Vec<f32> = (0..100).map(|i| i as f32 * 0.5).collect();
+        vec![
+            (
+                "net.0.weight",
+                Tensor::from_vec(w, (100, 400), &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap(),
+            ),
+            (
+                "net.0.bias",
+                Tensor::from_vec(b, 100, &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn reads_each_dtype_as_candle_does_and_hashes_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for dtype in [CandleDType::F32, CandleDType::F16, CandleDType::BF16, CandleDType::F64] {
+            let path = dir.path().join(format!("{dtype:?}.safetensors"));
+            save(&path, &weights(dtype));
+            let (read, digest) = read_weights(&path).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(digest, crate::version::sha256(&bytes), "{dtype:?}");
+            let expected = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+            assert_eq!(read.len(), expected.len());
+            for (name, want) in &expected {
+                let got = &read[name];
+                assert_eq!(got.dtype(), want.dtype(), "{name}");
+                assert_eq!(got.dims(), want.dims(), "{name}");
+                let diff = (got.to_dtype(CandleDType::F64).unwrap()
+                    - want.to_dtype(CandleDType::F64).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+                assert_eq!(diff, 0.0, "{name} {dtype:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_finite_value_is_named_with_its_tensor_and_index() {
+        let dir = tempfile::tempdir().unwrap();
+        for (dtype, bad, shown) in [
+            (CandleDType::F32, f32::NAN, "NaN"),
+            (CandleDType::F16, f32::INFINITY, "inf"),
+            (CandleDType::BF16, f32::NEG_INFINITY, "-inf"),
+        ] {
+            let mut b: Vec<f32> = vec![0.25; 100];
+            b[37] = bad;
+            let path = dir.path().join(format!("bad-{dtype:?}.safetensors"));
+            let mut tensors = weights(dtype);
+            tensors[1].1 = Tensor::from_vec(b, 100, &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            save(&path, &tensors);
+            let err = read_weights(&path).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "tensor net.0.bias has a non-finite value ({shown}) at flat index 37"
+                )),
+                "{err}"
+            );
+            assert!(err.contains(&path.display().to_string()), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_file_cut_or_grown_after_its_header_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("actor.safetensors");
+        save(&path, &weights(CandleDType::F32));
+        let bytes = std::fs::read(&path).unwrap();
+
+        std::fs::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
+        let err = read_weights(&path).unwrap_err().to_string();
+        assert!(err.contains("actor.safetensors"), "{err}");
+        assert!(err.contains("truncated"), "{err}");
+
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0u8; 16]);
+        std::fs::write(&path, &longer).unwrap();
+        let err = read_weights(&path).unwrap_err().to_string();
+        assert!(err.contains("actor.safetensors"), "{err}");
+        assert!(err.contains("truncated or padded"), "{err}");
+
+        std::fs::write(&path, &bytes[..4]).unwrap();
+        let err = read_weights(&path).unwrap_err().to_string();
+        assert!(err.contains("too short for a header"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_changes_while_it_is_read_is_refused_naming_the_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("actor.safetensors");
+        save(&path, &weights(CandleDType::F32));
+        let bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len() as u64;
+
+        // Measured at its full length, then cut inside the weight (a writer
+        // replacing it in place).
+        let cut = std::io::Cursor::new(&bytes[..bytes.len() - 1000]);
+        let err = read_tensors(cut, len, &path).unwrap_err().to_string();
+        assert!(
+            err.contains("file ends inside tensor net.0.weight (truncated while loading)"),
+            "{err}"
+        );
+        assert!(err.contains("actor.safetensors"), "{err}");
+
+        let mut longer = bytes.clone();
+        longer.push(7);
+        let grown = std::io::Cursor::new(longer);
+        let err = read_tensors(grown, len, &path).unwrap_err().to_string();
+        assert!(err.contains("grew beyond the"), "{err}");
+
+        let whole = std::io::Cursor::new(bytes.clone());
+        let (tensors, digest) = read_tensors(whole, len, &path).unwrap();
+        assert_eq!(tensors.len(), 2);
+        assert_eq!(digest, crate::version::sha256(&bytes));
     }
 }
