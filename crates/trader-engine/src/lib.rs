@@ -62,7 +62,10 @@ pub use live::{LiveOutcome, PollReport, STOP_GRACE, run_live};
 pub use metrics::Metrics;
 pub use plan::{PlannedTrade, client_order_id, order_id_prefix, plan_orders, target_weights};
 pub use poll::{ClosedHour, Poller};
-pub use reload::{LOOK_EVERY, RefusalCounts, RefusalReason, Reloader, SwapCheck, SwapRecord};
+pub use reload::{
+    LOOK_EVERY, RefusalCounts, RefusalReason, Reloader, SwapCheck, SwapRecord,
+    selection_may_change, watch_selection,
+};
 pub use report::{Hourly, buy_and_hold, report_files};
 pub use resume::{ResumePoint, TradeWindow, hours_to_trade};
 pub use schedule::{PollSchedule, PollState, RETRY_FIRST};

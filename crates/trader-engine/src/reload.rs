@@ -43,6 +43,47 @@ use trader_store::{EnsembleAdoption, Recorder, VersionMember};
 
 use crate::{Engine, EngineError};
 
+/// Whether a file event in the ensemble directory can change what it
+/// selects: a file or directory created, written, renamed or removed. Opens,
+/// reads and closes without writing cannot, and the trader's own reads of
+/// the directory cause them (notify's inotify watch reports opens): waking
+/// on them made every look at the directory wake the next, a loop that kept
+/// a core busy between hours.
+#[must_use]
+pub fn selection_may_change(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Any
+        | EventKind::Create(_)
+        | EventKind::Modify(_)
+        | EventKind::Remove(_)
+        | EventKind::Other => true,
+    }
+}
+
+/// Watches `dir` (not its subdirectories: the trainer renames whole member
+/// directories into it) and calls `on_change` for each event that
+/// [`selection_may_change`] lets through, and for a watch error (the
+/// directory is then looked at, which reports what is wrong).
+///
+/// # Errors
+/// The watch cannot be set up (no inotify, out of watches, no directory).
+pub fn watch_selection(
+    dir: &std::path::Path,
+    on_change: impl Fn() + Send + 'static,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(e) if !selection_may_change(&e.kind) => {}
+            _ => on_change(),
+        })?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
 /// The budget's word on a swap, given by the caller (trader-session asks
 /// trader-budget); the engine never names the budget.
 pub trait SwapCheck: Send + Sync {
@@ -171,12 +212,7 @@ impl Reloader {
             return None;
         }
         let notify_wake = Arc::clone(&wake);
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
-                notify_wake.notify_one();
-            }
-        })
-        .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
+        let watcher = watch_selection(&dir, move || notify_wake.notify_one());
         let watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
@@ -202,7 +238,8 @@ impl Reloader {
         })
     }
 
-    /// Pulled by a file event, or by the caller (SIGHUP): the live loop
+    /// Pulled by a file event that can change the selection, or by the
+    /// caller (SIGHUP): the live loop
     /// looks at the directory at once instead of at its next poll.
     #[must_use]
     pub fn trigger(&self) -> Arc<Notify> {

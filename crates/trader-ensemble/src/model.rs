@@ -162,25 +162,37 @@ fn read_tensors(
                 let v = read_values(&mut reader, count, f32::from_le_bytes)
                     .map_err(|e| data_err(&name, e))?;
                 let bad = first_non_finite(&v, f32::is_finite, f64::from);
-                (Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu), bad)
+                (
+                    Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu),
+                    bad,
+                )
             }
             Dtype::F16 => {
                 let v = read_values(&mut reader, count, half::f16::from_le_bytes)
                     .map_err(|e| data_err(&name, e))?;
                 let bad = first_non_finite(&v, half::f16::is_finite, half::f16::to_f64);
-                (Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu), bad)
+                (
+                    Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu),
+                    bad,
+                )
             }
             Dtype::BF16 => {
                 let v = read_values(&mut reader, count, half::bf16::from_le_bytes)
                     .map_err(|e| data_err(&name, e))?;
                 let bad = first_non_finite(&v, half::bf16::is_finite, half::bf16::to_f64);
-                (Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu), bad)
+                (
+                    Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu),
+                    bad,
+                )
             }
             Dtype::F64 => {
                 let v = read_values(&mut reader, count, f64::from_le_bytes)
                     .map_err(|e| data_err(&name, e))?;
                 let bad = first_non_finite(&v, f64::is_finite, |x| x);
-                (Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu), bad)
+                (
+                    Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu),
+                    bad,
+                )
             }
             other => {
                 return Err(EnsembleError::Invalid {
@@ -323,7 +335,12 @@ mod tests {
     #[test]
     fn reads_each_dtype_as_candle_does_and_hashes_the_whole_file() {
         let dir = tempfile::tempdir().unwrap();
-        for dtype in [CandleDType::F32, CandleDType::F16, CandleDType::BF16, CandleDType::F64] {
+        for dtype in [
+            CandleDType::F32,
+            CandleDType::F16,
+            CandleDType::BF16,
+            CandleDType::F64,
+        ] {
             let path = dir.path().join(format!("{dtype:?}.safetensors"));
             save(&path, &weights(dtype));
             let (read, digest) = read_weights(&path).unwrap();

@@ -550,3 +550,62 @@ async fn a_selection_rewritten_after_its_load_is_not_adopted_stale() {
     assert_eq!(swap.members, ["trial_0008", "trial_0004", "trial_0014"]);
     assert_eq!(engine.stats().swaps.len(), 1);
 }
+
+#[test]
+fn only_events_that_can_change_the_selection_wake_the_trader() {
+    use notify::EventKind;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RemoveKind, RenameMode,
+    };
+    let wakes = [
+        EventKind::Create(CreateKind::Folder),
+        EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+        EventKind::Remove(RemoveKind::Folder),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        EventKind::Any,
+        EventKind::Other,
+    ];
+    let quiet = [
+        EventKind::Access(AccessKind::Open(AccessMode::Any)),
+        EventKind::Access(AccessKind::Open(AccessMode::Read)),
+        EventKind::Access(AccessKind::Read),
+        EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        EventKind::Access(AccessKind::Any),
+    ];
+    for kind in wakes {
+        assert!(trader_engine::selection_may_change(&kind), "{kind:?}");
+    }
+    for kind in quiet {
+        assert!(!trader_engine::selection_may_change(&kind), "{kind:?}");
+    }
+}
+
+/// The trader's own looks at its directory must not wake it: they open the
+/// members' directories and files, which inotify reports, and each wake
+/// looked again, a loop that kept a core busy between hours. Then a real
+/// change still wakes it.
+#[test]
+fn reading_the_directory_does_not_wake_the_watch_and_a_new_member_does() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let w = World::new();
+    let (tx, rx) = mpsc::channel();
+    let _watch = trader_engine::watch_selection(&w.dir, move || {
+        let _ = tx.send(());
+    })
+    .unwrap();
+    for _ in 0..50 {
+        trader_ensemble::SelectionStamp::read(&w.dir, TOP_N as usize).unwrap();
+    }
+    // The reads' events, if they woke it, arrive within milliseconds.
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a read of the directory woke the watch"
+    );
+    copy_dir(&w.dir.join("trial_0004"), &w.dir.join("trial_new"));
+    assert!(
+        rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "a new member directory did not wake the watch"
+    );
+}
