@@ -12,11 +12,12 @@ pub const ACTIVATION_BATCH_LIVE: u64 = 1;
 /// - **weights**: one copy, parameters (from the headers) x bytes of `dtype`;
 ///   in RAM on the CPU, in VRAM on CUDA.
 /// - **load transient**: members load one at a time, each file read in one
-///   pass straight into its tensors (no copy of the file is held), so loading
-///   adds one member's tensors as stored on top of the weights loaded so far,
-///   plus, when they are stored in another dtype than `dtype`, the largest
-///   tensor converted (they are then copied into the stacked weights, and
-///   freed). The largest member counts. (Measured: BENCHMARKS.md.)
+///   pass (no copy of the file is held). On the CPU in f32 each member's
+///   values go straight into its slot of the stacked weights: loading holds
+///   only the read buffers beside them. Otherwise each member's tensors are
+///   built as stored, plus, when stored in another dtype than `dtype`, the
+///   largest one converted, then copied into the stacked weights and freed.
+///   The largest member counts. (Measured: BENCHMARKS.md.)
 /// - **activations**: per member, the input column and every layer's output,
 ///   at f32, for `batch` rows; tiny for live trading, but honest for batches.
 #[must_use]
@@ -30,7 +31,7 @@ pub fn ensemble_demand(
     let weight_bytes = params * dtype.size_in_bytes();
     let transient = members
         .iter()
-        .map(|m| load_transient(m, dtype))
+        .map(|m| load_transient(m, dtype, device))
         .max()
         .unwrap_or(0);
     let floats_per_row: u64 = members
@@ -65,7 +66,12 @@ pub fn ensemble_demand(
             "load transient",
             transient,
             0,
-            "largest member: its tensors as stored (+ its largest converted)".to_owned(),
+            if in_place(dtype, device) {
+                "read buffers: each member's file is read straight into the stacked weights"
+                    .to_owned()
+            } else {
+                "largest member: its tensors as stored (+ its largest converted)".to_owned()
+            },
         ),
         DemandTerm::new(
             "activations",
@@ -107,10 +113,20 @@ fn stored_bytes(member: &MemberSummary) -> u64 {
         .sum()
 }
 
-/// Extra bytes held while one member loads at `dtype`: its tensors as
-/// stored, plus its largest tensor converted when it is stored in another
-/// dtype (the conversion holds both for that tensor).
-fn load_transient(member: &MemberSummary, dtype: DType) -> u64 {
+/// Whether members load straight into their stacked weights (see
+/// `Ensemble::load`): f32 on the CPU.
+fn in_place(dtype: DType, device: ComputeDevice) -> bool {
+    dtype == DType::F32 && device == ComputeDevice::Cpu
+}
+
+/// Extra bytes held while one member loads at `dtype` on `device`: the read
+/// buffers when it loads in place; otherwise its tensors as stored, plus its
+/// largest tensor converted when it is stored in another dtype (the
+/// conversion holds both for that tensor).
+fn load_transient(member: &MemberSummary, dtype: DType, device: ComputeDevice) -> u64 {
+    if in_place(dtype, device) {
+        return crate::model::READ_BUFFER_BYTES;
+    }
     let converted = member
         .header
         .tensors

@@ -9,7 +9,7 @@ use crate::aggregate::aggregate;
 use crate::forward::{InputSpec, Unit, prepare, run_err};
 use crate::kernel;
 use crate::manifest::{Activation, Normalize};
-use crate::model::{LoadedMember, activate, candle_dtype, load_member};
+use crate::model::{LoadedMember, Slots, activate, candle_dtype, load_member};
 use crate::{EnsembleCatalog, EnsembleError, EnsembleVersion, MemberSummary};
 
 /// How the members are run.
@@ -130,20 +130,38 @@ impl Ensemble {
             });
             spec_of_member.push(id);
         }
-        let mut groups = if options.mode == ForwardMode::Stacked {
-            plan_groups(&summaries, &spec_of_member, options.dtype, &device)?
+        // On the CPU in f32 a stacked group's weights are filled in place:
+        // each member's file is read straight into its slot, so loading holds
+        // nothing beside the weights but a read buffer.
+        let in_place = matches!(device, Device::Cpu) && options.dtype == DType::F32;
+        let (mut groups, mut buffers) = if options.mode == ForwardMode::Stacked {
+            plan_groups(
+                &summaries,
+                &spec_of_member,
+                options.dtype,
+                &device,
+                in_place,
+            )?
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         for (i, summary) in summaries.iter().enumerate() {
-            let mut member = load_member(summary, options.dtype, &device)?;
-            if let Some((g, slot)) = groups.iter().enumerate().find_map(|(g, group)| {
+            let place = groups.iter().enumerate().find_map(|(g, group)| {
                 group
                     .member_idx
                     .iter()
                     .position(|&m| m == i)
                     .map(|slot| (g, slot))
-            }) {
+            });
+            let slots = match place {
+                Some((g, slot)) if in_place => buffers
+                    .get_mut(g)
+                    .map(|layers| member_slots(layers, slot))
+                    .unwrap_or_default(),
+                _ => Slots::new(),
+            };
+            let mut member = load_member(summary, options.dtype, &device, slots)?;
+            if let Some((g, slot)) = place {
                 // Copy into the group's preallocated [N, ...] tensors and keep one
                 // copy only: the peak stays at the weights plus one member.
                 for (layer, (w, b, _)) in member.layers.iter().zip(&groups[g].layers) {
@@ -159,6 +177,19 @@ impl Ensemble {
             }
             members.push(member);
             tracing::debug!(member = %summary.name, params = summary.parameter_count(), "member loaded");
+        }
+        for (group, layers) in groups.iter_mut().zip(buffers) {
+            let n = group.member_idx.len();
+            for buffer in layers {
+                let weight =
+                    Tensor::from_vec(buffer.weights, (n, buffer.outputs, buffer.inputs), &device);
+                let bias = Tensor::from_vec(buffer.biases, (n, buffer.outputs, 1), &device);
+                group.layers.push((
+                    weight.map_err(|e| run_err(&e))?,
+                    bias.map_err(|e| run_err(&e))?,
+                    buffer.activation,
+                ));
+            }
         }
         groups.retain(|g| !g.member_idx.is_empty());
         let version = EnsembleVersion::of(summaries.iter().zip(&members).map(|(s, m)| {
@@ -377,12 +408,43 @@ impl Ensemble {
 /// Groups members by (input spec, normalisation, architecture), from their
 /// manifests, and allocates each group's stacked weights [N, out, in] and
 /// biases [N, out, 1], to be filled as the members load.
+/// One layer of a stacked group filled in place (f32, CPU): `[N, out, in]`
+/// weights and `[N, out]` biases, member after member.
+struct LayerBuffer {
+    weights: Vec<f32>,
+    biases: Vec<f32>,
+    outputs: usize,
+    inputs: usize,
+    activation: Activation,
+}
+
+/// The places of member `slot` of a group in its layers' buffers, by tensor
+/// name (`net.{2i}.weight`, `net.{2i}.bias`).
+fn member_slots(layers: &mut [LayerBuffer], slot: usize) -> Slots<'_> {
+    let mut slots = Slots::new();
+    for (i, layer) in layers.iter_mut().enumerate() {
+        let per_weight = (layer.outputs * layer.inputs).max(1);
+        if let Some(w) = layer.weights.chunks_mut(per_weight).nth(slot) {
+            slots.insert(format!("net.{}.weight", 2 * i), w);
+        }
+        if let Some(b) = layer.biases.chunks_mut(layer.outputs.max(1)).nth(slot) {
+            slots.insert(format!("net.{}.bias", 2 * i), b);
+        }
+    }
+    slots
+}
+
+/// The stacked groups of `summaries` (members with the same input spec,
+/// layers and normalization), with their layers' tensors allocated; with
+/// `in_place`, their layers as f32 buffers to fill instead (the tensors are
+/// made from them once every member has loaded).
 fn plan_groups(
     summaries: &[MemberSummary],
     spec_of_member: &[usize],
     dtype: DType,
     device: &Device,
-) -> Result<Vec<StackedGroup>, EnsembleError> {
+    in_place: bool,
+) -> Result<(Vec<StackedGroup>, Vec<Vec<LayerBuffer>>), EnsembleError> {
     let mut groups: Vec<StackedGroup> = Vec::new();
     let mut keys = Vec::new();
     for (i, m) in summaries.iter().enumerate() {
@@ -403,8 +465,24 @@ fn plan_groups(
             });
         }
     }
+    let mut buffers = Vec::new();
     for (g, (_, layers, _)) in groups.iter_mut().zip(&keys) {
         let n = g.member_idx.len();
+        if in_place {
+            buffers.push(
+                layers
+                    .iter()
+                    .map(|l| LayerBuffer {
+                        weights: vec![0.0; n * l.outputs * l.inputs],
+                        biases: vec![0.0; n * l.outputs],
+                        outputs: l.outputs,
+                        inputs: l.inputs,
+                        activation: l.activation,
+                    })
+                    .collect(),
+            );
+            continue;
+        }
         for l in layers {
             let w = Tensor::zeros((n, l.outputs, l.inputs), candle_dtype(dtype), device);
             let b = Tensor::zeros((n, l.outputs, 1), candle_dtype(dtype), device);
@@ -415,5 +493,5 @@ fn plan_groups(
             ));
         }
     }
-    Ok(groups)
+    Ok((groups, buffers))
 }

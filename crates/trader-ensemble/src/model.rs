@@ -50,9 +50,12 @@ fn tensor_err(path: &Path, tensor: &str, e: &candle_core::Error) -> EnsembleErro
     }
 }
 
-/// Bytes read from a weights file at a time: the only buffer a load holds
-/// beside the tensors it builds.
+/// Bytes read from a weights file at a time, into the file reader's buffer
+/// and the chunk being converted: a load holds these two beside what it
+/// builds.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The two read buffers of a load ([`READ_CHUNK_BYTES`] each), in bytes.
+pub(crate) const READ_BUFFER_BYTES: u64 = 2 * READ_CHUNK_BYTES as u64;
 
 /// Passes reads through and hashes every byte read (SHA-256).
 struct HashingReader<R> {
@@ -93,6 +96,34 @@ fn read_values<T, const B: usize>(
     Ok(values)
 }
 
+/// Reads `slot.len()` little-endian values of `B` bytes each, a chunk at a
+/// time, converting each to f32 into `slot` (a stacked group's place for
+/// the tensor: no buffer of the tensor's own).
+fn read_values_into<T, const B: usize>(
+    reader: &mut impl Read,
+    slot: &mut [f32],
+    from_le_bytes: fn([u8; B]) -> T,
+    to_f32: fn(T) -> f32,
+) -> std::io::Result<()> {
+    let per_chunk = READ_CHUNK_BYTES / B;
+    let mut chunk = vec![0u8; per_chunk.min(slot.len()) * B];
+    for part in slot.chunks_mut(per_chunk) {
+        let bytes = &mut chunk[..part.len() * B];
+        reader.read_exact(bytes)?;
+        for (v, c) in part.iter_mut().zip(bytes.chunks_exact(B)) {
+            let mut one = [0u8; B];
+            one.copy_from_slice(c);
+            *v = to_f32(from_le_bytes(one));
+        }
+    }
+    Ok(())
+}
+
+/// Places in f32 where some tensors of a member are written as they are
+/// read (by name), instead of into tensors of their own: its slots in a
+/// stacked group on the CPU.
+pub(crate) type Slots<'a> = HashMap<String, &'a mut [f32]>;
+
 /// The first non-finite value of `values`, as its flat index and its value.
 fn first_non_finite<T: Copy>(
     values: &[T],
@@ -105,11 +136,31 @@ fn first_non_finite<T: Copy>(
         .map(|pos| (pos, widen(values[pos])))
 }
 
+/// What [`read_weights`] read: the tensors that had no slot, and the SHA-256
+/// of every byte of the file.
+type ReadWeights = (HashMap<String, Tensor>, [u8; 32]);
+
+fn unsupported(path: &Path, name: &str, dtype: Dtype) -> EnsembleError {
+    EnsembleError::Invalid {
+        path: path.to_path_buf(),
+        message: format!(
+            "tensor {name} is stored as {dtype:?}; weights must be F32, F16, BF16 or F64"
+        ),
+    }
+}
+
+fn non_finite(path: &Path, name: &str, value: f64, pos: usize) -> EnsembleError {
+    EnsembleError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("tensor {name} has a non-finite value ({value}) at flat index {pos}"),
+    }
+}
+
 /// Reads every tensor of the safetensors file at `path` in one pass, each
-/// straight into its own buffer (no copy of the whole file is held, so a
-/// member's load transient is its tensors), refusing a non-finite value, and
-/// returns them with the SHA-256 of every byte of the file.
-fn read_weights(path: &Path) -> Result<(HashMap<String, Tensor>, [u8; 32]), EnsembleError> {
+/// straight into its slot in `slots` (converted to f32) or, without one, into
+/// a buffer of its own (no copy of the whole file is held: a member's load
+/// transient is its tensors without slots), refusing a non-finite value.
+fn read_weights(path: &Path, slots: &mut Slots<'_>) -> Result<ReadWeights, EnsembleError> {
     let read_err = |source| EnsembleError::Read {
         path: path.to_path_buf(),
         source,
@@ -120,6 +171,7 @@ fn read_weights(path: &Path) -> Result<(HashMap<String, Tensor>, [u8; 32]), Ense
         std::io::BufReader::with_capacity(READ_CHUNK_BYTES, file),
         file_bytes,
         path,
+        slots,
     )
 }
 
@@ -129,7 +181,8 @@ fn read_tensors(
     source: impl Read,
     file_bytes: u64,
     path: &Path,
-) -> Result<(HashMap<String, Tensor>, [u8; 32]), EnsembleError> {
+    slots: &mut Slots<'_>,
+) -> Result<ReadWeights, EnsembleError> {
     let read_err = |source| EnsembleError::Read {
         path: path.to_path_buf(),
         source,
@@ -150,6 +203,7 @@ fn read_tensors(
         }
     };
     let mut tensors = HashMap::new();
+    let mut filled = 0;
     // Tensors in the order of their bytes: the header's offsets are
     // contiguous from 0 (checked by `read_metadata`).
     for name in metadata.offset_keys() {
@@ -157,6 +211,42 @@ fn read_tensors(
             continue;
         };
         let count = info.shape.iter().product::<usize>();
+        if let Some(slot) = slots.get_mut(&name) {
+            if slot.len() != count {
+                return Err(EnsembleError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "tensor {name} has shape {:?} ({count} values) but the member's params.json makes it {} values",
+                        info.shape,
+                        slot.len()
+                    ),
+                });
+            }
+            let read = match info.dtype {
+                Dtype::F32 => read_values_into(&mut reader, slot, f32::from_le_bytes, |x| x),
+                Dtype::F16 => read_values_into(
+                    &mut reader,
+                    slot,
+                    half::f16::from_le_bytes,
+                    half::f16::to_f32,
+                ),
+                Dtype::BF16 => read_values_into(
+                    &mut reader,
+                    slot,
+                    half::bf16::from_le_bytes,
+                    half::bf16::to_f32,
+                ),
+                #[allow(clippy::cast_possible_truncation)]
+                Dtype::F64 => read_values_into(&mut reader, slot, f64::from_le_bytes, |x| x as f32),
+                other => return Err(unsupported(path, &name, other)),
+            };
+            read.map_err(|e| data_err(&name, e))?;
+            if let Some((pos, value)) = first_non_finite(slot, f32::is_finite, f64::from) {
+                return Err(non_finite(path, &name, value, pos));
+            }
+            filled += 1;
+            continue;
+        }
         let (tensor, bad) = match info.dtype {
             Dtype::F32 => {
                 let v = read_values(&mut reader, count, f32::from_le_bytes)
@@ -194,25 +284,27 @@ fn read_tensors(
                     bad,
                 )
             }
-            other => {
-                return Err(EnsembleError::Invalid {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "tensor {name} is stored as {other:?}; weights must be F32, F16, BF16 or F64"
-                    ),
-                });
-            }
+            other => return Err(unsupported(path, &name, other)),
         };
         if let Some((pos, value)) = bad {
-            return Err(EnsembleError::Invalid {
-                path: path.to_path_buf(),
-                message: format!(
-                    "tensor {name} has a non-finite value ({value}) at flat index {pos}"
-                ),
-            });
+            return Err(non_finite(path, &name, value, pos));
         }
         let tensor = tensor.map_err(|e| tensor_err(path, &name, &e))?;
         tensors.insert(name, tensor);
+    }
+    if filled < slots.len() {
+        let mut missing: Vec<&String> = slots
+            .keys()
+            .filter(|name| metadata.info(name).is_none())
+            .collect();
+        missing.sort();
+        return Err(EnsembleError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "tensor {} is missing",
+                missing.first().map_or("?", |n| n.as_str())
+            ),
+        });
     }
     // The header said how long the file is; anything more was written after
     // it was measured (a trainer replacing it): refuse rather than hash it.
@@ -229,16 +321,23 @@ fn read_tensors(
 }
 
 /// Loads one member: reads its tensors from the file in one pass (see
-/// [`read_weights`]), converts them to `dtype` and moves them to `device`.
+/// [`read_weights`]), those with a place in `slots` into it (f32), the others
+/// converted to `dtype` and moved to `device`. A layer whose weight and bias
+/// both went to slots is not kept by the member.
 pub(crate) fn load_member(
     summary: &MemberSummary,
     dtype: DType,
     device: &Device,
+    mut slots: Slots<'_>,
 ) -> Result<LoadedMember, EnsembleError> {
     let path = &summary.header.path;
-    let (mut tensors, weights_digest) = read_weights(path)?;
+    let (mut tensors, weights_digest) = read_weights(path, &mut slots)?;
     let mut layers = Vec::with_capacity(summary.params.layers.len());
     for (i, spec) in summary.params.layers.iter().enumerate() {
+        let placed = |suffix: &str| slots.contains_key(&format!("net.{}.{suffix}", 2 * i));
+        if placed("weight") && placed("bias") {
+            continue;
+        }
         let mut take = |suffix: &str| -> Result<Tensor, EnsembleError> {
             let name = format!("net.{}.{suffix}", 2 * i);
             tensors.remove(&name).ok_or_else(|| EnsembleError::Invalid {
@@ -343,7 +442,7 @@ mod tests {
         ] {
             let path = dir.path().join(format!("{dtype:?}.safetensors"));
             save(&path, &weights(dtype));
-            let (read, digest) = read_weights(&path).unwrap();
+            let (read, digest) = read_weights(&path, &mut Slots::new()).unwrap();
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(digest, crate::version::sha256(&bytes), "{dtype:?}");
             let expected = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
@@ -385,7 +484,9 @@ mod tests {
                 .to_dtype(dtype)
                 .unwrap();
             save(&path, &tensors);
-            let err = read_weights(&path).unwrap_err().to_string();
+            let err = read_weights(&path, &mut Slots::new())
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains(&format!(
                     "tensor net.0.bias has a non-finite value ({shown}) at flat index 37"
@@ -404,19 +505,25 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
 
         std::fs::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
-        let err = read_weights(&path).unwrap_err().to_string();
+        let err = read_weights(&path, &mut Slots::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("actor.safetensors"), "{err}");
         assert!(err.contains("truncated"), "{err}");
 
         let mut longer = bytes.clone();
         longer.extend_from_slice(&[0u8; 16]);
         std::fs::write(&path, &longer).unwrap();
-        let err = read_weights(&path).unwrap_err().to_string();
+        let err = read_weights(&path, &mut Slots::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("actor.safetensors"), "{err}");
         assert!(err.contains("truncated or padded"), "{err}");
 
         std::fs::write(&path, &bytes[..4]).unwrap();
-        let err = read_weights(&path).unwrap_err().to_string();
+        let err = read_weights(&path, &mut Slots::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("too short for a header"), "{err}");
     }
 
@@ -431,7 +538,9 @@ mod tests {
         // Measured at its full length, then cut inside the weight (a writer
         // replacing it in place).
         let cut = std::io::Cursor::new(&bytes[..bytes.len() - 1000]);
-        let err = read_tensors(cut, len, &path).unwrap_err().to_string();
+        let err = read_tensors(cut, len, &path, &mut Slots::new())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("file ends inside tensor net.0.weight (truncated while loading)"),
             "{err}"
@@ -441,12 +550,91 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(7);
         let grown = std::io::Cursor::new(longer);
-        let err = read_tensors(grown, len, &path).unwrap_err().to_string();
+        let err = read_tensors(grown, len, &path, &mut Slots::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("grew beyond the"), "{err}");
 
         let whole = std::io::Cursor::new(bytes.clone());
-        let (tensors, digest) = read_tensors(whole, len, &path).unwrap();
+        let (tensors, digest) = read_tensors(whole, len, &path, &mut Slots::new()).unwrap();
         assert_eq!(tensors.len(), 2);
         assert_eq!(digest, crate::version::sha256(&bytes));
+    }
+
+    #[test]
+    fn tensors_with_a_slot_are_read_into_it_as_f32_and_the_others_into_tensors() {
+        let dir = tempfile::tempdir().unwrap();
+        for dtype in [
+            CandleDType::F32,
+            CandleDType::F16,
+            CandleDType::BF16,
+            CandleDType::F64,
+        ] {
+            let path = dir.path().join(format!("{dtype:?}.safetensors"));
+            save(&path, &weights(dtype));
+            let bytes = std::fs::read(&path).unwrap();
+            let expected = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+            let want: Vec<f32> = expected["net.0.weight"]
+                .to_dtype(CandleDType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let mut slot = vec![0.0f32; 40_000];
+            let mut slots = Slots::new();
+            slots.insert("net.0.weight".to_owned(), &mut slot);
+            let (rest, digest) = read_weights(&path, &mut slots).unwrap();
+            assert_eq!(digest, crate::version::sha256(&bytes));
+            assert_eq!(rest.keys().collect::<Vec<_>>(), ["net.0.bias"], "{dtype:?}");
+            assert!(
+                slot.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{dtype:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_slot_of_another_length_or_without_its_tensor_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("actor.safetensors");
+        save(&path, &weights(CandleDType::F32));
+
+        let mut short = vec![0.0f32; 39_999];
+        let mut slots = Slots::new();
+        slots.insert("net.0.weight".to_owned(), &mut short);
+        let err = read_weights(&path, &mut slots).unwrap_err().to_string();
+        assert!(
+            err.contains("tensor net.0.weight has shape [100, 400] (40000 values)"),
+            "{err}"
+        );
+        assert!(err.contains("39999"), "{err}");
+
+        let mut other = vec![0.0f32; 10];
+        let mut slots = Slots::new();
+        slots.insert("net.2.weight".to_owned(), &mut other);
+        let err = read_weights(&path, &mut slots).unwrap_err().to_string();
+        assert!(err.contains("tensor net.2.weight is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_f32_is_refused_when_read_into_a_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("actor.safetensors");
+        let mut b = vec![0.5f64; 100];
+        b[3] = 1e300;
+        let mut tensors = weights(CandleDType::F64);
+        tensors[1].1 = Tensor::from_vec(b, 100, &Device::Cpu).unwrap();
+        save(&path, &tensors);
+        let mut slot = vec![0.0f32; 100];
+        let mut slots = Slots::new();
+        slots.insert("net.0.bias".to_owned(), &mut slot);
+        let err = read_weights(&path, &mut slots).unwrap_err().to_string();
+        assert!(
+            err.contains("tensor net.0.bias has a non-finite value (inf) at flat index 3"),
+            "{err}"
+        );
     }
 }
