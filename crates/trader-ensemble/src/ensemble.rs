@@ -95,8 +95,8 @@ pub fn candle_device(device: ComputeDevice) -> Result<Device, EnsembleError> {
 }
 
 impl Ensemble {
-    /// Loads the best `top_n` members of `catalog`, one at a time (each file
-    /// buffer is dropped before the next is read).
+    /// Loads the best `top_n` members of `catalog`, one at a time, each file
+    /// read in one pass (in f32 on the CPU straight into the stacked weights).
     ///
     /// # Errors
     /// Any member error (naming the member and the tensor or key), members that
@@ -162,8 +162,9 @@ impl Ensemble {
             };
             let mut member = load_member(summary, options.dtype, &device, slots)?;
             if let Some((g, slot)) = place {
-                // Copy into the group's preallocated [N, ...] tensors and keep one
-                // copy only: the peak stays at the weights plus one member.
+                // Not loaded in place: copy into the group's preallocated
+                // [N, ...] tensors and keep one copy only (the peak stays at
+                // the weights plus one member).
                 for (layer, (w, b, _)) in member.layers.iter().zip(&groups[g].layers) {
                     layer
                         .weight
@@ -405,9 +406,6 @@ impl Ensemble {
     }
 }
 
-/// Groups members by (input spec, normalisation, architecture), from their
-/// manifests, and allocates each group's stacked weights [N, out, in] and
-/// biases [N, out, 1], to be filled as the members load.
 /// One layer of a stacked group filled in place (f32, CPU): `[N, out, in]`
 /// weights and `[N, out]` biases, member after member.
 struct LayerBuffer {
@@ -434,10 +432,11 @@ fn member_slots(layers: &mut [LayerBuffer], slot: usize) -> Slots<'_> {
     slots
 }
 
-/// The stacked groups of `summaries` (members with the same input spec,
-/// layers and normalization), with their layers' tensors allocated; with
-/// `in_place`, their layers as f32 buffers to fill instead (the tensors are
-/// made from them once every member has loaded).
+/// Groups members by (input spec, normalisation, architecture), from their
+/// manifests, and allocates each group's stacked weights [N, out, in] and
+/// biases [N, out, 1], to be filled as the members load; with `in_place`,
+/// as f32 buffers instead, which the members' files are read into (the
+/// tensors are made from them once every member has loaded).
 fn plan_groups(
     summaries: &[MemberSummary],
     spec_of_member: &[usize],
