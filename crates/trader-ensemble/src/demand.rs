@@ -12,9 +12,9 @@ pub const ACTIVATION_BATCH_LIVE: u64 = 1;
 /// - **weights**: one copy, parameters (from the headers) x bytes of `dtype`;
 ///   in RAM on the CPU, in VRAM on CUDA.
 /// - **load transient**: members load one at a time, each file read in one
-///   pass (no copy of the file is held). On the CPU in f32 each member's
-///   values go straight into its slot of the stacked weights: loading holds
-///   only the read buffers beside them. Otherwise each member's tensors are
+///   pass (no copy of the file is held). On the CPU in f32 and f16 each
+///   member's values go straight into its slot of the stacked weights:
+///   loading holds only the read buffers beside them. Otherwise each member's tensors are
 ///   built as stored, plus, when stored in another dtype than `dtype`, the
 ///   largest one converted, then copied into the stacked weights and freed.
 ///   The largest member counts. (Measured: BENCHMARKS.md.)
@@ -66,7 +66,7 @@ pub fn ensemble_demand(
             "load transient",
             transient,
             0,
-            if in_place(dtype, device) {
+            if crate::model::loads_in_place(dtype, device) {
                 "read buffers: each member's file is read straight into the stacked weights"
                     .to_owned()
             } else {
@@ -113,18 +113,12 @@ fn stored_bytes(member: &MemberSummary) -> u64 {
         .sum()
 }
 
-/// Whether members load straight into their stacked weights (see
-/// `Ensemble::load`): f32 on the CPU.
-fn in_place(dtype: DType, device: ComputeDevice) -> bool {
-    dtype == DType::F32 && device == ComputeDevice::Cpu
-}
-
 /// Extra bytes held while one member loads at `dtype` on `device`: the read
 /// buffers when it loads in place; otherwise its tensors as stored, plus its
 /// largest tensor converted when it is stored in another dtype (the
 /// conversion holds both for that tensor).
 fn load_transient(member: &MemberSummary, dtype: DType, device: ComputeDevice) -> u64 {
-    if in_place(dtype, device) {
+    if crate::model::loads_in_place(dtype, device) {
         return crate::model::READ_BUFFER_BYTES;
     }
     let converted = member

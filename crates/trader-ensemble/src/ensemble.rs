@@ -9,7 +9,7 @@ use crate::aggregate::aggregate;
 use crate::forward::{InputSpec, Unit, prepare, run_err};
 use crate::kernel;
 use crate::manifest::{Activation, Normalize};
-use crate::model::{LoadedMember, Slots, activate, candle_dtype, load_member};
+use crate::model::{LoadedMember, Slot, Slots, activate, candle_dtype, load_member};
 use crate::{EnsembleCatalog, EnsembleError, EnsembleVersion, MemberSummary};
 
 /// How the members are run.
@@ -130,10 +130,10 @@ impl Ensemble {
             });
             spec_of_member.push(id);
         }
-        // On the CPU in f32 a stacked group's weights are filled in place:
-        // each member's file is read straight into its slot, so loading holds
-        // nothing beside the weights but a read buffer.
-        let in_place = matches!(device, Device::Cpu) && options.dtype == DType::F32;
+        // On the CPU in f32 and f16 a stacked group's weights are filled in
+        // place: each member's file is read straight into its slot, so
+        // loading holds nothing beside the weights but the read buffers.
+        let in_place = crate::model::loads_in_place(options.dtype, options.device);
         let (mut groups, mut buffers) = if options.mode == ForwardMode::Stacked {
             plan_groups(
                 &summaries,
@@ -182,9 +182,10 @@ impl Ensemble {
         for (group, layers) in groups.iter_mut().zip(buffers) {
             let n = group.member_idx.len();
             for buffer in layers {
-                let weight =
-                    Tensor::from_vec(buffer.weights, (n, buffer.outputs, buffer.inputs), &device);
-                let bias = Tensor::from_vec(buffer.biases, (n, buffer.outputs, 1), &device);
+                let weight = buffer
+                    .weights
+                    .into_tensor((n, buffer.outputs, buffer.inputs), &device);
+                let bias = buffer.biases.into_tensor((n, buffer.outputs, 1), &device);
                 group.layers.push((
                     weight.map_err(|e| run_err(&e))?,
                     bias.map_err(|e| run_err(&e))?,
@@ -406,11 +407,45 @@ impl Ensemble {
     }
 }
 
-/// One layer of a stacked group filled in place (f32, CPU): `[N, out, in]`
+/// Values of a stacked layer being filled, in the group's dtype.
+enum Values {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+}
+
+impl Values {
+    fn zeros(dtype: DType, len: usize) -> Self {
+        match dtype {
+            DType::F16 => Values::F16(vec![half::f16::ZERO; len]),
+            DType::F32 | DType::Bf16 => Values::F32(vec![0.0; len]),
+        }
+    }
+
+    /// The `slot`-th run of `per` values.
+    fn slot(&mut self, per: usize, slot: usize) -> Option<Slot<'_>> {
+        match self {
+            Values::F32(v) => v.chunks_mut(per.max(1)).nth(slot).map(Slot::F32),
+            Values::F16(v) => v.chunks_mut(per.max(1)).nth(slot).map(Slot::F16),
+        }
+    }
+
+    fn into_tensor(
+        self,
+        shape: (usize, usize, usize),
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        match self {
+            Values::F32(v) => Tensor::from_vec(v, shape, device),
+            Values::F16(v) => Tensor::from_vec(v, shape, device),
+        }
+    }
+}
+
+/// One layer of a stacked group filled in place (CPU): `[N, out, in]`
 /// weights and `[N, out]` biases, member after member.
 struct LayerBuffer {
-    weights: Vec<f32>,
-    biases: Vec<f32>,
+    weights: Values,
+    biases: Values,
     outputs: usize,
     inputs: usize,
     activation: Activation,
@@ -421,11 +456,10 @@ struct LayerBuffer {
 fn member_slots(layers: &mut [LayerBuffer], slot: usize) -> Slots<'_> {
     let mut slots = Slots::new();
     for (i, layer) in layers.iter_mut().enumerate() {
-        let per_weight = (layer.outputs * layer.inputs).max(1);
-        if let Some(w) = layer.weights.chunks_mut(per_weight).nth(slot) {
+        if let Some(w) = layer.weights.slot(layer.outputs * layer.inputs, slot) {
             slots.insert(format!("net.{}.weight", 2 * i), w);
         }
-        if let Some(b) = layer.biases.chunks_mut(layer.outputs.max(1)).nth(slot) {
+        if let Some(b) = layer.biases.slot(layer.outputs, slot) {
             slots.insert(format!("net.{}.bias", 2 * i), b);
         }
     }
@@ -472,8 +506,8 @@ fn plan_groups(
                 layers
                     .iter()
                     .map(|l| LayerBuffer {
-                        weights: vec![0.0; n * l.outputs * l.inputs],
-                        biases: vec![0.0; n * l.outputs],
+                        weights: Values::zeros(dtype, n * l.outputs * l.inputs),
+                        biases: Values::zeros(dtype, n * l.outputs),
                         outputs: l.outputs,
                         inputs: l.inputs,
                         activation: l.activation,

@@ -97,32 +97,103 @@ fn read_values<T, const B: usize>(
 }
 
 /// Reads `slot.len()` little-endian values of `B` bytes each, a chunk at a
-/// time, converting each to f32 into `slot` (a stacked group's place for
-/// the tensor: no buffer of the tensor's own).
-fn read_values_into<T, const B: usize>(
+/// time, into `slot` (a stacked group's place for the tensor: no buffer of
+/// the tensor's own), each converted by `convert` as candle converts that
+/// dtype pair. Returns the first value whose f32 value (`as_f32`, what the
+/// finite check has always looked at) is not finite, with its flat index.
+fn read_values_into<T: Copy, O, const B: usize>(
     reader: &mut impl Read,
-    slot: &mut [f32],
+    slot: &mut [O],
     from_le_bytes: fn([u8; B]) -> T,
-    to_f32: fn(T) -> f32,
-) -> std::io::Result<()> {
+    as_f32: fn(T) -> f32,
+    convert: fn(T) -> O,
+) -> std::io::Result<Option<(usize, f64)>> {
     let per_chunk = READ_CHUNK_BYTES / B;
     let mut chunk = vec![0u8; per_chunk.min(slot.len()) * B];
-    for part in slot.chunks_mut(per_chunk) {
+    let mut bad = None;
+    for (n, part) in slot.chunks_mut(per_chunk).enumerate() {
         let bytes = &mut chunk[..part.len() * B];
         reader.read_exact(bytes)?;
-        for (v, c) in part.iter_mut().zip(bytes.chunks_exact(B)) {
+        for (k, (v, c)) in part.iter_mut().zip(bytes.chunks_exact(B)).enumerate() {
             let mut one = [0u8; B];
             one.copy_from_slice(c);
-            *v = to_f32(from_le_bytes(one));
+            let value = from_le_bytes(one);
+            let checked = as_f32(value);
+            if bad.is_none() && !checked.is_finite() {
+                bad = Some((n * per_chunk + k, f64::from(checked)));
+            }
+            *v = convert(value);
         }
     }
-    Ok(())
+    Ok(bad)
 }
 
-/// Places in f32 where some tensors of a member are written as they are
-/// read (by name), instead of into tensors of their own: its slots in a
-/// stacked group on the CPU.
-pub(crate) type Slots<'a> = HashMap<String, &'a mut [f32]>;
+/// Whether members load straight into their stacked group's weights (see
+/// `Ensemble::load`): on the CPU in f32 or f16, whose default mode is
+/// stacked ([`crate::ForwardMode::default_for`]).
+pub(crate) fn loads_in_place(dtype: DType, device: trader_core::ComputeDevice) -> bool {
+    device == trader_core::ComputeDevice::Cpu && matches!(dtype, DType::F32 | DType::F16)
+}
+
+/// A member's place in a stacked group's weights on the CPU, in the
+/// group's dtype.
+pub(crate) enum Slot<'a> {
+    F32(&'a mut [f32]),
+    F16(&'a mut [half::f16]),
+}
+
+impl Slot<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Slot::F32(s) => s.len(),
+            Slot::F16(s) => s.len(),
+        }
+    }
+}
+
+/// Places where some tensors of a member are written as they are read (by
+/// name), instead of into tensors of their own: its slots in a stacked
+/// group on the CPU.
+pub(crate) type Slots<'a> = HashMap<String, Slot<'a>>;
+
+/// Reads tensor `name` (`dtype` as stored) into `slot`, converting as
+/// candle would; the first non-finite value (as f32) if any.
+fn read_into_slot(
+    reader: &mut impl Read,
+    dtype: Dtype,
+    slot: &mut Slot<'_>,
+) -> Result<std::io::Result<Option<(usize, f64)>>, Dtype> {
+    use half::{bf16, f16};
+    #[allow(clippy::cast_possible_truncation)]
+    let f64_as_f32 = |x: f64| x as f32;
+    Ok(match (dtype, slot) {
+        (Dtype::F32, Slot::F32(s)) => read_values_into(reader, s, f32::from_le_bytes, |x| x, |x| x),
+        (Dtype::F16, Slot::F32(s)) => {
+            read_values_into(reader, s, f16::from_le_bytes, f16::to_f32, f16::to_f32)
+        }
+        (Dtype::BF16, Slot::F32(s)) => {
+            read_values_into(reader, s, bf16::from_le_bytes, bf16::to_f32, bf16::to_f32)
+        }
+        (Dtype::F64, Slot::F32(s)) => {
+            read_values_into(reader, s, f64::from_le_bytes, f64_as_f32, f64_as_f32)
+        }
+        (Dtype::F32, Slot::F16(s)) => {
+            read_values_into(reader, s, f32::from_le_bytes, |x| x, f16::from_f32)
+        }
+        (Dtype::F16, Slot::F16(s)) => {
+            read_values_into(reader, s, f16::from_le_bytes, f16::to_f32, |x| x)
+        }
+        (Dtype::BF16, Slot::F16(s)) => {
+            read_values_into(reader, s, bf16::from_le_bytes, bf16::to_f32, |x| {
+                f16::from_f32(x.to_f32())
+            })
+        }
+        (Dtype::F64, Slot::F16(s)) => {
+            read_values_into(reader, s, f64::from_le_bytes, f64_as_f32, f16::from_f64)
+        }
+        (other, _) => return Err(other),
+    })
+}
 
 /// The first non-finite value of `values`, as its flat index and its value.
 fn first_non_finite<T: Copy>(
@@ -222,26 +293,10 @@ fn read_tensors(
                     ),
                 });
             }
-            let read = match info.dtype {
-                Dtype::F32 => read_values_into(&mut reader, slot, f32::from_le_bytes, |x| x),
-                Dtype::F16 => read_values_into(
-                    &mut reader,
-                    slot,
-                    half::f16::from_le_bytes,
-                    half::f16::to_f32,
-                ),
-                Dtype::BF16 => read_values_into(
-                    &mut reader,
-                    slot,
-                    half::bf16::from_le_bytes,
-                    half::bf16::to_f32,
-                ),
-                #[allow(clippy::cast_possible_truncation)]
-                Dtype::F64 => read_values_into(&mut reader, slot, f64::from_le_bytes, |x| x as f32),
-                other => return Err(unsupported(path, &name, other)),
-            };
-            read.map_err(|e| data_err(&name, e))?;
-            if let Some((pos, value)) = first_non_finite(slot, f32::is_finite, f64::from) {
+            let bad = read_into_slot(&mut reader, info.dtype, slot)
+                .map_err(|other| unsupported(path, &name, other))?
+                .map_err(|e| data_err(&name, e))?;
+            if let Some((pos, value)) = bad {
                 return Err(non_finite(path, &name, value, pos));
             }
             filled += 1;
@@ -583,7 +638,7 @@ mod tests {
                 .unwrap();
             let mut slot = vec![0.0f32; 40_000];
             let mut slots = Slots::new();
-            slots.insert("net.0.weight".to_owned(), &mut slot);
+            slots.insert("net.0.weight".to_owned(), Slot::F32(&mut slot));
             let (rest, digest) = read_weights(&path, &mut slots).unwrap();
             assert_eq!(digest, crate::version::sha256(&bytes));
             assert_eq!(rest.keys().collect::<Vec<_>>(), ["net.0.bias"], "{dtype:?}");
@@ -604,7 +659,7 @@ mod tests {
 
         let mut short = vec![0.0f32; 39_999];
         let mut slots = Slots::new();
-        slots.insert("net.0.weight".to_owned(), &mut short);
+        slots.insert("net.0.weight".to_owned(), Slot::F32(&mut short));
         let err = read_weights(&path, &mut slots).unwrap_err().to_string();
         assert!(
             err.contains("tensor net.0.weight has shape [100, 400] (40000 values)"),
@@ -614,7 +669,7 @@ mod tests {
 
         let mut other = vec![0.0f32; 10];
         let mut slots = Slots::new();
-        slots.insert("net.2.weight".to_owned(), &mut other);
+        slots.insert("net.2.weight".to_owned(), Slot::F32(&mut other));
         let err = read_weights(&path, &mut slots).unwrap_err().to_string();
         assert!(err.contains("tensor net.2.weight is missing"), "{err}");
     }
@@ -630,7 +685,7 @@ mod tests {
         save(&path, &tensors);
         let mut slot = vec![0.0f32; 100];
         let mut slots = Slots::new();
-        slots.insert("net.0.bias".to_owned(), &mut slot);
+        slots.insert("net.0.bias".to_owned(), Slot::F32(&mut slot));
         let err = read_weights(&path, &mut slots).unwrap_err().to_string();
         assert!(
             err.contains("tensor net.0.bias has a non-finite value (inf) at flat index 3"),
