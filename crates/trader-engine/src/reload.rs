@@ -54,8 +54,7 @@ pub fn selection_may_change(kind: &notify::EventKind) -> bool {
     use notify::EventKind;
     use notify::event::{AccessKind, AccessMode};
     match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
+        EventKind::Access(access) => *access == AccessKind::Close(AccessMode::Write),
         EventKind::Any
         | EventKind::Create(_)
         | EventKind::Modify(_)

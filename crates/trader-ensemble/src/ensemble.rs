@@ -179,20 +179,7 @@ impl Ensemble {
             members.push(member);
             tracing::debug!(member = %summary.name, params = summary.parameter_count(), "member loaded");
         }
-        for (group, layers) in groups.iter_mut().zip(buffers) {
-            let n = group.member_idx.len();
-            for buffer in layers {
-                let weight = buffer
-                    .weights
-                    .into_tensor((n, buffer.outputs, buffer.inputs), &device);
-                let bias = buffer.biases.into_tensor((n, buffer.outputs, 1), &device);
-                group.layers.push((
-                    weight.map_err(|e| run_err(&e))?,
-                    bias.map_err(|e| run_err(&e))?,
-                    buffer.activation,
-                ));
-            }
-        }
+        tensors_from_buffers(&mut groups, buffers, &device)?;
         groups.retain(|g| !g.member_idx.is_empty());
         let version = EnsembleVersion::of(summaries.iter().zip(&members).map(|(s, m)| {
             (
@@ -449,6 +436,29 @@ struct LayerBuffer {
     outputs: usize,
     inputs: usize,
     activation: Activation,
+}
+
+/// Makes the tensors of groups filled in place from their buffers (no copy).
+fn tensors_from_buffers(
+    groups: &mut [StackedGroup],
+    buffers: Vec<Vec<LayerBuffer>>,
+    device: &Device,
+) -> Result<(), EnsembleError> {
+    for (group, layers) in groups.iter_mut().zip(buffers) {
+        let n = group.member_idx.len();
+        for buffer in layers {
+            let weight = buffer
+                .weights
+                .into_tensor((n, buffer.outputs, buffer.inputs), device);
+            let bias = buffer.biases.into_tensor((n, buffer.outputs, 1), device);
+            group.layers.push((
+                weight.map_err(|e| run_err(&e))?,
+                bias.map_err(|e| run_err(&e))?,
+                buffer.activation,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The places of member `slot` of a group in its layers' buffers, by tensor

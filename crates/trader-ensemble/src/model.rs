@@ -71,30 +71,8 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Reads `count` little-endian values of `B` bytes each, a chunk at a time,
-/// straight into a vector of their own type.
-fn read_values<T, const B: usize>(
-    reader: &mut impl Read,
-    count: usize,
-    from_le_bytes: fn([u8; B]) -> T,
-) -> std::io::Result<Vec<T>> {
-    let mut values = Vec::with_capacity(count);
-    let per_chunk = READ_CHUNK_BYTES / B;
-    let mut chunk = vec![0u8; per_chunk.min(count) * B];
-    let mut left = count;
-    while left > 0 {
-        let take = left.min(per_chunk);
-        let bytes = &mut chunk[..take * B];
-        reader.read_exact(bytes)?;
-        values.extend(bytes.chunks_exact(B).map(|c| {
-            let mut one = [0u8; B];
-            one.copy_from_slice(c);
-            from_le_bytes(one)
-        }));
-        left -= take;
-    }
-    Ok(values)
-}
+/// The first value of a tensor that is not finite: its flat index and value.
+type NonFinite = Option<(usize, f64)>;
 
 /// Reads `slot.len()` little-endian values of `B` bytes each, a chunk at a
 /// time, into `slot` (a stacked group's place for the tensor: no buffer of
@@ -107,7 +85,7 @@ fn read_values_into<T: Copy, O, const B: usize>(
     from_le_bytes: fn([u8; B]) -> T,
     as_f32: fn(T) -> f32,
     convert: fn(T) -> O,
-) -> std::io::Result<Option<(usize, f64)>> {
+) -> std::io::Result<NonFinite> {
     let per_chunk = READ_CHUNK_BYTES / B;
     let mut chunk = vec![0u8; per_chunk.min(slot.len()) * B];
     let mut bad = None;
@@ -126,6 +104,19 @@ fn read_values_into<T: Copy, O, const B: usize>(
         }
     }
     Ok(bad)
+}
+
+/// Reads a tensor of `shape` into a buffer of its own, as stored (see
+/// [`read_values_into`] for the finite check).
+fn own_tensor<T: Copy + Default + candle_core::WithDType, const B: usize>(
+    reader: &mut impl Read,
+    shape: &[usize],
+    from_le_bytes: fn([u8; B]) -> T,
+    as_f32: fn(T) -> f32,
+) -> std::io::Result<(candle_core::Result<Tensor>, NonFinite)> {
+    let mut values = vec![T::default(); shape.iter().product()];
+    let bad = read_values_into(reader, &mut values, from_le_bytes, as_f32, |x| x)?;
+    Ok((Tensor::from_vec(values, shape, &Device::Cpu), bad))
 }
 
 /// Whether members load straight into their stacked group's weights (see
@@ -162,7 +153,7 @@ fn read_into_slot(
     reader: &mut impl Read,
     dtype: Dtype,
     slot: &mut Slot<'_>,
-) -> Result<std::io::Result<Option<(usize, f64)>>, Dtype> {
+) -> Result<std::io::Result<NonFinite>, Dtype> {
     use half::{bf16, f16};
     #[allow(clippy::cast_possible_truncation)]
     let f64_as_f32 = |x: f64| x as f32;
@@ -193,18 +184,6 @@ fn read_into_slot(
         }
         (other, _) => return Err(other),
     })
-}
-
-/// The first non-finite value of `values`, as its flat index and its value.
-fn first_non_finite<T: Copy>(
-    values: &[T],
-    is_finite: fn(T) -> bool,
-    widen: fn(T) -> f64,
-) -> Option<(usize, f64)> {
-    values
-        .iter()
-        .position(|&v| !is_finite(v))
-        .map(|pos| (pos, widen(values[pos])))
 }
 
 /// What [`read_weights`] read: the tensors that had no slot, and the SHA-256
@@ -302,45 +281,27 @@ fn read_tensors(
             filled += 1;
             continue;
         }
+        #[allow(clippy::cast_possible_truncation)]
+        let f64_as_f32 = |x: f64| x as f32;
+        let shape = info.shape.as_slice();
         let (tensor, bad) = match info.dtype {
-            Dtype::F32 => {
-                let v = read_values(&mut reader, count, f32::from_le_bytes)
-                    .map_err(|e| data_err(&name, e))?;
-                let bad = first_non_finite(&v, f32::is_finite, f64::from);
-                (
-                    Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu),
-                    bad,
-                )
-            }
-            Dtype::F16 => {
-                let v = read_values(&mut reader, count, half::f16::from_le_bytes)
-                    .map_err(|e| data_err(&name, e))?;
-                let bad = first_non_finite(&v, half::f16::is_finite, half::f16::to_f64);
-                (
-                    Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu),
-                    bad,
-                )
-            }
-            Dtype::BF16 => {
-                let v = read_values(&mut reader, count, half::bf16::from_le_bytes)
-                    .map_err(|e| data_err(&name, e))?;
-                let bad = first_non_finite(&v, half::bf16::is_finite, half::bf16::to_f64);
-                (
-                    Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu),
-                    bad,
-                )
-            }
-            Dtype::F64 => {
-                let v = read_values(&mut reader, count, f64::from_le_bytes)
-                    .map_err(|e| data_err(&name, e))?;
-                let bad = first_non_finite(&v, f64::is_finite, |x| x);
-                (
-                    Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu),
-                    bad,
-                )
-            }
+            Dtype::F32 => own_tensor(&mut reader, shape, f32::from_le_bytes, |x| x),
+            Dtype::F16 => own_tensor(
+                &mut reader,
+                shape,
+                half::f16::from_le_bytes,
+                half::f16::to_f32,
+            ),
+            Dtype::BF16 => own_tensor(
+                &mut reader,
+                shape,
+                half::bf16::from_le_bytes,
+                half::bf16::to_f32,
+            ),
+            Dtype::F64 => own_tensor(&mut reader, shape, f64::from_le_bytes, f64_as_f32),
             other => return Err(unsupported(path, &name, other)),
-        };
+        }
+        .map_err(|e| data_err(&name, e))?;
         if let Some((pos, value)) = bad {
             return Err(non_finite(path, &name, value, pos));
         }
@@ -498,7 +459,7 @@ mod tests {
             let path = dir.path().join(format!("{dtype:?}.safetensors"));
             save(&path, &weights(dtype));
             let (read, digest) = read_weights(&path, &mut Slots::new()).unwrap();
-            let bytes = std::fs::read(&path).unwrap();
+            let bytes = fs_err::read(&path).unwrap();
             assert_eq!(digest, crate::version::sha256(&bytes), "{dtype:?}");
             let expected = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
             assert_eq!(read.len(), expected.len());
@@ -517,7 +478,7 @@ mod tests {
                 .unwrap()
                 .to_scalar::<f64>()
                 .unwrap();
-                assert_eq!(diff, 0.0, "{name} {dtype:?}");
+                assert!(diff.to_bits() == 0, "{name} {dtype:?}: {diff}");
             }
         }
     }
@@ -557,9 +518,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("actor.safetensors");
         save(&path, &weights(CandleDType::F32));
-        let bytes = std::fs::read(&path).unwrap();
+        let bytes = fs_err::read(&path).unwrap();
 
-        std::fs::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
+        fs_err::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
         let err = read_weights(&path, &mut Slots::new())
             .unwrap_err()
             .to_string();
@@ -568,14 +529,14 @@ mod tests {
 
         let mut longer = bytes.clone();
         longer.extend_from_slice(&[0u8; 16]);
-        std::fs::write(&path, &longer).unwrap();
+        fs_err::write(&path, &longer).unwrap();
         let err = read_weights(&path, &mut Slots::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("actor.safetensors"), "{err}");
         assert!(err.contains("truncated or padded"), "{err}");
 
-        std::fs::write(&path, &bytes[..4]).unwrap();
+        fs_err::write(&path, &bytes[..4]).unwrap();
         let err = read_weights(&path, &mut Slots::new())
             .unwrap_err()
             .to_string();
@@ -587,7 +548,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("actor.safetensors");
         save(&path, &weights(CandleDType::F32));
-        let bytes = std::fs::read(&path).unwrap();
+        let bytes = fs_err::read(&path).unwrap();
         let len = bytes.len() as u64;
 
         // Measured at its full length, then cut inside the weight (a writer
@@ -627,7 +588,7 @@ mod tests {
         ] {
             let path = dir.path().join(format!("{dtype:?}.safetensors"));
             save(&path, &weights(dtype));
-            let bytes = std::fs::read(&path).unwrap();
+            let bytes = fs_err::read(&path).unwrap();
             let expected = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
             let want: Vec<f32> = expected["net.0.weight"]
                 .to_dtype(CandleDType::F32)
@@ -675,7 +636,7 @@ mod tests {
     }
 
     #[test]
-    fn a_value_that_does_not_fit_f32_is_refused_when_read_into_a_slot() {
+    fn a_value_that_does_not_fit_f32_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("actor.safetensors");
         let mut b = vec![0.5f64; 100];
@@ -687,6 +648,15 @@ mod tests {
         let mut slots = Slots::new();
         slots.insert("net.0.bias".to_owned(), Slot::F32(&mut slot));
         let err = read_weights(&path, &mut slots).unwrap_err().to_string();
+        assert!(
+            err.contains("tensor net.0.bias has a non-finite value (inf) at flat index 3"),
+            "{err}"
+        );
+        // Without a slot too: the check is on the value as f32, the dtype
+        // every other one is converted to or from.
+        let err = read_weights(&path, &mut Slots::new())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("tensor net.0.bias has a non-finite value (inf) at flat index 3"),
             "{err}"
