@@ -30,6 +30,7 @@
 #   scripts/bench_swap.sh                 # about 3.5 minutes
 #   REPS=1 LAT_SWAPS=4 LAT_UNTIL=2018-10-05T00:00:00Z BENCH_ITERS=200 scripts/bench_swap.sh
 #   KEEP=1 scripts/bench_swap.sh          # keeps the stores, summaries and logs
+#   BIN=/path/to/trader scripts/bench_swap.sh   # that binary, no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 speed="${SPEED:-36000}"
@@ -41,10 +42,14 @@ lat_until="${LAT_UNTIL:-2018-10-15T00:00:00Z}"
 lat_gap="${LAT_GAP:-12}"
 from="${FROM:-2018-10-01T00:00:00Z}"
 until="${UNTIL:-2018-10-08T00:00:00Z}"
-cargo build --release --locked -p trader-cli >/dev/null
-target="${CARGO_TARGET_DIR:-target}"
-case "$target" in /*) ;; *) target="$(pwd)/$target" ;; esac
-bin="$target/release/trader"
+if [ -n "${BIN:-}" ]; then
+  bin="$BIN"
+else
+  cargo build --release --locked -p trader-cli >/dev/null
+  target="${CARGO_TARGET_DIR:-target}"
+  case "$target" in /*) ;; *) target="$(pwd)/$target" ;; esac
+  bin="$target/release/trader"
+fi
 tmp=$(mktemp -d)
 if [ -n "${KEEP:-}" ]; then echo "files kept in $tmp"; else trap 'rm -rf "$tmp"' EXIT; fi
 unset APCA_API_KEY_ID APCA_API_SECRET_KEY
