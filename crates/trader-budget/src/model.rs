@@ -22,9 +22,9 @@ use crate::BudgetError;
 /// the f32 CPU kernels (issue 18, goal 3; 20.1 MB binary): 10.82 MB, then
 /// 10.64 MB with the replay's trim (same binary size); rounded up. Then
 /// 10.13 MB (18.5 MB binary) once the dependencies off the inference path
-/// were optimized for size (issue 18, round 4: 1.5 MB fewer code pages);
-/// rounded up.
-pub const RUNTIME_BASE_RSS: u64 = 10_200_000;
+/// were optimized for size (issue 18, round 4: 1.5 MB fewer code pages),
+/// and 10.28 MB in a second sitting; rounded up.
+pub const RUNTIME_BASE_RSS: u64 = 10_300_000;
 /// What the trading loop of `trader run` adds beyond the runtime base, the
 /// model, the history and the store: tokio's worker threads, the HTTP
 /// client's pools, the SQLite connection and, without Alpaca keys, the
@@ -44,9 +44,10 @@ pub const RUNTIME_BASE_RSS: u64 = 10_200_000;
 /// before the ensemble loads; issue 18, goal 1), plus 0.27 MB because the
 /// grid's row 4 ran up to 0.26 MB above its median. Then 9.88 MB (issue
 /// 18, round 4: dependencies optimized for size, and no more busy loop of
-/// the directory watch between hours, whose allocations the loop held);
-/// rounded up.
-pub const TRADING_LOOP_RSS: u64 = 9_900_000;
+/// the directory watch between hours, whose allocations the loop held), and
+/// 10.36 MB in a second sitting: 10.2, between the two (the store cache's
+/// 1.9 MB of headroom on the grid's small rows covers the difference).
+pub const TRADING_LOOP_RSS: u64 = 10_200_000;
 /// The part of [`TRADING_LOOP_RSS`] that `trader run` allocates after the
 /// ensemble has loaded, into memory the load freed: the trading-loop term
 /// is reduced by it, up to the load transient (peaks do not add: the load
@@ -72,9 +73,9 @@ pub const LOOP_REUSES_LOAD_RSS: u64 = 3_000_000;
 /// smallest backtests (row 1, 22 MB) bound the margin from above: with 2.2 MB
 /// they would be predicted 1.10. Re-measured after the f32 CPU kernels
 /// (issue 18, goal 3): 6.14 MB, then 6.27 MB with the runtime base 0.4 MB
-/// lower: 6.4 + the same 1.9 MB. Then 6.02 MB with dependencies optimized
-/// for size (issue 18, round 4): 6.1 + the same 1.9 MB.
-pub const BACKTEST_LOOP_RSS: u64 = 8_000_000;
+/// lower: 6.4 + the same 1.9 MB. Then 6.02 and 6.46 MB in two sittings with
+/// dependencies optimized for size (issue 18, round 4): 6.3 + the same 1.9 MB.
+pub const BACKTEST_LOOP_RSS: u64 = 8_200_000;
 /// Resident bytes of `trader run` per symbol and hour of history kept: the
 /// bars are 48 B (`trader_core::HISTORY_BYTES_PER_SYMBOL_HOUR`, which this
 /// term counted until 2026-11-29), but `trader run` holds 30-45x that (not

@@ -3,7 +3,7 @@
 
 use trader_core::{ComputeDevice, DType, DemandTerm};
 
-use crate::MemberSummary;
+use crate::{MemberSummary, TensorEntry};
 
 /// Rows per forward pass in live trading (one state vector per decision).
 pub const ACTIVATION_BATCH_LIVE: u64 = 1;
@@ -20,6 +20,12 @@ pub const ACTIVATION_BATCH_LIVE: u64 = 1;
 ///   The largest member counts. (Measured: BENCHMARKS.md.)
 /// - **activations**: per member, the input column and every layer's output,
 ///   at f32, for `batch` rows; tiny for live trading, but honest for batches.
+/// - **half-precision matmul** (f16 and bf16 on the CPU only): the largest
+///   layer of one member at f32. Half-precision products run through candle
+///   on gemm, which converts the weights to f32 as it packs them and keeps
+///   its packing buffer; fitted on `scripts/bench_budget.sh`'s f16 rows
+///   (issue 18, round 4: once loads read in place, the f16 backtests peaked
+///   0.1-0.7 MB above their other terms), not isolated on its own.
 #[must_use]
 pub fn ensemble_demand(
     members: &[MemberSummary],
@@ -50,7 +56,7 @@ pub fn ensemble_demand(
         ComputeDevice::Cpu => (weight_bytes, 0, activation_bytes, 0),
         ComputeDevice::Cuda => (0, weight_bytes, 0, activation_bytes),
     };
-    vec![
+    let mut terms = vec![
         DemandTerm::new(
             "weights",
             weights_ram,
@@ -82,7 +88,25 @@ pub fn ensemble_demand(
                 group_digits(floats_per_row)
             ),
         ),
-    ]
+    ];
+    if device == ComputeDevice::Cpu && dtype != DType::F32 {
+        let largest = members
+            .iter()
+            .flat_map(|m| &m.header.tensors)
+            .map(TensorEntry::elements)
+            .max()
+            .unwrap_or(0);
+        terms.push(DemandTerm::new(
+            "half-precision matmul",
+            largest * 4,
+            0,
+            format!(
+                "gemm's packing: the largest layer ({} values) at f32",
+                group_digits(largest)
+            ),
+        ));
+    }
+    terms
 }
 
 /// Bytes of one stored value of a safetensors dtype name.
