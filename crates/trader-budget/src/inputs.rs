@@ -272,7 +272,12 @@ impl BudgetInputs {
         .iter()
         .find(|t| t.component == "weights")
         .map_or(0, |t| t.ram_bytes + t.vram_bytes);
-        Some(swap_transient(weights, members, self.knobs.device))
+        Some(swap_transient(
+            weights,
+            members,
+            self.knobs.dtype,
+            self.knobs.device,
+        ))
     }
 
     /// Evaluates the budget of these inputs and, when refused, its fixes.
@@ -368,16 +373,17 @@ pub fn swap_report(
 /// use (its `weight_bytes` on `device`) stays resident, so the hour being
 /// traded never waits for a load; and the load runs on a blocking thread
 /// whose heap keeps one more load's transient ([`swap_load_bytes`]: the
-/// largest member's file, its tensors as stored and its largest tensor as
-/// f32), in RAM whatever the device. Measured: BENCHMARKS.md, "Live
-/// ensemble swap".
+/// read buffers of a load in place; otherwise the largest member's file,
+/// its tensors as stored and its largest tensor as f32), in RAM whatever
+/// the device. Measured: BENCHMARKS.md, "Live ensemble swap".
 #[must_use]
 pub fn swap_transient(
     weight_bytes: u64,
     members: &[MemberSummary],
+    dtype: DType,
     device: ComputeDevice,
 ) -> DemandTerm {
-    let load = swap_load_bytes(members);
+    let load = swap_load_bytes(members, dtype, device);
     let (ram, vram) = match device {
         ComputeDevice::Cpu => (weight_bytes + load, 0),
         ComputeDevice::Cuda => (load, weight_bytes),

@@ -158,15 +158,18 @@ fn load_transient(member: &MemberSummary, dtype: DType, device: ComputeDevice) -
 
 /// What one more load leaves resident beside the weights when it runs on
 /// another thread than the first (a running trader's swap, on a blocking
-/// thread: glibc gives it its own heap, which keeps what the load freed):
-/// the largest member's file, its tensors as stored and its largest tensor
-/// as f32. Measured at the reference size (BENCHMARKS.md, "Live ensemble
-/// swap") when a load still held the whole file and an f32 copy of each
-/// tensor for the finite-value check; a load now reads the file in one pass
-/// straight into its tensors and holds less, so this stays an upper bound
-/// until the swap is measured again.
+/// thread: glibc gives it its own heap, which keeps what the load freed).
+/// A load in place ([`crate::model::loads_in_place`]) frees nothing but its
+/// read buffers: a swap then peaked at the two ensembles' weights and 0.1 MB
+/// (BENCHMARKS.md, issue 18 round 4). Otherwise the largest member's file,
+/// its tensors as stored and its largest tensor as f32, as measured at the
+/// reference size when every load held all three (BENCHMARKS.md, "Live
+/// ensemble swap"); a load now holds no copy of the file, so an upper bound.
 #[must_use]
-pub fn swap_load_bytes(members: &[MemberSummary]) -> u64 {
+pub fn swap_load_bytes(members: &[MemberSummary], dtype: DType, device: ComputeDevice) -> u64 {
+    if crate::model::loads_in_place(dtype, device) {
+        return crate::model::READ_BUFFER_BYTES;
+    }
     members
         .iter()
         .map(|m| {

@@ -28,7 +28,12 @@ impl SwapCheck for BudgetSwapCheck {
     ) -> Result<(), String> {
         let host = resolve_host_besides(self.host.as_deref(), &self.config_dir, own_memory().rss)
             .map_err(|e| format!("the host could not be measured: {e}"))?;
-        let transient = swap_transient(in_use_bytes, members, self.profile.device);
+        let transient = swap_transient(
+            in_use_bytes,
+            members,
+            self.profile.dtype,
+            self.profile.device,
+        );
         let transient_ram = transient.ram_bytes;
         let report = swap_report(&self.profile, members, catalog_len, transient, &host)
             .map_err(|e| format!("the budget could not be computed: {e}"))?;

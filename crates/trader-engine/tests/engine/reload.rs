@@ -66,7 +66,7 @@ impl HostOf {
             &self.profile,
             members,
             members.len(),
-            swap_transient(in_use, members, ComputeDevice::Cpu),
+            swap_transient(in_use, members, self.profile.dtype, ComputeDevice::Cpu),
             &self.host(),
         )
         .unwrap()
@@ -81,7 +81,7 @@ impl SwapCheck for HostOf {
             &self.profile,
             members,
             n,
-            swap_transient(in_use, members, ComputeDevice::Cpu),
+            swap_transient(in_use, members, self.profile.dtype, ComputeDevice::Cpu),
             &self.host(),
         )
         .map_err(|e| e.to_string())?;
