@@ -127,6 +127,31 @@ pub fn render_text(report: &Report, title: &str) -> String {
         &signed(report.vram.headroom),
         "",
     );
+    if let Some(bt) = &report.backtest {
+        let _ = writeln!(
+            out,
+            "  trader backtest ({} decided hours in memory, {}-hour batched blocks)",
+            bt.decided_hours, bt.block_hours
+        );
+        for t in &bt.terms {
+            row(
+                &mut out,
+                &format!("  {}", t.component),
+                "",
+                &size_or_dash(t.ram_bytes),
+                &size_or_dash(t.vram_bytes),
+                &t.basis,
+            );
+        }
+        row(
+            &mut out,
+            "  = backtest",
+            "1",
+            &ByteSize(bt.ram).to_string(),
+            "",
+            "in place of this trader, beside the co-tenants",
+        );
+    }
     render_footer(&mut out, report);
     out
 }

@@ -82,6 +82,21 @@ fn lean_profile_fits_on_this_machine_and_prints_the_table() {
     }
     // A CPU trader adds no VRAM: the co-tenants' overrun is a warning, not a refusal.
     assert!(out.contains("warning: VRAM"), "{out}");
+    // The backtest's own terms, as in the JSON's `backtest` section.
+    let backtest = out
+        .split("  trader backtest (")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no backtest section in:\n{out}"));
+    assert!(
+        backtest.starts_with("720 decided hours in memory, 256-hour batched blocks)"),
+        "{backtest}"
+    );
+    for needle in ["projection", "records", "backtest loop", "= backtest"] {
+        assert!(
+            backtest.contains(needle),
+            "missing {needle:?} in:\n{backtest}"
+        );
+    }
 }
 
 #[test]
