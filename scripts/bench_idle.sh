@@ -15,11 +15,8 @@ cd "$(dirname "$0")/.."
 secs="${SECONDS_IDLE:-30}"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 unset APCA_API_KEY_ID APCA_API_SECRET_KEY
-python3 scripts/gen_ensemble.py --out "$tmp/ens" --members 10 --lookback 24 --hidden 512,256 --seed 11 >/dev/null
-mkdir -p "$tmp/configs"
-cp configs/host.toml "$tmp/configs/host.toml"
-sed -e "s|^dir = .*|dir = \"$tmp/ens\"|" -e "s|^history_hours = .*|history_hours = 120|" \
-    -e "s|^threads = .*|threads = 1|" configs/full.toml > "$tmp/configs/ref.toml"
+. scripts/reference_profile.sh
+reference_profile "$tmp"
 echo "| binary | wall s | user s | system s | CPU % | voluntary context switches |"
 echo "|---|---|---|---|---|---|"
 for bin in "$@"; do

@@ -27,11 +27,8 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 unset APCA_API_KEY_ID APCA_API_SECRET_KEY
 # Each binary from a fresh copy: page-cache state changes RSS (BENCHMARKS.md).
 cp "$OLD" "$tmp/old"; cp "$NEW" "$tmp/new"
-python3 scripts/gen_ensemble.py --out "$tmp/ens" --members 10 --lookback 24 --hidden 512,256 --seed 11 >/dev/null
-mkdir -p "$tmp/configs"
-cp configs/host.toml "$tmp/configs/host.toml"
-sed -e "s|^dir = .*|dir = \"$tmp/ens\"|" -e "s|^history_hours = .*|history_hours = 120|" \
-    -e "s|^threads = .*|threads = 1|" configs/full.toml > "$tmp/configs/ref.toml"
+. scripts/reference_profile.sh
+reference_profile "$tmp"
 echo "| binary | run | decisions | p50 us | p99 us | features | state | inference | orders | prepared | preparing next | peak RSS MB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for i in $(seq 1 "$reps"); do

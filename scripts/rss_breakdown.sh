@@ -21,11 +21,8 @@ fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 unset APCA_API_KEY_ID APCA_API_SECRET_KEY
 cp "$BIN" "$tmp/trader"
-python3 scripts/gen_ensemble.py --out "$tmp/ens" --members 10 --lookback 24 --hidden 512,256 --seed 11 >/dev/null
-mkdir -p "$tmp/configs"
-cp configs/host.toml "$tmp/configs/host.toml"
-sed -e "s|^dir = .*|dir = \"$tmp/ens\"|" -e "s|^history_hours = .*|history_hours = 120|" \
-    -e "s|^threads = .*|threads = 1|" configs/full.toml > "$tmp/configs/ref.toml"
+. scripts/reference_profile.sh
+reference_profile "$tmp"
 RUST_LOG=error "$tmp/trader" run --profile "$tmp/configs/ref.toml" --store "$tmp/ref.sqlite" \
   --from 2018-10-01T00:00:00Z --until 2018-10-08T00:00:00Z --speed 30000 --no-metrics --json \
   >"$tmp/out.json" 2>/dev/null &

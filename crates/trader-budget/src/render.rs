@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use trader_core::ByteSize;
+use trader_core::{ByteSize, DemandTerm};
 
 use crate::{Report, Verdict};
 
@@ -26,26 +26,34 @@ fn signed(h: Option<i64>) -> String {
     }
 }
 
+/// One row of the table: `name count RAM VRAM basis`.
+fn table_row(out: &mut String, name: &str, count: &str, ram: &str, vram: &str, basis: &str) {
+    let _ = writeln!(out, "  {name:<24} {count:>5} {ram:>10} {vram:>10}  {basis}");
+}
+
+/// A demand term's row, indented under its section.
+fn term_row(out: &mut String, t: &DemandTerm) {
+    table_row(
+        out,
+        &format!("  {}", t.component),
+        "",
+        &size_or_dash(t.ram_bytes),
+        &size_or_dash(t.vram_bytes),
+        &t.basis,
+    );
+}
+
 /// Renders a report as the table `trader budget` prints. `title` is the first line.
 #[must_use]
 pub fn render_text(report: &Report, title: &str) -> String {
     let mut out = String::new();
-    let row = |out: &mut String, name: &str, count: &str, ram: &str, vram: &str, basis: &str| {
-        let _ = writeln!(out, "  {name:<24} {count:>5} {ram:>10} {vram:>10}  {basis}");
-    };
+    let row = table_row;
     let _ = writeln!(out, "{title}");
     let _ = writeln!(out);
     row(&mut out, "component", "count", "RAM", "VRAM", "basis");
     let _ = writeln!(out, "  this trader");
     for t in &report.trader_terms {
-        row(
-            &mut out,
-            &format!("  {}", t.component),
-            "",
-            &size_or_dash(t.ram_bytes),
-            &size_or_dash(t.vram_bytes),
-            &t.basis,
-        );
+        term_row(&mut out, t);
     }
     row(
         &mut out,
@@ -127,33 +135,32 @@ pub fn render_text(report: &Report, title: &str) -> String {
         &signed(report.vram.headroom),
         "",
     );
-    if let Some(bt) = &report.backtest {
-        let _ = writeln!(
-            out,
-            "  trader backtest ({} decided hours in memory, {}-hour batched blocks)",
-            bt.decided_hours, bt.block_hours
-        );
-        for t in &bt.terms {
-            row(
-                &mut out,
-                &format!("  {}", t.component),
-                "",
-                &size_or_dash(t.ram_bytes),
-                &size_or_dash(t.vram_bytes),
-                &t.basis,
-            );
-        }
-        row(
-            &mut out,
-            "  = backtest",
-            "1",
-            &ByteSize(bt.ram).to_string(),
-            "",
-            "in place of this trader, beside the co-tenants",
-        );
-    }
+    render_backtest(&mut out, report);
     render_footer(&mut out, report);
     out
+}
+
+/// The backtest's own section (`trader budget` computes it; a gate does not).
+fn render_backtest(out: &mut String, report: &Report) {
+    let Some(bt) = &report.backtest else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "  trader backtest ({} decided hours in memory, {}-hour batched blocks)",
+        bt.decided_hours, bt.block_hours
+    );
+    for t in &bt.terms {
+        term_row(out, t);
+    }
+    table_row(
+        out,
+        "  = backtest",
+        "1",
+        &ByteSize(bt.ram).to_string(),
+        "",
+        "in place of this trader, beside the co-tenants",
+    );
 }
 
 fn render_footer(out: &mut String, report: &Report) {
