@@ -89,7 +89,11 @@ pub const BACKTEST_LOOP_RSS: u64 = 8_200_000;
 /// kind; the 720-hour rows of the grid are within 10 % with 1.6 KB. After
 /// the f32 CPU kernels (issue 18, goal 3): 1.44 KB, then 1.73 KB with the
 /// replay's trim (the slope is the difference of two noisy peaks): 1.8 KB.
-pub const RUN_HISTORY_BYTES_PER_SYMBOL_HOUR: u64 = 1_800;
+/// Then 1.40, 1.34 and 1.37 KB in three sittings of issue 18's round 4 (the
+/// size-optimized build, loads in place): 1.6 KB, which keeps the grid's
+/// small 720-hour row (row 3) under 1.10 and still 0.2 KB above the largest
+/// of them.
+pub const RUN_HISTORY_BYTES_PER_SYMBOL_HOUR: u64 = 1_600;
 /// Resident bytes per decided hour of a backtest's in-memory records
 /// (`MemoryRecorder`: decisions, orders, equity) beyond its bars.
 /// `scripts/bench_budget.sh`: the slope of the median peak RSS of one [64]
