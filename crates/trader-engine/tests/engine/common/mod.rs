@@ -566,5 +566,8 @@ pub fn stored_orders(db: &Path) -> Vec<(String, String, String)> {
 pub async fn store_at(path: &std::path::Path) -> trader_core::StoreLocation {
     trader_store::scratch_location(path, trader_config::test_pg_url().as_deref())
         .await
-        .unwrap_or_else(|e| panic!("the test's store: {e}"))
+        .unwrap_or_else(|e| {
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            panic!("the test's store: {e}: {}", cause.unwrap_or_default())
+        })
 }
