@@ -47,15 +47,14 @@ fn term_row(out: &mut String, t: &DemandTerm) {
 #[must_use]
 pub fn render_text(report: &Report, title: &str) -> String {
     let mut out = String::new();
-    let row = table_row;
     let _ = writeln!(out, "{title}");
     let _ = writeln!(out);
-    row(&mut out, "component", "count", "RAM", "VRAM", "basis");
+    table_row(&mut out, "component", "count", "RAM", "VRAM", "basis");
     let _ = writeln!(out, "  this trader");
     for t in &report.trader_terms {
         term_row(&mut out, t);
     }
-    row(
+    table_row(
         &mut out,
         "  = trader",
         "1",
@@ -66,7 +65,7 @@ pub fn render_text(report: &Report, title: &str) -> String {
     if !report.tenants.is_empty() {
         let _ = writeln!(out, "  co-tenants");
         for t in &report.tenants {
-            row(
+            table_row(
                 &mut out,
                 &format!("  {}", t.name),
                 &t.count.to_string(),
@@ -76,7 +75,7 @@ pub fn render_text(report: &Report, title: &str) -> String {
             );
         }
     }
-    row(
+    table_row(
         &mut out,
         "total",
         "",
@@ -85,7 +84,7 @@ pub fn render_text(report: &Report, title: &str) -> String {
         "",
     );
     let env = &report.envelope;
-    row(
+    table_row(
         &mut out,
         "machine",
         "",
@@ -95,7 +94,7 @@ pub fn render_text(report: &Report, title: &str) -> String {
             .map_or_else(|| "-".to_owned(), |v| ByteSize(v.machine_total).to_string()),
         "",
     );
-    row(
+    table_row(
         &mut out,
         "used (% of machine)",
         "",
@@ -103,7 +102,7 @@ pub fn render_text(report: &Report, title: &str) -> String {
         &pct(report.vram.percent_of_machine),
         "",
     );
-    row(
+    table_row(
         &mut out,
         "limit",
         "",
@@ -113,7 +112,7 @@ pub fn render_text(report: &Report, title: &str) -> String {
             .map_or_else(|| "-".to_owned(), |v| format!("{:.0} %", v.allowed_percent)),
         "",
     );
-    row(
+    table_row(
         &mut out,
         "envelope (allowed)",
         "",
@@ -127,7 +126,7 @@ pub fn render_text(report: &Report, title: &str) -> String {
             .map_or_else(|| "-".to_owned(), |a| ByteSize(a).to_string()),
         "",
     );
-    row(
+    table_row(
         &mut out,
         "headroom",
         "",

@@ -447,21 +447,34 @@ mod tests {
         ]
     }
 
+    /// The dtypes a weights file may be stored in.
+    const STORED_DTYPES: [CandleDType; 4] = [
+        CandleDType::F32,
+        CandleDType::F16,
+        CandleDType::BF16,
+        CandleDType::F64,
+    ];
+
+    /// [`weights`] at `dtype` saved in `dir`: its path, its bytes and what
+    /// candle reads from them.
+    fn saved(
+        dir: &Path,
+        dtype: CandleDType,
+    ) -> (std::path::PathBuf, Vec<u8>, HashMap<String, Tensor>) {
+        let path = dir.join(format!("{dtype:?}.safetensors"));
+        save(&path, &weights(dtype));
+        let bytes = fs_err::read(&path).unwrap();
+        let expected = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+        (path, bytes, expected)
+    }
+
     #[test]
     fn reads_each_dtype_as_candle_does_and_hashes_the_whole_file() {
         let dir = tempfile::tempdir().unwrap();
-        for dtype in [
-            CandleDType::F32,
-            CandleDType::F16,
-            CandleDType::BF16,
-            CandleDType::F64,
-        ] {
-            let path = dir.path().join(format!("{dtype:?}.safetensors"));
-            save(&path, &weights(dtype));
+        for dtype in STORED_DTYPES {
+            let (path, bytes, expected) = saved(dir.path(), dtype);
             let (read, digest) = read_weights(&path, &mut Slots::new()).unwrap();
-            let bytes = fs_err::read(&path).unwrap();
             assert_eq!(digest, crate::version::sha256(&bytes), "{dtype:?}");
-            let expected = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
             assert_eq!(read.len(), expected.len());
             for (name, want) in &expected {
                 let got = &read[name];
@@ -580,16 +593,8 @@ mod tests {
     #[test]
     fn tensors_with_a_slot_are_read_into_it_as_f32_and_the_others_into_tensors() {
         let dir = tempfile::tempdir().unwrap();
-        for dtype in [
-            CandleDType::F32,
-            CandleDType::F16,
-            CandleDType::BF16,
-            CandleDType::F64,
-        ] {
-            let path = dir.path().join(format!("{dtype:?}.safetensors"));
-            save(&path, &weights(dtype));
-            let bytes = fs_err::read(&path).unwrap();
-            let expected = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+        for dtype in STORED_DTYPES {
+            let (path, bytes, expected) = saved(dir.path(), dtype);
             let want: Vec<f32> = expected["net.0.weight"]
                 .to_dtype(CandleDType::F32)
                 .unwrap()
